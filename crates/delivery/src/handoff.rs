@@ -1,0 +1,230 @@
+//! The bounded hand-off from the request path, and the dispatcher that drains it into sinks.
+
+use std::sync::Arc;
+
+use std::future::Future;
+use std::pin::Pin;
+use insights_payload::{AlgorithmRef, Payload};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A payload encoded once, shared by every sink.
+#[derive(Debug, Clone)]
+pub struct EncodedPayload {
+    pub algorithm: AlgorithmRef,
+    pub request_id: String,
+    /// The exact JSON object, as [`Payload::to_json`] made it.
+    pub json: Arc<str>,
+}
+
+impl EncodedPayload {
+    pub fn new(p: &Payload) -> Self {
+        Self {
+            algorithm: p.algorithm.clone(),
+            request_id: p.request_id.as_str().to_string(),
+            json: p.to_json().into(),
+        }
+    }
+}
+
+/// The future a [`PayloadSink`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A sink could not take a batch, and gave up on it after its own retries.
+#[derive(Debug, thiserror::Error)]
+#[error("{sink}: {message}")]
+pub struct SinkError {
+    pub sink: &'static str,
+    pub message: String,
+}
+
+/// A destination for payloads. A sink owns its retries; when it returns an error the batch is
+/// counted as dropped by it, with reason `<sink>_error`.
+pub trait PayloadSink: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>>;
+}
+
+/// The request path's end of the hand-off. Cheap to clone.
+#[derive(Clone)]
+pub struct Handoff {
+    tx: mpsc::Sender<Payload>,
+}
+
+impl Handoff {
+    /// A hand-off that holds at most `capacity` payloads not yet taken by the dispatcher.
+    pub fn channel(capacity: usize) -> (Handoff, mpsc::Receiver<Payload>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (Handoff { tx }, rx)
+    }
+
+    /// Hands a payload over without waiting. When the queue is full, or delivery has shut down,
+    /// the payload is dropped and counted; the caller's response is never delayed.
+    pub fn offer(&self, payload: Payload) {
+        let algorithm = payload.algorithm.path();
+        let version = payload.algorithm.version.clone();
+        metrics::counter!("insights_payloads_emitted_total", "algorithm" => algorithm, "version" => version)
+            .increment(1);
+        match self.tx.try_send(payload) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(p)) => {
+                metrics::counter!("insights_payloads_dropped_total", "reason" => "handoff_full")
+                    .increment(1);
+                tracing::warn!(request_id = %p.request_id, "payload dropped: the delivery hand-off is full");
+            }
+            Err(mpsc::error::TrySendError::Closed(p)) => {
+                metrics::counter!("insights_payloads_dropped_total", "reason" => "shutting_down")
+                    .increment(1);
+                tracing::warn!(request_id = %p.request_id, "payload dropped: delivery has shut down");
+            }
+        }
+    }
+
+    /// Payloads waiting in the hand-off.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Payloads taken from the hand-off at once and written to each sink as one batch.
+    pub max_batch: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self { max_batch: 512 }
+    }
+}
+
+/// Drains the hand-off into every sink, batch by batch.
+pub struct Dispatcher {
+    rx: mpsc::Receiver<Payload>,
+    sinks: Vec<Arc<dyn PayloadSink>>,
+    config: DispatcherConfig,
+}
+
+impl Dispatcher {
+    pub fn new(
+        rx: mpsc::Receiver<Payload>,
+        sinks: Vec<Arc<dyn PayloadSink>>,
+        config: DispatcherConfig,
+    ) -> Self {
+        Self { rx, sinks, config }
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops taking new payloads, delivers every
+    /// payload already handed over, and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let max = self.config.max_batch;
+        let mut batch = Vec::with_capacity(max);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                n = self.rx.recv_many(&mut batch, max) => {
+                    if n == 0 {
+                        return; // every Handoff was dropped and the queue is empty
+                    }
+                    self.deliver(&batch).await;
+                    batch.clear();
+                }
+            }
+        }
+        // Refuse new offers (they are counted as dropped), then deliver what was accepted.
+        self.rx.close();
+        while self.rx.recv_many(&mut batch, max).await > 0 {
+            self.deliver(&batch).await;
+            batch.clear();
+        }
+    }
+
+    async fn deliver(&self, batch: &[Payload]) {
+        let encoded: Vec<EncodedPayload> = batch.iter().map(EncodedPayload::new).collect();
+        for sink in &self.sinks {
+            if let Err(e) = sink.write(&encoded).await {
+                let reason = format!("{}_error", sink.name());
+                metrics::counter!("insights_payloads_dropped_total", "reason" => reason)
+                    .increment(encoded.len() as u64);
+                tracing::error!(error = %e, payloads = encoded.len(), "payloads dropped by a sink");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insights_payload::{MetricSet, RequestId, SessionId};
+    use std::sync::Mutex;
+
+    struct Recording(Mutex<Vec<String>>);
+
+    impl PayloadSink for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .extend(batch.iter().map(|p| p.request_id.clone()));
+                Ok(())
+            })
+        }
+    }
+
+    fn payload() -> Payload {
+        Payload {
+            algorithm: AlgorithmRef {
+                owner: "o".into(),
+                name: "n".into(),
+                version: "1.0.0".into(),
+            },
+            session_id: SessionId::new(),
+            request_id: RequestId::new(),
+            duration_milliseconds: 1,
+            time: time::OffsetDateTime::now_utc(),
+            metrics: MetricSet::new(),
+            status: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_handoff_drops_instead_of_blocking() {
+        let (handoff, mut rx) = Handoff::channel(2);
+        let kept: Vec<_> = (0..2).map(|_| payload()).collect();
+        for p in &kept {
+            handoff.offer(p.clone());
+        }
+        assert_eq!(handoff.depth(), 2);
+        handoff.offer(payload()); // returns at once: dropped, not queued
+        assert_eq!(handoff.depth(), 2);
+        assert_eq!(rx.recv().await.unwrap().request_id, kept[0].request_id);
+    }
+
+    #[tokio::test]
+    async fn shutdown_delivers_everything_already_handed_over() {
+        let (handoff, rx) = Handoff::channel(100);
+        let sink = Arc::new(Recording(Mutex::new(Vec::new())));
+        let offered: Vec<String> = (0..50)
+            .map(|_| {
+                let p = payload();
+                let id = p.request_id.to_string();
+                handoff.offer(p);
+                id
+            })
+            .collect();
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        Dispatcher::new(rx, vec![sink.clone()], DispatcherConfig { max_batch: 7 })
+            .run(shutdown)
+            .await;
+        assert_eq!(*sink.0.lock().unwrap(), offered);
+        // After shutdown, an offer is refused at once rather than lost in a queue nobody reads.
+        handoff.offer(payload());
+        assert_eq!(handoff.depth(), 0);
+    }
+}

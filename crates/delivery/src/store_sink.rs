@@ -1,0 +1,94 @@
+//! The embedded store as a sink: payloads kept in SQLite for the admin API and panel, within a
+//! retention bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::BoxFuture;
+use insights_store::{Store, StoredPayload};
+
+use crate::{EncodedPayload, PayloadSink, SinkError};
+
+/// Writes batches into the store, retrying a failed write a few times, and prunes the oldest
+/// payloads so that at most `retention` remain (counted in `insights_payloads_pruned_total`).
+pub struct StoreSink {
+    store: Arc<Store>,
+    retention: u64,
+    written_since_prune: AtomicU64,
+}
+
+const ATTEMPTS: u32 = 3;
+
+impl StoreSink {
+    pub fn new(store: Arc<Store>, retention: u64) -> Self {
+        Self {
+            store,
+            retention,
+            written_since_prune: AtomicU64::new(0),
+        }
+    }
+}
+
+impl PayloadSink for StoreSink {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let rows: Arc<Vec<StoredPayload>> = Arc::new(
+                batch
+                    .iter()
+                    .map(|p| StoredPayload {
+                        owner: p.algorithm.owner.clone(),
+                        name: p.algorithm.name.clone(),
+                        version: p.algorithm.version.clone(),
+                        json: p.json.to_string(),
+                    })
+                    .collect(),
+            );
+            let mut last_error = String::new();
+            for attempt in 0..ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                let (store, rows) = (self.store.clone(), rows.clone());
+                match tokio::task::spawn_blocking(move || store.insert_payloads(&rows)).await {
+                    Ok(Ok(())) => {
+                        metrics::counter!("insights_payloads_stored_total")
+                            .increment(batch.len() as u64);
+                        self.maybe_prune(batch.len() as u64).await;
+                        return Ok(());
+                    }
+                    Ok(Err(e)) => last_error = e.to_string(),
+                    Err(e) => last_error = e.to_string(),
+                }
+                tracing::warn!(attempt, error = %last_error, "storing payloads failed");
+            }
+            Err(SinkError {
+                sink: "store",
+                message: last_error,
+            })
+        })
+    }
+}
+
+impl StoreSink {
+    async fn maybe_prune(&self, written: u64) {
+        // Pruning is a range delete on the primary key; doing it every ~1% of the retention
+        // keeps the table within 1% of its bound without a delete per batch.
+        let every = (self.retention / 100).max(1);
+        let since = self.written_since_prune.fetch_add(written, Ordering::Relaxed) + written;
+        if since < every {
+            return;
+        }
+        self.written_since_prune.store(0, Ordering::Relaxed);
+        let (store, keep) = (self.store.clone(), self.retention);
+        match tokio::task::spawn_blocking(move || store.prune_payloads(keep)).await {
+            Ok(Ok(n)) => metrics::counter!("insights_payloads_pruned_total").increment(n),
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning old payloads failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning old payloads failed"),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! A finished execution and its exact JSON encoding.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+use crate::{MetricSet, RequestId, SessionId};
+
+/// `2021-02-20T00:21:54.867231`: UTC, microseconds, no zone designator.
+const TIME_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]");
+
+/// Formats a point in time as the payload's `time` key does.
+pub fn format_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(TIME_FORMAT)
+        .expect("the format only has components every UTC date has")
+}
+
+/// Which algorithm version an execution ran.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AlgorithmRef {
+    pub owner: String,
+    pub name: String,
+    pub version: String,
+}
+
+impl AlgorithmRef {
+    /// `owner/name`: the default Kafka message key, and the label used in metrics.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// How an execution ended, for the opt-in `status` / `error_type` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionStatus {
+    Success,
+    Error { error_type: String },
+}
+
+/// One execution's Insights payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub algorithm: AlgorithmRef,
+    pub session_id: SessionId,
+    pub request_id: RequestId,
+    pub duration_milliseconds: u64,
+    /// When the execution started.
+    pub time: OffsetDateTime,
+    pub metrics: MetricSet,
+    /// `Some` only for versions that opted into the `status` / `error_type` keys.
+    pub status: Option<ExecutionStatus>,
+}
+
+impl Payload {
+    /// The exact JSON object: the reported metrics first, in the order they were first reported,
+    /// then the operational keys in the order of Algorithmia's documented example, compact.
+    /// `status` (and `error_type`, on failures) come last when the version opted in.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256 + self.metrics.bytes() * 2);
+        out.push('{');
+        for (key, value) in self.metrics.iter() {
+            push_str(&mut out, key);
+            out.push(':');
+            write!(out, "{value}").expect("writing to a String cannot fail");
+            out.push(',');
+        }
+        write!(
+            out,
+            "\"duration_milliseconds\":{},\"algorithm_version\":",
+            self.duration_milliseconds
+        )
+        .expect("writing to a String cannot fail");
+        push_str(&mut out, &self.algorithm.version);
+        out.push_str(",\"request_id\":");
+        push_str(&mut out, self.request_id.as_str());
+        out.push_str(",\"time\":");
+        push_str(&mut out, &format_time(self.time));
+        out.push_str(",\"algorithm_name\":");
+        push_str(&mut out, &self.algorithm.name);
+        out.push_str(",\"session_id\":");
+        push_str(&mut out, self.session_id.as_str());
+        out.push_str(",\"algorithm_owner\":");
+        push_str(&mut out, &self.algorithm.owner);
+        match &self.status {
+            None => {}
+            Some(ExecutionStatus::Success) => out.push_str(",\"status\":\"success\""),
+            Some(ExecutionStatus::Error { error_type }) => {
+                out.push_str(",\"status\":\"error\",\"error_type\":");
+                push_str(&mut out, error_type);
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_str(out: &mut String, s: &str) {
+    // serde_json's escaping, so every string is valid JSON whatever the algorithm named things.
+    out.push_str(&serde_json::to_string(s).expect("a str always serializes"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetricValue;
+    use time::macros::datetime;
+
+    fn payload() -> Payload {
+        let mut metrics = MetricSet::new();
+        metrics
+            .insert("risk_score", MetricValue::from(serde_json::Number::from_f64(0.2).unwrap()))
+            .unwrap();
+        metrics.insert("approved", 1.into()).unwrap();
+        Payload {
+            algorithm: AlgorithmRef {
+                owner: "asli".into(),
+                name: "credit_card_approval".into(),
+                version: "1.0.6".into(),
+            },
+            session_id: SessionId::new(),
+            request_id: RequestId::new(),
+            duration_milliseconds: 8,
+            time: datetime!(2021-02-20 00:21:54.867231 UTC),
+            metrics,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn encodes_exactly_like_algorithmia() {
+        let p = payload();
+        let expected = format!(
+            r#"{{"risk_score":0.2,"approved":1,"duration_milliseconds":8,"algorithm_version":"1.0.6","request_id":"{}","time":"2021-02-20T00:21:54.867231","algorithm_name":"credit_card_approval","session_id":"{}","algorithm_owner":"asli"}}"#,
+            p.request_id, p.session_id
+        );
+        assert_eq!(p.to_json(), expected);
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 9);
+    }
+
+    #[test]
+    fn time_keeps_microseconds_and_leading_zeros() {
+        assert_eq!(
+            format_time(datetime!(2021-02-03 04:05:06.000007 UTC)),
+            "2021-02-03T04:05:06.000007"
+        );
+        // Offsets are converted to UTC, never printed.
+        assert_eq!(
+            format_time(datetime!(2021-02-03 04:05:06.5 +02:00)),
+            "2021-02-03T02:05:06.500000"
+        );
+    }
+
+    #[test]
+    fn status_keys_only_when_opted_in() {
+        let mut p = payload();
+        p.status = Some(ExecutionStatus::Success);
+        assert!(p.to_json().ends_with(r#""algorithm_owner":"asli","status":"success"}"#));
+        p.status = Some(ExecutionStatus::Error {
+            error_type: "AlgorithmError".into(),
+        });
+        assert!(p.to_json().ends_with(
+            r#""status":"error","error_type":"AlgorithmError"}"#
+        ));
+    }
+
+    #[test]
+    fn strange_names_are_escaped_into_valid_json() {
+        let mut p = payload();
+        p.metrics.insert("quote\"back\\slash\nnew", 1.into()).unwrap();
+        p.algorithm.owner = "o\u{1}".into();
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        assert_eq!(v["quote\"back\\slash\nnew"], 1);
+        assert_eq!(v["algorithm_owner"], "o\u{1}");
+    }
+}
