@@ -1,1 +1,583 @@
-//! placeholder
+//! The model runtime: runs algorithm versions in pools of warm worker processes that speak the
+//! ADK protocol, tracks what each execution reports, and turns every execution of an
+//! Insights-enabled version into a [`Payload`] handed to delivery.
+//!
+//! - [`catalog`]: algorithms, published versions (source snapshots) and their settings;
+//! - `worker`: one process and the protocol it speaks (private `/tmp/algoout` per worker);
+//! - [`Runtime`]: pools per version, calls, metric reports, payloads, shutdown.
+//!
+//! Architecture invariant: a call's execution runs in its own task, so a caller that goes away
+//! (an HTTP client that disconnects) never leaves a worker half-way through a request, and the
+//! execution still produces its payload.
+
+pub mod catalog;
+mod isolation;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use insights_delivery::Handoff;
+use insights_payload::report::{self, ReportError as BodyError};
+use insights_payload::{AlgorithmRef, ExecutionStatus, MetricRejection, Payload, RequestId};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout_at};
+use tokio_util::task::TaskTracker;
+
+pub use catalog::Catalog;
+pub use worker::{Answer, Failure};
+use worker::{JobOutcome, Worker, WorkerShared, WorkerSpec};
+
+/// What went wrong handling a request, before or around running the algorithm.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    #[error("algorithm {0} does not exist")]
+    AlgorithmNotFound(String),
+    #[error("version {0} does not exist")]
+    VersionNotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("storage failed: {0}")]
+    Store(#[from] insights_store::StoreError),
+    #[error("{0}")]
+    Io(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RuntimeError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Tunables of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub data_dir: PathBuf,
+    /// The server's base URL as workers reach it (e.g. `http://127.0.0.1:8080`).
+    pub api_base: String,
+    /// The largest `timeout` a call may ask for.
+    pub max_timeout: Duration,
+    /// The largest answer line a worker may write.
+    pub max_answer_bytes: usize,
+    /// The most log captured per call for `stdout=true`.
+    pub max_log_bytes_per_call: usize,
+}
+
+impl RuntimeConfig {
+    pub fn new(data_dir: PathBuf, api_base: String) -> Self {
+        Self {
+            data_dir,
+            api_base,
+            max_timeout: Duration::from_secs(3000),
+            max_answer_bytes: 64 << 20,
+            max_log_bytes_per_call: 1 << 20,
+        }
+    }
+}
+
+/// An algorithm's input, by the request's content type.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Json(Value),
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Input {
+    /// The stdin line the ADK expects.
+    fn to_request_line(&self) -> String {
+        let (content_type, data) = match self {
+            Input::Json(v) => ("json", v.clone()),
+            Input::Text(s) => ("text", Value::String(s.clone())),
+            Input::Binary(b) => (
+                "binary",
+                Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            ),
+        };
+        serde_json::json!({"content_type": content_type, "data": data}).to_string()
+    }
+}
+
+/// One call of `/v1/algo`.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub owner: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub input: Input,
+    pub timeout: Duration,
+    pub capture_stdout: bool,
+}
+
+/// An execution that did not produce a result, in the API's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlgoError {
+    pub error_type: String,
+    pub message: String,
+    pub stacktrace: Option<String>,
+}
+
+/// A completed call.
+#[derive(Debug, Clone)]
+pub struct CallResponse {
+    pub request_id: RequestId,
+    pub version: String,
+    /// `(result, content_type)`, or why there is none.
+    pub outcome: Result<(Value, String), AlgoError>,
+    pub duration: Duration,
+    /// What the algorithm printed during the call, when asked for.
+    pub stdout: Option<String>,
+}
+
+/// Why a metrics report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("this insights endpoint was not issued to a running worker")]
+    UnknownWorker,
+    #[error("{0}")]
+    Malformed(#[from] BodyError),
+    #[error("the execution this report belongs to has already finished; report insights before the algorithm returns its result")]
+    ExecutionFinished,
+    /// Some items were refused; every other item was kept.
+    #[error("{}", .0.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Rejected(Vec<MetricRejection>),
+}
+
+type PoolKey = (String, String, String);
+
+struct Pool {
+    spec: Arc<WorkerSpec>,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Worker>>,
+}
+
+impl Pool {
+    fn take_idle(&self) -> Option<Worker> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(w) = idle.pop() {
+            if !w.shared.is_dead() {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, w: Worker) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    }
+}
+
+/// The runtime: catalog, pools, workers in flight.
+pub struct Runtime {
+    catalog: Arc<Catalog>,
+    config: RuntimeConfig,
+    handoff: Handoff,
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    /// Report tokens of live workers.
+    workers: Mutex<HashMap<String, Arc<WorkerShared>>>,
+    next_worker: AtomicU64,
+    shutting_down: AtomicBool,
+    tasks: TaskTracker,
+}
+
+impl Runtime {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        handoff: Handoff,
+        config: RuntimeConfig,
+    ) -> Result<Arc<Self>, RuntimeError> {
+        let run_root = config.data_dir.join("run");
+        // Left by an earlier process: its workers are gone.
+        let _ = std::fs::remove_dir_all(&run_root);
+        std::fs::create_dir_all(&run_root)
+            .map_err(|e| RuntimeError::Io(format!("creating {}: {e}", run_root.display())))?;
+        Ok(Arc::new(Self {
+            catalog,
+            config,
+            handoff,
+            pools: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+            next_worker: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Runs one call to completion. The execution runs in its own task: dropping this future
+    /// does not cancel it.
+    pub async fn call(self: &Arc<Self>, request: CallRequest) -> Result<CallResponse, RuntimeError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(RuntimeError::ShuttingDown);
+        }
+        if request.timeout.is_zero() || request.timeout > self.config.max_timeout {
+            return Err(RuntimeError::invalid(
+                "timeout",
+                format!(
+                    "must be between 1 and {} seconds (got {})",
+                    self.config.max_timeout.as_secs(),
+                    request.timeout.as_secs_f64()
+                ),
+            ));
+        }
+        let resolved =
+            self.catalog
+                .resolve(&request.owner, &request.name, request.version.as_deref())?;
+        let this = self.clone();
+        self.tasks
+            .spawn(async move { this.execute(resolved, request).await })
+            .await
+            .map_err(|e| RuntimeError::Internal(format!("the execution task failed: {e}")))
+    }
+
+    async fn execute(
+        self: Arc<Self>,
+        resolved: catalog::ResolvedVersion,
+        request: CallRequest,
+    ) -> CallResponse {
+        let started_at = time::OffsetDateTime::now_utc();
+        let deadline = Instant::now() + request.timeout;
+        let version = resolved.version.to_string();
+        let algorithm = AlgorithmRef {
+            owner: resolved.owner.clone(),
+            name: resolved.name.clone(),
+            version: version.clone(),
+        };
+        let labels = [
+            ("algorithm", algorithm.path()),
+            ("version", version.clone()),
+        ];
+        let pool = self.pool(&resolved);
+        let request_id = RequestId::new();
+
+        let permit: Option<OwnedSemaphorePermit> =
+            timeout_at(deadline, pool.permits.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok);
+        let (outcome, duration, worker_shared, log) = match permit {
+            None => (
+                JobOutcome::Failed(Failure::Timeout {
+                    while_starting: true,
+                }),
+                Duration::ZERO,
+                None,
+                None,
+            ),
+            Some(permit) => {
+                let worker = match pool.take_idle() {
+                    Some(w) => w,
+                    None => self.spawn_worker(&pool.spec),
+                };
+                metrics::gauge!("insights_pool_busy_workers", &labels).increment(1.0);
+                worker.shared.begin(request_id.clone());
+                let outcome = worker.run(request.input.to_request_line(), deadline).await;
+                let current = worker.shared.finish();
+                metrics::gauge!("insights_pool_busy_workers", &labels).decrement(1.0);
+                let duration = match &outcome {
+                    JobOutcome::Answered { duration, .. } => *duration,
+                    JobOutcome::Failed(_) => Duration::ZERO,
+                };
+                let shared = worker.shared.clone();
+                match &outcome {
+                    JobOutcome::Answered { .. }
+                    | JobOutcome::Failed(Failure::Timeout {
+                        while_starting: true,
+                    }) if !worker.shared.is_dead() => pool.put_idle(worker),
+                    JobOutcome::Failed(Failure::StartFailed { .. }) => {
+                        // No eager replacement: it would most likely fail the same way. The
+                        // next call starts a new worker and reports the error again.
+                        self.forget(&worker);
+                    }
+                    _ => {
+                        self.forget(&worker);
+                        if !self.shutting_down.load(Ordering::Acquire) {
+                            metrics::counter!("insights_worker_restarts_total", &labels)
+                                .increment(1);
+                            pool.put_idle(self.spawn_worker(&pool.spec));
+                        }
+                    }
+                }
+                drop(permit);
+                (outcome, duration, Some(shared), current)
+            }
+        };
+
+        let outcome = match outcome {
+            JobOutcome::Answered {
+                answer: Answer::Result {
+                    result,
+                    content_type,
+                },
+                ..
+            } => Ok((result, content_type)),
+            JobOutcome::Answered {
+                answer:
+                    Answer::Error {
+                        message,
+                        stacktrace,
+                        error_type,
+                    },
+                ..
+            } => Err(AlgoError {
+                error_type,
+                message,
+                stacktrace,
+            }),
+            JobOutcome::Failed(f) => Err(failure_to_error(&f, request.timeout)),
+        };
+        let outcome_label = match &outcome {
+            Ok(_) => "success".to_string(),
+            Err(e) => e.error_type.clone(),
+        };
+        metrics::counter!("insights_calls_total", "algorithm" => labels[0].1.clone(), "version" => version.clone(), "outcome" => outcome_label)
+            .increment(1);
+        metrics::histogram!("insights_call_duration_seconds", &labels)
+            .record(duration.as_secs_f64());
+
+        let (metrics_set, stdout) = match log {
+            Some(c) => {
+                let mut log = c.log;
+                if c.log_truncated {
+                    log.push_str(&format!(
+                        "[insights: output beyond {} bytes was left out]\n",
+                        self.config.max_log_bytes_per_call
+                    ));
+                }
+                (c.metrics, log)
+            }
+            None => Default::default(),
+        };
+        if resolved.settings.insights_enabled {
+            let session_id = worker_shared
+                .as_ref()
+                .map(|w| w.session_id.clone())
+                .unwrap_or_default();
+            self.handoff.offer(Payload {
+                algorithm,
+                session_id,
+                request_id: request_id.clone(),
+                duration_milliseconds: duration.as_millis() as u64,
+                time: started_at,
+                metrics: metrics_set,
+                status: resolved
+                    .settings
+                    .insights_include_status
+                    .then(|| match &outcome {
+                        Ok(_) => ExecutionStatus::Success,
+                        Err(e) => ExecutionStatus::Error {
+                            error_type: e.error_type.clone(),
+                        },
+                    }),
+            });
+        }
+        CallResponse {
+            request_id,
+            version,
+            outcome,
+            duration,
+            stdout: request.capture_stdout.then_some(stdout),
+        }
+    }
+
+    /// Accepts a metrics report from the worker holding `token`, for its execution in flight.
+    pub fn report(&self, token: &str, body: &[u8]) -> Result<usize, ReportError> {
+        let worker = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()
+            .filter(|w| !w.is_dead());
+        let Some(worker) = worker else {
+            metrics::counter!("insights_reports_rejected_total", "reason" => "unknown_worker")
+                .increment(1);
+            return Err(ReportError::UnknownWorker);
+        };
+        let items = report::parse(body).inspect_err(|_| {
+            metrics::counter!("insights_reports_rejected_total", "reason" => "malformed")
+                .increment(1);
+        })?;
+        let result = worker.with_current(|current| {
+            let mut accepted = 0;
+            let mut rejected = Vec::new();
+            for (key, value) in items {
+                match value.and_then(|v| current.metrics.insert(&key, v)) {
+                    Ok(()) => accepted += 1,
+                    Err(r) => rejected.push(r),
+                }
+            }
+            for r in &rejected {
+                metrics::counter!("insights_reports_rejected_total", "reason" => r.reason.label())
+                    .increment(1);
+                tracing::warn!(request_id = %current.request_id, key = %r.key, "insight rejected: {}", r.message);
+                // Written to the execution's log too, where the algorithm's author looks.
+                let line = format!("[insights] rejected: {}\n", r.message);
+                if current.log.len() + line.len() <= self.config.max_log_bytes_per_call {
+                    current.log.push_str(&line);
+                }
+            }
+            (accepted, rejected)
+        });
+        match result {
+            None => {
+                metrics::counter!("insights_reports_rejected_total", "reason" => "execution_finished")
+                    .increment(1);
+                Err(ReportError::ExecutionFinished)
+            }
+            Some((_, rejected)) if !rejected.is_empty() => Err(ReportError::Rejected(rejected)),
+            Some((accepted, _)) => Ok(accepted),
+        }
+    }
+
+    /// Stops taking calls, lets calls in flight finish, and stops every worker.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("calls still running after the shutdown grace period");
+        }
+        // Dropping the pools drops the idle workers' handles: each closes its worker's stdin
+        // and waits for it to exit (killing it after 5 s).
+        let pools: Vec<_> = self
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        let shared: Vec<Arc<WorkerShared>> = pools
+            .iter()
+            .flat_map(|p| {
+                p.idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|w| w.shared.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        drop(pools);
+        let all_stopped = async {
+            while shared.iter().any(|w| !w.is_dead()) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(6), all_stopped).await;
+    }
+
+    fn pool(&self, v: &catalog::ResolvedVersion) -> Arc<Pool> {
+        let key = (v.owner.clone(), v.name.clone(), v.version.to_string());
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                let size = v.algorithm_settings.pool_size as usize;
+                metrics::gauge!("insights_pool_size", "algorithm" => format!("{}/{}", v.owner, v.name), "version" => v.version.to_string())
+                    .set(size as f64);
+                Arc::new(Pool {
+                    spec: Arc::new(WorkerSpec {
+                        algorithm: AlgorithmRef {
+                            owner: v.owner.clone(),
+                            name: v.name.clone(),
+                            version: v.version.to_string(),
+                        },
+                        dir: v.snapshot.clone(),
+                        command: v.command.clone(),
+                        api_base: self.config.api_base.clone(),
+                        run_root: self.config.data_dir.join("run"),
+                        startup_timeout: Duration::from_secs(
+                            v.algorithm_settings.startup_timeout_seconds,
+                        ),
+                        max_answer_bytes: self.config.max_answer_bytes,
+                        max_log_bytes_per_call: self.config.max_log_bytes_per_call,
+                    }),
+                    permits: Arc::new(Semaphore::new(size)),
+                    idle: Mutex::new(Vec::with_capacity(size)),
+                })
+            })
+            .clone()
+    }
+
+    fn spawn_worker(&self, spec: &Arc<WorkerSpec>) -> Worker {
+        let id = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        let worker = Worker::spawn(spec.clone(), id, random_token());
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(worker.shared.token.clone(), worker.shared.clone());
+        worker
+    }
+
+    fn forget(&self, worker: &Worker) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&worker.shared.token);
+    }
+}
+
+fn failure_to_error(f: &Failure, timeout: Duration) -> AlgoError {
+    let (error_type, message) = match f {
+        Failure::Timeout {
+            while_starting: false,
+        } => (
+            "TimeoutError",
+            format!(
+                "the algorithm did not answer within the timeout of {} s; its worker was stopped and replaced",
+                timeout.as_secs()
+            ),
+        ),
+        Failure::Timeout {
+            while_starting: true,
+        } => (
+            "TimeoutError",
+            format!(
+                "no worker became available within the timeout of {} s (all busy, or still loading)",
+                timeout.as_secs()
+            ),
+        ),
+        Failure::Crashed { detail } => ("SystemError", format!("the algorithm crashed: {detail}")),
+        Failure::BadOutput { detail } => (
+            "SystemError",
+            format!("the algorithm broke the ADK protocol: {detail}"),
+        ),
+        Failure::StartFailed { detail } => {
+            ("LoadingError", format!("the algorithm failed to load: {detail}"))
+        }
+        Failure::ShuttingDown => ("SystemError", "the server is shutting down".to_string()),
+    };
+    AlgoError {
+        error_type: error_type.to_string(),
+        message,
+        stacktrace: None,
+    }
+}
+
+/// 32 random bytes, hex: the per-worker credential for its insights endpoint.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    hex::encode(bytes)
+}

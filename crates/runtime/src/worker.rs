@@ -1,0 +1,589 @@
+//! One warm worker process speaking the ADK protocol.
+//!
+//! A worker is an actor: one task owns the process, its stdin, its log (stdout and stderr merged
+//! into one pipe, so their lines keep their order) and its answer FIFO, and takes one job at a
+//! time from a channel. The protocol, as `algorithmia-adk` speaks it:
+//!
+//! 1. the process loads and prints `PIPE_INIT_COMPLETE` on stdout;
+//! 2. each request is one JSON line on stdin: `{"content_type": ..., "data": ...}`;
+//! 3. each answer is one JSON line written to `/tmp/algoout` (its private FIFO):
+//!    `{"result": ..., "metadata": {"content_type": ...}}` or `{"error": {...}}`;
+//! 4. everything else it prints is its log.
+//!
+//! Whatever breaks that protocol — exiting, not answering before the deadline, writing a line
+//! that is not an answer, or writing when nobody asked — ends the worker: its process group is
+//! killed and the job in flight gets a [`Failure`] that says what happened.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use insights_payload::{AlgorithmRef, MetricSet, RequestId, SessionId};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tracing::Instrument;
+
+use crate::isolation;
+
+/// Everything needed to start workers of one version.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerSpec {
+    pub(crate) algorithm: AlgorithmRef,
+    /// The version's snapshot: the worker's working directory.
+    pub(crate) dir: PathBuf,
+    pub(crate) command: Vec<String>,
+    /// Base URL of this server; each worker gets `<api_base>/worker/<token>` as `ALGORITHMIA_API`.
+    pub(crate) api_base: String,
+    /// Where per-worker directories (private `/tmp`, FIFO) are made.
+    pub(crate) run_root: PathBuf,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) max_answer_bytes: usize,
+    pub(crate) max_log_bytes_per_call: usize,
+}
+
+/// A request for the worker: one stdin line, answered before `deadline` or failed.
+pub(crate) struct Job {
+    pub(crate) line: String,
+    pub(crate) deadline: Instant,
+    pub(crate) reply: oneshot::Sender<JobOutcome>,
+}
+
+/// The ADK's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Result {
+        result: Value,
+        content_type: String,
+    },
+    Error {
+        message: String,
+        stacktrace: Option<String>,
+        error_type: String,
+    },
+}
+
+/// Why a job got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The deadline passed; if the worker was running the job, it was killed.
+    Timeout { while_starting: bool },
+    /// The process exited (or was killed by a signal) while starting or running a job.
+    Crashed { detail: String },
+    /// The process wrote something to its FIFO that is not an answer.
+    BadOutput { detail: String },
+    /// The process could not be started, or did not finish loading in time.
+    StartFailed { detail: String },
+    /// The runtime is shutting down.
+    ShuttingDown,
+}
+
+impl Failure {
+    /// The label used in metrics (`reason`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Failure::Timeout { .. } => "timeout",
+            Failure::Crashed { .. } => "crash",
+            Failure::BadOutput { .. } => "bad_output",
+            Failure::StartFailed { .. } => "start_failed",
+            Failure::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum JobOutcome {
+    Answered { answer: Answer, duration: Duration },
+    Failed(Failure),
+}
+
+/// What the rest of the runtime sees of a worker: identity, liveness, and its execution in
+/// flight (where reported metrics and log lines accumulate).
+pub(crate) struct WorkerShared {
+    pub(crate) id: u64,
+    pub(crate) token: String,
+    pub(crate) session_id: SessionId,
+    pub(crate) algorithm: AlgorithmRef,
+    current: Mutex<Option<CurrentExecution>>,
+    dead: AtomicBool,
+    max_log_bytes: usize,
+}
+
+/// The execution a worker is running: the target of `POST /v1/insights` from that worker.
+#[derive(Debug)]
+pub(crate) struct CurrentExecution {
+    pub(crate) request_id: RequestId,
+    pub(crate) metrics: MetricSet,
+    pub(crate) log: String,
+    pub(crate) log_truncated: bool,
+}
+
+impl WorkerShared {
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn begin(&self, request_id: RequestId) {
+        *self.lock() = Some(CurrentExecution {
+            request_id,
+            metrics: MetricSet::new(),
+            log: String::new(),
+            log_truncated: false,
+        });
+    }
+
+    /// Ends the execution in flight: later reports from this worker are refused.
+    pub(crate) fn finish(&self) -> Option<CurrentExecution> {
+        self.lock().take()
+    }
+
+    /// Runs `f` on the execution in flight, if any.
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&mut CurrentExecution) -> R) -> Option<R> {
+        self.lock().as_mut().map(f)
+    }
+
+    /// Appends a line to the log of the execution in flight (bounded).
+    pub(crate) fn append_log(&self, line: &str) {
+        let max = self.max_log_bytes;
+        self.with_current(|c| {
+            if c.log.len() + line.len() + 1 > max {
+                c.log_truncated = true;
+            } else {
+                c.log.push_str(line);
+                c.log.push('\n');
+            }
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CurrentExecution>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The handle the pool holds. Dropping it asks the worker to stop.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<WorkerShared>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    /// Starts a worker; it loads in the background and takes jobs once ready.
+    pub(crate) fn spawn(spec: Arc<WorkerSpec>, id: u64, token: String) -> Worker {
+        let shared = Arc::new(WorkerShared {
+            id,
+            token,
+            session_id: SessionId::new(),
+            algorithm: spec.algorithm.clone(),
+            current: Mutex::new(None),
+            dead: AtomicBool::new(false),
+            max_log_bytes: spec.max_log_bytes_per_call,
+        });
+        let (tx, rx) = mpsc::channel(1);
+        let span = tracing::info_span!("worker", algorithm = %spec.algorithm.path(), version = %spec.algorithm.version, worker = id);
+        tokio::spawn(drive(spec, shared.clone(), rx).instrument(span));
+        Worker { shared, jobs: tx }
+    }
+
+    /// Runs one job and waits for its outcome.
+    pub(crate) async fn run(&self, line: String, deadline: Instant) -> JobOutcome {
+        let (reply, outcome) = oneshot::channel();
+        if self
+            .jobs
+            .send(Job {
+                line,
+                deadline,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return JobOutcome::Failed(Failure::Crashed {
+                detail: "the worker had already exited".into(),
+            });
+        }
+        outcome.await.unwrap_or(JobOutcome::Failed(Failure::Crashed {
+            detail: "the worker exited without answering".into(),
+        }))
+    }
+}
+
+struct Process {
+    child: Child,
+    /// `None` once closed to ask the worker to exit.
+    stdin: Option<ChildStdin>,
+    log: FramedRead<pipe::Receiver, LinesCodec>,
+    fifo: FramedRead<pipe::Receiver, LinesCodec>,
+    pgid: Option<u32>,
+    dir: PathBuf,
+}
+
+const LOG_LINE_MAX: usize = 64 * 1024;
+const TAIL_LINES: usize = 20;
+
+fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
+    let dir = spec.run_root.join(format!("w{}", shared.id));
+    let tmp = dir.join("tmp");
+    let fail = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    std::fs::create_dir_all(&tmp).map_err(|e| fail("creating the worker's /tmp", e))?;
+    let fifo_path = tmp.join("algoout");
+    isolation::mkfifo(&fifo_path).map_err(|e| fail("creating /tmp/algoout", e))?;
+    // Opened read-write, so that the FIFO never reports end-of-file between the ADK's writes
+    // (it opens and closes it for every answer).
+    let fifo = pipe::OpenOptions::new()
+        .read_write(true)
+        .open_receiver(&fifo_path)
+        .map_err(|e| fail("opening /tmp/algoout", e))?;
+    let (log_r, log_w) = std::io::pipe().map_err(|e| fail("creating the log pipe", e))?;
+    let log_w2 = log_w
+        .try_clone()
+        .map_err(|e| fail("creating the log pipe", e))?;
+
+    let program = resolve_program(&spec.command[0], &spec.dir);
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.command[1..])
+        .current_dir(&spec.dir)
+        .env(
+            "ALGORITHMIA_API",
+            format!("{}/worker/{}", spec.api_base, shared.token),
+        )
+        .env("ALGORITHMIA_API_KEY", &shared.token)
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(log_w))
+        .stderr(Stdio::from(log_w2))
+        .kill_on_drop(true);
+    isolation::isolate(&mut cmd, &tmp).map_err(|e| fail("preparing isolation", e))?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(match isolation::explain_spawn_error(e) {
+                Ok(e) => format!("starting `{}`: {e}", spec.command.join(" ")),
+                Err(isolation) => isolation.to_string(),
+            });
+        }
+    };
+    // Our copies of the log pipe's write end live in `cmd`; drop them so that the log reports
+    // end-of-file when the worker (and every child it started) has exited.
+    drop(cmd);
+    let stdin = child.stdin.take().expect("stdin was piped");
+    let log = pipe::Receiver::from_owned_fd(log_r.into())
+        .map_err(|e| fail("reading the log pipe", e))?;
+    Ok(Process {
+        pgid: child.id(),
+        child,
+        stdin: Some(stdin),
+        log: FramedRead::new(log, LinesCodec::new_with_max_length(LOG_LINE_MAX)),
+        fifo: FramedRead::new(
+            fifo,
+            LinesCodec::new_with_max_length(spec.max_answer_bytes),
+        ),
+        dir,
+    })
+}
+
+/// A relative program path with a slash (`bin/run`) is relative to the snapshot; a bare name
+/// (`python3`) is looked up in `PATH`.
+fn resolve_program(program: &str, dir: &Path) -> PathBuf {
+    let p = Path::new(program);
+    if p.is_relative() && program.contains('/') {
+        dir.join(p)
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// Parses one FIFO line into an [`Answer`], or says why it is not one.
+pub(crate) fn parse_answer(line: &str) -> Result<Answer, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| {
+        format!(
+            "the algorithm wrote a line to /tmp/algoout that is not JSON ({e}): {}",
+            excerpt(line)
+        )
+    })?;
+    if let Some(err) = v.get("error") {
+        let field = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_string);
+        return Ok(Answer::Error {
+            message: field("message").unwrap_or_else(|| err.to_string()),
+            stacktrace: field("stacktrace"),
+            error_type: field("error_type").unwrap_or_else(|| "AlgorithmError".into()),
+        });
+    }
+    match (v.get("result"), v.pointer("/metadata/content_type")) {
+        (Some(result), Some(Value::String(ct))) if matches!(ct.as_str(), "json" | "text" | "binary") => {
+            Ok(Answer::Result {
+                result: result.clone(),
+                content_type: ct.clone(),
+            })
+        }
+        _ => Err(format!(
+            "the algorithm wrote a line to /tmp/algoout that is neither {{\"result\", \"metadata\": {{\"content_type\"}}}} nor {{\"error\"}}: {}",
+            excerpt(line)
+        )),
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let mut end = s.len().min(200);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("{}…", &s[..end])
+    } else {
+        s.to_string()
+    }
+}
+
+struct Running {
+    reply: oneshot::Sender<JobOutcome>,
+    deadline: Instant,
+    started: Instant,
+}
+
+/// The worker's actor loop.
+async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc::Receiver<Job>) {
+    let labels = [
+        ("algorithm", shared.algorithm.path()),
+        ("version", shared.algorithm.version.clone()),
+    ];
+    metrics::counter!("insights_worker_starts_total", &labels).increment(1);
+    let mut proc = match start(&spec, &shared) {
+        Ok(p) => p,
+        Err(detail) => {
+            tracing::error!(algorithm = %shared.algorithm.path(), version = %shared.algorithm.version, %detail, "worker could not start");
+            metrics::counter!("insights_worker_crashes_total", "algorithm" => labels[0].1.clone(), "version" => labels[1].1.clone(), "reason" => "start_failed").increment(1);
+            let _ = std::fs::remove_dir_all(spec.run_root.join(format!("w{}", shared.id)));
+            shared.dead.store(true, Ordering::Release);
+            fail_remaining(&mut jobs, None, Failure::StartFailed { detail }).await;
+            return;
+        }
+    };
+    tracing::debug!(session_id = %shared.session_id, "worker started");
+
+    let startup_deadline = Instant::now() + spec.startup_timeout;
+    let mut ready = false;
+    let mut pending: Option<Job> = None;
+    let mut running: Option<Running> = None;
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut log_open = true;
+
+    let failure: Failure = loop {
+        let job_deadline = running
+            .as_ref()
+            .map(|r| r.deadline)
+            .or(pending.as_ref().map(|j| j.deadline));
+        tokio::select! {
+            // The log first: a line the algorithm printed before writing its answer is in the
+            // log pipe by the time the answer is in the FIFO, so it is attributed to its call.
+            biased;
+            line = proc.log.next(), if log_open => match line {
+                Some(Ok(line)) => {
+                    if !ready && line.trim_end() == "PIPE_INIT_COMPLETE" {
+                        ready = true;
+                        tracing::debug!("worker ready");
+                        if let Some(job) = pending.take() {
+                            match send_job(proc.stdin.as_mut(), job).await {
+                                Ok(r) => running = Some(r),
+                                Err(f) => break f,
+                            }
+                        }
+                        continue;
+                    }
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.clone());
+                    shared.append_log(&line);
+                    tracing::debug!(target: "algorithm", "{line}");
+                }
+                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                    shared.append_log("[insights: a log line longer than 64 KiB was left out]");
+                }
+                Some(Err(_)) | None => log_open = false,
+            },
+            line = proc.fifo.next() => {
+                let Some(r) = running.take() else {
+                    break Failure::BadOutput { detail: "the algorithm wrote to /tmp/algoout while no request was in flight".into() };
+                };
+                let answer = match line {
+                    Some(Ok(line)) => parse_answer(&line),
+                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Err(format!(
+                        "the algorithm's answer exceeds the limit of {} bytes", spec.max_answer_bytes)),
+                    Some(Err(e)) => Err(format!("reading /tmp/algoout failed: {e}")),
+                    None => Err("/tmp/algoout was closed".into()),
+                };
+                match answer {
+                    Ok(answer) => {
+                        let _ = r.reply.send(JobOutcome::Answered { answer, duration: r.started.elapsed() });
+                    }
+                    Err(detail) => {
+                        let f = Failure::BadOutput { detail };
+                        let _ = r.reply.send(JobOutcome::Failed(f.clone()));
+                        break f;
+                    }
+                }
+            },
+            status = proc.child.wait() => {
+                // Drain what it printed last, for the message.
+                kill(&mut proc).await;
+                drain_log(&mut proc, &shared, &mut tail).await;
+                let status = match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => format!("unknown status ({e})"),
+                };
+                let last = tail.iter().cloned().collect::<Vec<_>>().join("\n");
+                let detail = if ready {
+                    format!("the algorithm's process exited ({status}); its last output:\n{last}")
+                } else {
+                    format!("the algorithm's process exited while loading, before printing PIPE_INIT_COMPLETE ({status}); its last output:\n{last}")
+                };
+                break if ready { Failure::Crashed { detail } } else { Failure::StartFailed { detail } };
+            },
+            job = jobs.recv(), if pending.is_none() && running.is_none() => match job {
+                Some(job) if ready => match send_job(proc.stdin.as_mut(), job).await {
+                    Ok(r) => running = Some(r),
+                    Err(f) => break f,
+                },
+                Some(job) => pending = Some(job),
+                None => break Failure::ShuttingDown,
+            },
+            () = sleep_until(startup_deadline), if !ready => {
+                break Failure::StartFailed { detail: format!(
+                    "the algorithm did not print PIPE_INIT_COMPLETE within {} s of starting",
+                    spec.startup_timeout.as_secs()) };
+            },
+            () = sleep_until(job_deadline.unwrap_or(startup_deadline)), if job_deadline.is_some() => {
+                if let Some(r) = running.take() {
+                    let f = Failure::Timeout { while_starting: false };
+                    let _ = r.reply.send(JobOutcome::Failed(f.clone()));
+                    break f;
+                }
+                // Still loading: this caller gives up, the worker keeps loading for the next.
+                if let Some(job) = pending.take() {
+                    let _ = job.reply.send(JobOutcome::Failed(Failure::Timeout { while_starting: true }));
+                }
+            },
+        }
+    };
+
+    shared.dead.store(true, Ordering::Release);
+    if failure == Failure::ShuttingDown {
+        // Closing stdin ends the ADK's read loop; give it a moment to exit on its own.
+        drop(proc.stdin.take());
+        if timeout(Duration::from_secs(5), proc.child.wait()).await.is_err() {
+            kill(&mut proc).await;
+        }
+        tracing::debug!("worker stopped");
+    } else {
+        kill(&mut proc).await;
+        metrics::counter!("insights_worker_crashes_total", "algorithm" => labels[0].1.clone(), "version" => labels[1].1.clone(), "reason" => failure.label()).increment(1);
+        tracing::warn!(reason = failure.label(), ?failure, "worker ended");
+    }
+    let dir = proc.dir.clone();
+    fail_remaining(&mut jobs, running.map(|r| r.reply).or(pending.map(|j| j.reply)), failure).await;
+    let _ = tokio::fs::remove_dir_all(dir).await;
+}
+
+async fn send_job(stdin: Option<&mut ChildStdin>, job: Job) -> Result<Running, Failure> {
+    let mut bytes = job.line.into_bytes();
+    bytes.push(b'\n');
+    let started = Instant::now();
+    let write = async {
+        let stdin = stdin.ok_or_else(|| std::io::Error::other("stdin is closed"))?;
+        stdin.write_all(&bytes).await?;
+        stdin.flush().await
+    };
+    match timeout_at(job.deadline, write).await {
+        Ok(Ok(())) => Ok(Running {
+            reply: job.reply,
+            deadline: job.deadline,
+            started,
+        }),
+        Ok(Err(e)) => {
+            let f = Failure::Crashed {
+                detail: format!("writing the request to the algorithm's stdin failed: {e}"),
+            };
+            let _ = job.reply.send(JobOutcome::Failed(f.clone()));
+            Err(f)
+        }
+        Err(_) => {
+            let f = Failure::Timeout {
+                while_starting: false,
+            };
+            let _ = job.reply.send(JobOutcome::Failed(f.clone()));
+            Err(f)
+        }
+    }
+}
+
+async fn kill(proc: &mut Process) {
+    if let Some(pgid) = proc.pgid {
+        isolation::kill_group(pgid);
+    }
+    let _ = proc.child.kill().await;
+}
+
+async fn drain_log(proc: &mut Process, shared: &WorkerShared, tail: &mut VecDeque<String>) {
+    let drain = async {
+        while let Some(Ok(line)) = proc.log.next().await {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            shared.append_log(&line);
+            tail.push_back(line);
+        }
+    };
+    let _ = timeout(Duration::from_secs(1), drain).await;
+}
+
+async fn fail_remaining(
+    jobs: &mut mpsc::Receiver<Job>,
+    in_flight: Option<oneshot::Sender<JobOutcome>>,
+    failure: Failure,
+) {
+    if let Some(reply) = in_flight {
+        let _ = reply.send(JobOutcome::Failed(failure.clone()));
+    }
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        let _ = job.reply.send(JobOutcome::Failed(failure.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_parsed_and_garbage_is_named() {
+        assert_eq!(
+            parse_answer(r#"{"result": {"a": 1}, "metadata": {"content_type": "json"}}"#),
+            Ok(Answer::Result {
+                result: serde_json::json!({"a": 1}),
+                content_type: "json".into()
+            })
+        );
+        assert_eq!(
+            parse_answer(r#"{"error": {"message": "boom", "stacktrace": "st", "error_type": "InputError"}}"#),
+            Ok(Answer::Error {
+                message: "boom".into(),
+                stacktrace: Some("st".into()),
+                error_type: "InputError".into()
+            })
+        );
+        let e = parse_answer("hello").unwrap_err();
+        assert!(e.contains("not JSON") && e.contains("hello"), "{e}");
+        let e = parse_answer(r#"{"result": 1}"#).unwrap_err();
+        assert!(e.contains("neither"), "{e}");
+        let e = parse_answer(r#"{"result": 1, "metadata": {"content_type": "xml"}}"#).unwrap_err();
+        assert!(e.contains("neither"), "{e}");
+    }
+}
