@@ -1,1 +1,124 @@
-fn main() {}
+//! `insights`: the thin binary. It parses the command line and the config file into a resolved
+//! configuration, starts the server (crate `insights-server`), applies declared algorithms, runs
+//! the demo when asked, and shuts down cleanly on SIGTERM or Ctrl-C. All behaviour lives in the
+//! library crates.
+
+mod config;
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "insights", version, about = "Inference metrics for ML models in production")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the model runtime and the Insights pipeline.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "INSIGHTS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database, version snapshots and the admin token [default: ./insights-data]
+    #[arg(long, env = "INSIGHTS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file declaring settings and algorithms (see docs/configuration.md).
+    #[arg(long, env = "INSIGHTS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Publish the bundled example algorithm, call it a few times, and say what to try next.
+    #[arg(long)]
+    demo: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => config::FileConfig::load(path)?,
+        None => config::FileConfig::default(),
+    };
+    let settings = config::resolve(&file, args.listen, args.data_dir.clone())?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    let (admin_token, created) = insights_server::auth::load_or_create_admin_token(
+        &settings.data_dir,
+        std::env::var("INSIGHTS_ADMIN_TOKEN").ok(),
+    )
+    .context("reading or creating the admin token")?;
+    if created {
+        tracing::info!(path = %settings.data_dir.join("admin-token").display(), "generated the admin token");
+    }
+    let mut server_config =
+        insights_server::ServerConfig::new(settings.listen, settings.data_dir.clone(), admin_token);
+    file.limits.apply(&mut server_config);
+    let server = insights_server::start(server_config).await?;
+
+    let applied = config::apply_algorithms(&server.state, &file).await;
+    if let Err(e) = applied {
+        server.shutdown().await;
+        return Err(e);
+    }
+    if args.demo {
+        if let Err(e) = demo::run(&server, &settings.data_dir).await {
+            server.shutdown().await;
+            return Err(e.context("the demo failed"));
+        }
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing calls in flight, then stopping workers and delivery");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,12 +1,16 @@
 //! Process-level plumbing that needs the operating system directly: the answer FIFO, a private
-//! `/tmp` per worker, and killing a worker's whole process group.
+//! `/tmp/algoout` per worker, and killing a worker's whole process group.
 //!
-//! Why a private `/tmp`: the ADK hard-codes its answer channel as `/tmp/algoout`, so two workers
-//! sharing one `/tmp` would share one FIFO and could read each other's answers. Each worker
-//! therefore starts in its own mount namespace where a per-worker directory is bind-mounted over
-//! `/tmp`. That needs `CAP_SYS_ADMIN` (root, as on this project's machines). Where it is
-//! missing, starting a worker fails with [`IsolationError`], whose message says so: we refuse
-//! rather than silently let workers share a FIFO.
+//! Why a private `/tmp/algoout`: the ADK hard-codes its answer channel as that path, so two
+//! workers would otherwise share one FIFO and could read each other's answers. Each worker
+//! therefore starts in its own mount namespace where its own FIFO is bind-mounted over
+//! `/tmp/algoout`; the rest of `/tmp` stays the machine's (a data directory under `/tmp` keeps
+//! working). A bind mount needs an existing target, so the runtime keeps an empty placeholder
+//! file at `/tmp/algoout` in the machine's own namespace; nothing is ever written to it.
+//!
+//! This needs `CAP_SYS_ADMIN` (root, as on this project's machines). Where it is missing,
+//! starting a worker fails with [`IsolationError`], whose message says so: we refuse rather than
+//! silently let workers share a FIFO.
 //!
 //! This is the only module of the crate allowed to use `unsafe`; each block says why it is sound.
 #![allow(unsafe_code)]
@@ -40,11 +44,15 @@ pub(crate) fn mkfifo(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Arranges for `command` to run with `private_tmp` mounted over `/tmp`, in its own process
+/// Where the ADK expects its answer FIFO.
+pub(crate) const ADK_FIFO: &str = "/tmp/algoout";
+
+/// Arranges for `command` to run with `fifo` mounted over `/tmp/algoout`, in its own process
 /// group (so that a timeout can kill the algorithm's children too).
-pub(crate) fn isolate(command: &mut Command, private_tmp: &Path) -> io::Result<()> {
-    let source = cstring(private_tmp)?;
-    let target = CString::new("/tmp").expect("no NUL");
+pub(crate) fn isolate(command: &mut Command, fifo: &Path) -> io::Result<()> {
+    ensure_mount_target()?;
+    let source = cstring(fifo)?;
+    let target = CString::new(ADK_FIFO).expect("no NUL");
     let root = CString::new("/").expect("no NUL");
     command.process_group(0);
     // SAFETY: the closure runs in the child between fork and exec, where only
@@ -101,6 +109,22 @@ pub(crate) fn kill_group(pgid: u32) {
     // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Creates the empty placeholder at `/tmp/algoout` if it is missing (a tmp cleaner may have
+/// removed it). An existing file of any kind is left as it is: it only serves as a mount point.
+fn ensure_mount_target() -> io::Result<()> {
+    match std::fs::symlink_metadata(ADK_FIFO) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(ADK_FIFO) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) command: Vec<String>,
     /// Base URL of this server; each worker gets `<api_base>/worker/<token>` as `ALGORITHMIA_API`.
     pub(crate) api_base: String,
-    /// Where per-worker directories (private `/tmp`, FIFO) are made.
+    /// Where per-worker directories (with the worker's answer FIFO) are made.
     pub(crate) run_root: PathBuf,
     pub(crate) startup_timeout: Duration,
     pub(crate) max_answer_bytes: usize,
@@ -230,10 +230,9 @@ const TAIL_LINES: usize = 20;
 
 fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
     let dir = spec.run_root.join(format!("w{}", shared.id));
-    let tmp = dir.join("tmp");
     let fail = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    std::fs::create_dir_all(&tmp).map_err(|e| fail("creating the worker's /tmp", e))?;
-    let fifo_path = tmp.join("algoout");
+    std::fs::create_dir_all(&dir).map_err(|e| fail("creating the worker's directory", e))?;
+    let fifo_path = dir.join("algoout");
     isolation::mkfifo(&fifo_path).map_err(|e| fail("creating /tmp/algoout", e))?;
     // Opened read-write, so that the FIFO never reports end-of-file between the ADK's writes
     // (it opens and closes it for every answer).
@@ -260,7 +259,7 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
         .stdout(Stdio::from(log_w))
         .stderr(Stdio::from(log_w2))
         .kill_on_drop(true);
-    isolation::isolate(&mut cmd, &tmp).map_err(|e| fail("preparing isolation", e))?;
+    isolation::isolate(&mut cmd, &fifo_path).map_err(|e| fail("preparing isolation", e))?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -1,1 +1,233 @@
-//! placeholder
+//! The HTTP server: wires the store, delivery and runtime together and serves
+//!
+//! - the public API (`/v1/algo`, `/v1/algorithms`), compatible with Algorithmia's clients;
+//! - the per-worker insights endpoint (`/worker/{token}/v1/insights`), which algorithms reach
+//!   through the `ALGORITHMIA_API` their worker was given;
+//! - the admin API (`/v1/admin/...`);
+//! - operations: `/metrics` (Prometheus) and `/healthz`.
+//!
+//! [`start`] binds, builds every stage, and returns a [`RunningServer`] whose
+//! [`RunningServer::shutdown`] stops them in the order that loses nothing: HTTP first (calls in
+//! flight finish), then the workers, then delivery drains what was handed over.
+
+mod admin;
+mod api;
+pub mod auth;
+mod error;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use insights_delivery::{Dispatcher, DispatcherConfig, Handoff, PayloadSink, StoreSink};
+use insights_runtime::{Catalog, Runtime, RuntimeConfig};
+use insights_store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+/// Everything the server needs, resolved and validated by the binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    /// Payloads the hand-off holds before new ones are dropped (and counted).
+    pub handoff_capacity: usize,
+    /// Payloads the embedded store keeps; older ones are pruned (and counted).
+    pub payload_retention: u64,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, admin_token: String) -> Self {
+        Self {
+            listen,
+            data_dir,
+            admin_token,
+            handoff_capacity: 10_000,
+            payload_retention: 1_000_000,
+            max_body_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<Store>,
+    pub keys: Arc<auth::ApiKeys>,
+    pub admin: Arc<auth::AdminToken>,
+    pub handoff: Handoff,
+}
+
+/// The whole HTTP surface.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/algo/{owner}/{name}", post(api::call_algorithm))
+        .route("/v1/algo/{owner}/{name}/{version}", post(api::call_algorithm))
+        .route("/worker/{token}/v1/insights", post(api::report_insights))
+        .route("/v1/algorithms/{owner}", post(api::register_algorithm))
+        .route("/v1/algorithms/{owner}/{name}", get(api::get_algorithm))
+        .route(
+            "/v1/algorithms/{owner}/{name}/versions",
+            post(api::publish_version).get(api::list_versions),
+        )
+        .route(
+            "/v1/algorithms/{owner}/{name}/versions/{version}",
+            axum::routing::patch(api::patch_version),
+        )
+        .route("/v1/admin/algorithms", get(admin::list_algorithms))
+        .route(
+            "/v1/admin/api-keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route("/v1/admin/api-keys/{id}", delete(admin::revoke_key))
+        .route("/v1/admin/insights/payloads", get(admin::list_payloads))
+        .route("/metrics", get(telemetry::metrics))
+        .route("/healthz", get(telemetry::healthz))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// A server that is up and serving.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    http_shutdown: CancellationToken,
+    delivery_shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    dispatcher: JoinHandle<()>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source} (choose another address with --listen or INSIGHTS_LISTEN)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use the data directory {dir}: {detail}")]
+    DataDir { dir: PathBuf, detail: String },
+    #[error(transparent)]
+    Runtime(#[from] insights_runtime::RuntimeError),
+}
+
+/// Opens the data directory, binds, and starts serving.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let data_err = |detail: String| StartError::DataDir {
+        dir: config.data_dir.clone(),
+        detail,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| data_err(e.to_string()))?;
+    let store = Arc::new(
+        Store::open(&config.data_dir.join("insights.sqlite")).map_err(|e| data_err(e.to_string()))?,
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
+    let sinks: Vec<Arc<dyn PayloadSink>> = vec![Arc::new(StoreSink::new(
+        store.clone(),
+        config.payload_retention,
+    ))];
+    let delivery_shutdown = CancellationToken::new();
+    let dispatcher = tokio::spawn(
+        Dispatcher::new(handoff_rx, sinks, DispatcherConfig::default())
+            .run(delivery_shutdown.clone()),
+    );
+
+    let catalog = Arc::new(Catalog::load(
+        store.clone(),
+        config.data_dir.join("versions"),
+    )?);
+    let runtime = Runtime::new(
+        catalog,
+        handoff.clone(),
+        RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr)),
+    )?;
+    let keys = Arc::new(auth::ApiKeys::load(store.clone()).map_err(|e| data_err(e.to_string()))?);
+    let state = AppState {
+        runtime,
+        store,
+        keys,
+        admin: Arc::new(auth::AdminToken::new(&config.admin_token)),
+        handoff,
+    };
+    telemetry::install();
+
+    let http_shutdown = CancellationToken::new();
+    let router = app(state.clone(), config.max_body_bytes);
+    let stop = http_shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    Ok(RunningServer {
+        addr,
+        state,
+        http_shutdown,
+        delivery_shutdown,
+        http,
+        dispatcher,
+    })
+}
+
+/// How workers reach this server: the bound address, with an unspecified IP (0.0.0.0, ::)
+/// replaced by loopback.
+fn worker_api_base(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}")
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        worker_api_base(self.addr)
+    }
+
+    /// Stops serving: HTTP (in-flight requests finish), then the workers, then delivery, which
+    /// writes every payload already handed over.
+    pub async fn shutdown(self) {
+        self.http_shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP connections still open after 30 s; closing them"),
+        }
+        self.state.runtime.shutdown(Duration::from_secs(30)).await;
+        self.delivery_shutdown.cancel();
+        if let Err(e) = self.dispatcher.await {
+            tracing::warn!(error = %e, "delivery task failed");
+        }
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,219 @@
+//! The config file (`--config insights.toml`): server settings and declared algorithms, read
+//! once at start. Flags and environment variables override the file; the file overrides
+//! defaults. Paths in the file are relative to the file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use insights_runtime::catalog::{AlgorithmSettings, NewAlgorithm, Source, VersionSettings};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// Address to listen on.
+    listen: Option<SocketAddr>,
+    /// Data directory.
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) limits: Limits,
+    /// Algorithms to register (or update) at start, with the versions to publish.
+    #[serde(default, rename = "algorithm")]
+    algorithms: Vec<DeclaredAlgorithm>,
+    #[serde(skip)]
+    base_dir: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    /// Payloads waiting for delivery before new ones are dropped.
+    handoff_capacity: Option<usize>,
+    /// Payloads kept in the embedded store.
+    payload_retention: Option<u64>,
+    /// Largest request body, in bytes.
+    max_body_bytes: Option<usize>,
+}
+
+impl Limits {
+    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) {
+        if let Some(n) = self.handoff_capacity {
+            c.handoff_capacity = n;
+        }
+        if let Some(n) = self.payload_retention {
+            c.payload_retention = n;
+        }
+        if let Some(n) = self.max_body_bytes {
+            c.max_body_bytes = n;
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.handoff_capacity == Some(0) {
+            bail!("limits.handoff_capacity must be at least 1");
+        }
+        if self.payload_retention == Some(0) {
+            bail!("limits.payload_retention must be at least 1");
+        }
+        if self.max_body_bytes == Some(0) {
+            bail!("limits.max_body_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclaredAlgorithm {
+    owner: String,
+    name: String,
+    source: Source,
+    #[serde(default)]
+    settings: AlgorithmSettings,
+    #[serde(default, rename = "version")]
+    versions: Vec<DeclaredVersion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclaredVersion {
+    version: semver::Version,
+    #[serde(flatten)]
+    settings: VersionSettings,
+}
+
+impl FileConfig {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let mut config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("in the config file {}", path.display()))?;
+        config.limits.validate()?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(config)
+    }
+
+    fn relative(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// The settings the server starts with, after flags, environment and file are merged.
+pub(crate) struct Resolved {
+    pub(crate) listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+}
+
+pub(crate) fn resolve(
+    file: &FileConfig,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Resolved> {
+    Ok(Resolved {
+        listen: listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        data_dir: data_dir
+            .or_else(|| file.data_dir.as_deref().map(|d| file.relative(d)))
+            .unwrap_or_else(|| PathBuf::from("insights-data")),
+    })
+}
+
+/// Registers or updates every declared algorithm and publishes its declared versions.
+pub(crate) async fn apply_algorithms(
+    state: &insights_server::AppState,
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    let catalog = state.runtime.catalog();
+    for a in &file.algorithms {
+        let what = format!("algorithm {}/{} in the config file", a.owner, a.name);
+        catalog
+            .upsert(
+                &a.owner,
+                NewAlgorithm {
+                    name: a.name.clone(),
+                    source: Source {
+                        path: file.relative(&a.source.path),
+                        command: a.source.command.clone(),
+                    },
+                    settings: a.settings.clone(),
+                    details: None,
+                },
+            )
+            .with_context(|| what.clone())?;
+        for v in &a.versions {
+            catalog
+                .ensure_version(&a.owner, &a.name, v.version.clone(), v.settings.clone())
+                .await
+                .with_context(|| format!("{what}, version {}", v.version))?;
+        }
+        tracing::info!(algorithm = %format!("{}/{}", a.owner, a.name), versions = a.versions.len(), "declared algorithm applied");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_and_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("insights.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "127.0.0.1:9999"
+data_dir = "data"
+[limits]
+payload_retention = 5000
+[[algorithm]]
+owner = "demo"
+name = "scorer"
+source = { path = "algo", command = ["python3", "-u", "src/Algorithm.py"] }
+settings = { pool_size = 3 }
+[[algorithm.version]]
+version = "1.0.0"
+insights_enabled = true
+"#,
+        )
+        .unwrap();
+        let c = FileConfig::load(&path).unwrap();
+        let r = resolve(&c, None, None).unwrap();
+        assert_eq!(r.listen.port(), 9999);
+        assert_eq!(r.data_dir, dir.path().join("data"));
+        assert_eq!(c.algorithms[0].settings.pool_size, 3);
+        assert!(c.algorithms[0].versions[0].settings.insights_enabled);
+        assert_eq!(c.relative(&c.algorithms[0].source.path), dir.path().join("algo"));
+        // Flags win over the file.
+        let r = resolve(&c, Some("127.0.0.1:1".parse().unwrap()), Some("/x".into())).unwrap();
+        assert_eq!((r.listen.port(), r.data_dir), (1, PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (text, needle) in [
+            ("lissten = \"x\"", "lissten"),
+            ("listen = \"localhost\"", "listen"),
+            ("[limits]\nhandoff_capacity = 0", "handoff_capacity"),
+            (
+                "[[algorithm]]\nowner='a'\nname='b'\nsource={path='.', command=['x']}\n[[algorithm.version]]\nversion='one'",
+                "version",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", FileConfig::load(&path).unwrap_err());
+            assert!(err.contains(needle), "{text:?} → {err}");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `ApiError`: every error the HTTP API returns, as Algorithmia's error object
+//! `{"error": {"message", "error_type"}}` (plus `field` when one input field is at fault).
+//! Internal details go to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use insights_runtime::{ReportError, RuntimeError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "InputError",
+            message: format!("{field}: {}", message.into()),
+            field: Some(field.to_string()),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "AuthorizationError", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "EntityNotFoundError", message)
+    }
+
+    /// A failure of ours: the client gets a generic message, the log gets the detail.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "SystemError",
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = serde_json::json!({
+            "message": self.message,
+            "error_type": self.error_type,
+        });
+        if let Some(field) = self.field {
+            error["field"] = field.into();
+        }
+        (self.status, Json(serde_json::json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::InvalidField { field, message } => ApiError::invalid(&field, message),
+            RuntimeError::AlgorithmNotFound(_) | RuntimeError::VersionNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            RuntimeError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictError", e.to_string())
+            }
+            RuntimeError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SystemError",
+                e.to_string(),
+            ),
+            RuntimeError::Store(_) | RuntimeError::Io(_) | RuntimeError::Internal(_) => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match &e {
+            ReportError::UnknownWorker => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationError",
+                e.to_string(),
+            ),
+            ReportError::Malformed(_) => ApiError::invalid("body", e.to_string()),
+            ReportError::ExecutionFinished => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictError", e.to_string())
+            }
+            ReportError::Rejected(rejections) => {
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, "InputError", e.to_string());
+                err.field = rejections.first().map(|r| r.key.clone());
+                err
+            }
+        }
+    }
+}
+
+impl From<insights_store::StoreError> for ApiError {
+    fn from(e: insights_store::StoreError) -> Self {
+        match e {
+            insights_store::StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            insights_store::StoreError::AlreadyExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "ConflictError", e.to_string())
+            }
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+/// Parses a JSON body, naming the field at fault.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_string() } else { path };
+        ApiError::invalid(&field, e.inner().to_string())
+    })
+}
