@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 pub use catalog::Catalog;
 pub use worker::{Answer, Failure};
-use worker::{JobOutcome, Worker, WorkerShared, WorkerSpec};
+use worker::{Worker, WorkerShared, WorkerSpec};
 
 /// What went wrong handling a request, before or around running the algorithm.
 #[derive(Debug, thiserror::Error)]
@@ -276,12 +276,11 @@ impl Runtime {
                 .await
                 .ok()
                 .and_then(Result::ok);
-        let (outcome, duration, worker_shared, log) = match permit {
+        let (result, execution, session_id) = match permit {
             None => (
-                JobOutcome::Failed(Failure::Timeout {
+                Err(Failure::Timeout {
                     while_starting: true,
                 }),
-                Duration::ZERO,
                 None,
                 None,
             ),
@@ -291,21 +290,17 @@ impl Runtime {
                     None => self.spawn_worker(&pool.spec),
                 };
                 metrics::gauge!("insights_pool_busy_workers", &labels).increment(1.0);
-                worker.shared.begin(request_id.clone());
-                let outcome = worker.run(request.input.to_request_line(), deadline).await;
-                let current = worker.shared.finish();
+                let outcome = worker
+                    .run(request_id.clone(), request.input.to_request_line(), deadline)
+                    .await;
                 metrics::gauge!("insights_pool_busy_workers", &labels).decrement(1.0);
-                let duration = match &outcome {
-                    JobOutcome::Answered { duration, .. } => *duration,
-                    JobOutcome::Failed(_) => Duration::ZERO,
-                };
-                let shared = worker.shared.clone();
-                match &outcome {
-                    JobOutcome::Answered { .. }
-                    | JobOutcome::Failed(Failure::Timeout {
+                let session_id = worker.shared.session_id.clone();
+                match &outcome.result {
+                    Ok(_)
+                    | Err(Failure::Timeout {
                         while_starting: true,
                     }) if !worker.shared.is_dead() => pool.put_idle(worker),
-                    JobOutcome::Failed(Failure::StartFailed { .. }) => {
+                    Err(Failure::StartFailed { .. }) => {
                         // No eager replacement: it would most likely fail the same way. The
                         // next call starts a new worker and reports the error again.
                         self.forget(&worker);
@@ -320,32 +315,32 @@ impl Runtime {
                     }
                 }
                 drop(permit);
-                (outcome, duration, Some(shared), current)
+                (outcome.result, outcome.execution, Some(session_id))
             }
         };
 
-        let outcome = match outcome {
-            JobOutcome::Answered {
-                answer: Answer::Result {
+        let duration = result.as_ref().map(|(_, d)| *d).unwrap_or_default();
+        let outcome = match result {
+            Ok((
+                Answer::Result {
                     result,
                     content_type,
                 },
-                ..
-            } => Ok((result, content_type)),
-            JobOutcome::Answered {
-                answer:
-                    Answer::Error {
-                        message,
-                        stacktrace,
-                        error_type,
-                    },
-                ..
-            } => Err(AlgoError {
+                _,
+            )) => Ok((result, content_type)),
+            Ok((
+                Answer::Error {
+                    message,
+                    stacktrace,
+                    error_type,
+                },
+                _,
+            )) => Err(AlgoError {
                 error_type,
                 message,
                 stacktrace,
             }),
-            JobOutcome::Failed(f) => Err(failure_to_error(&f, request.timeout)),
+            Err(f) => Err(failure_to_error(&f, request.timeout)),
         };
         let outcome_label = match &outcome {
             Ok(_) => "success".to_string(),
@@ -356,7 +351,7 @@ impl Runtime {
         metrics::histogram!("insights_call_duration_seconds", &labels)
             .record(duration.as_secs_f64());
 
-        let (metrics_set, stdout) = match log {
+        let (metrics_set, stdout) = match execution {
             Some(c) => {
                 let mut log = c.log;
                 if c.log_truncated {
@@ -370,10 +365,7 @@ impl Runtime {
             None => Default::default(),
         };
         if resolved.settings.insights_enabled {
-            let session_id = worker_shared
-                .as_ref()
-                .map(|w| w.session_id.clone())
-                .unwrap_or_default();
+            let session_id = session_id.unwrap_or_default();
             self.handoff.offer(Payload {
                 algorithm,
                 session_id,

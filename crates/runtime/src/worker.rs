@@ -52,6 +52,7 @@ pub(crate) struct WorkerSpec {
 
 /// A request for the worker: one stdin line, answered before `deadline` or failed.
 pub(crate) struct Job {
+    pub(crate) request_id: RequestId,
     pub(crate) line: String,
     pub(crate) deadline: Instant,
     pub(crate) reply: oneshot::Sender<JobOutcome>,
@@ -99,10 +100,21 @@ impl Failure {
     }
 }
 
+/// How a job ended, with what its execution reported and printed (`None` when it never reached
+/// the worker's stdin).
 #[derive(Debug)]
-pub(crate) enum JobOutcome {
-    Answered { answer: Answer, duration: Duration },
-    Failed(Failure),
+pub(crate) struct JobOutcome {
+    pub(crate) result: Result<(Answer, Duration), Failure>,
+    pub(crate) execution: Option<CurrentExecution>,
+}
+
+impl JobOutcome {
+    fn failed(failure: Failure, execution: Option<CurrentExecution>) -> Self {
+        Self {
+            result: Err(failure),
+            execution,
+        }
+    }
 }
 
 /// What the rest of the runtime sees of a worker: identity, liveness, and its execution in
@@ -131,7 +143,7 @@ impl WorkerShared {
         self.dead.load(Ordering::Acquire)
     }
 
-    pub(crate) fn begin(&self, request_id: RequestId) {
+    fn begin(&self, request_id: RequestId) {
         *self.lock() = Some(CurrentExecution {
             request_id,
             metrics: MetricSet::new(),
@@ -141,7 +153,7 @@ impl WorkerShared {
     }
 
     /// Ends the execution in flight: later reports from this worker are refused.
-    pub(crate) fn finish(&self) -> Option<CurrentExecution> {
+    fn finish(&self) -> Option<CurrentExecution> {
         self.lock().take()
     }
 
@@ -193,25 +205,30 @@ impl Worker {
     }
 
     /// Runs one job and waits for its outcome.
-    pub(crate) async fn run(&self, line: String, deadline: Instant) -> JobOutcome {
+    pub(crate) async fn run(&self, request_id: RequestId, line: String, deadline: Instant) -> JobOutcome {
         let (reply, outcome) = oneshot::channel();
-        if self
-            .jobs
-            .send(Job {
-                line,
-                deadline,
-                reply,
-            })
-            .await
-            .is_err()
-        {
-            return JobOutcome::Failed(Failure::Crashed {
-                detail: "the worker had already exited".into(),
-            });
+        let job = Job {
+            request_id,
+            line,
+            deadline,
+            reply,
+        };
+        if self.jobs.send(job).await.is_err() {
+            return JobOutcome::failed(
+                Failure::Crashed {
+                    detail: "the worker had already exited".into(),
+                },
+                None,
+            );
         }
-        outcome.await.unwrap_or(JobOutcome::Failed(Failure::Crashed {
-            detail: "the worker exited without answering".into(),
-        }))
+        outcome.await.unwrap_or_else(|_| {
+            JobOutcome::failed(
+                Failure::Crashed {
+                    detail: "the worker exited without answering".into(),
+                },
+                None,
+            )
+        })
     }
 }
 
@@ -389,7 +406,7 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                         ready = true;
                         tracing::debug!("worker ready");
                         if let Some(job) = pending.take() {
-                            match send_job(proc.stdin.as_mut(), job).await {
+                            match send_job(proc.stdin.as_mut(), &shared, job).await {
                                 Ok(r) => running = Some(r),
                                 Err(f) => break f,
                             }
@@ -419,13 +436,15 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                     Some(Err(e)) => Err(format!("reading /tmp/algoout failed: {e}")),
                     None => Err("/tmp/algoout was closed".into()),
                 };
+                let duration = r.started.elapsed();
+                let execution = shared.finish();
                 match answer {
                     Ok(answer) => {
-                        let _ = r.reply.send(JobOutcome::Answered { answer, duration: r.started.elapsed() });
+                        let _ = r.reply.send(JobOutcome { result: Ok((answer, duration)), execution });
                     }
                     Err(detail) => {
                         let f = Failure::BadOutput { detail };
-                        let _ = r.reply.send(JobOutcome::Failed(f.clone()));
+                        let _ = r.reply.send(JobOutcome::failed(f.clone(), execution));
                         break f;
                     }
                 }
@@ -447,7 +466,7 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                 break if ready { Failure::Crashed { detail } } else { Failure::StartFailed { detail } };
             },
             job = jobs.recv(), if pending.is_none() && running.is_none() => match job {
-                Some(job) if ready => match send_job(proc.stdin.as_mut(), job).await {
+                Some(job) if ready => match send_job(proc.stdin.as_mut(), &shared, job).await {
                     Ok(r) => running = Some(r),
                     Err(f) => break f,
                 },
@@ -462,12 +481,12 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
             () = sleep_until(job_deadline.unwrap_or(startup_deadline)), if job_deadline.is_some() => {
                 if let Some(r) = running.take() {
                     let f = Failure::Timeout { while_starting: false };
-                    let _ = r.reply.send(JobOutcome::Failed(f.clone()));
+                    let _ = r.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
                     break f;
                 }
                 // Still loading: this caller gives up, the worker keeps loading for the next.
                 if let Some(job) = pending.take() {
-                    let _ = job.reply.send(JobOutcome::Failed(Failure::Timeout { while_starting: true }));
+                    let _ = job.reply.send(JobOutcome::failed(Failure::Timeout { while_starting: true }, None));
                 }
             },
         }
@@ -487,13 +506,22 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
         tracing::warn!(reason = failure.label(), ?failure, "worker ended");
     }
     let dir = proc.dir.clone();
-    fail_remaining(&mut jobs, running.map(|r| r.reply).or(pending.map(|j| j.reply)), failure).await;
+    if let Some(r) = running {
+        let _ = r.reply.send(JobOutcome::failed(failure.clone(), shared.finish()));
+    }
+    fail_remaining(&mut jobs, pending.map(|j| j.reply), failure).await;
     let _ = tokio::fs::remove_dir_all(dir).await;
 }
 
-async fn send_job(stdin: Option<&mut ChildStdin>, job: Job) -> Result<Running, Failure> {
+async fn send_job(
+    stdin: Option<&mut ChildStdin>,
+    shared: &WorkerShared,
+    job: Job,
+) -> Result<Running, Failure> {
     let mut bytes = job.line.into_bytes();
     bytes.push(b'\n');
+    // From here on, the worker's reports and log lines belong to this execution.
+    shared.begin(job.request_id);
     let started = Instant::now();
     let write = async {
         let stdin = stdin.ok_or_else(|| std::io::Error::other("stdin is closed"))?;
@@ -510,14 +538,14 @@ async fn send_job(stdin: Option<&mut ChildStdin>, job: Job) -> Result<Running, F
             let f = Failure::Crashed {
                 detail: format!("writing the request to the algorithm's stdin failed: {e}"),
             };
-            let _ = job.reply.send(JobOutcome::Failed(f.clone()));
+            let _ = job.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
             Err(f)
         }
         Err(_) => {
             let f = Failure::Timeout {
                 while_starting: false,
             };
-            let _ = job.reply.send(JobOutcome::Failed(f.clone()));
+            let _ = job.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
             Err(f)
         }
     }
@@ -549,11 +577,11 @@ async fn fail_remaining(
     failure: Failure,
 ) {
     if let Some(reply) = in_flight {
-        let _ = reply.send(JobOutcome::Failed(failure.clone()));
+        let _ = reply.send(JobOutcome::failed(failure.clone(), None));
     }
     jobs.close();
     while let Some(job) = jobs.recv().await {
-        let _ = job.reply.send(JobOutcome::Failed(failure.clone()));
+        let _ = job.reply.send(JobOutcome::failed(failure.clone(), None));
     }
 }
 

@@ -113,7 +113,7 @@ pub struct RunningServer {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source} (choose another address with --listen or INSIGHTS_LISTEN)")]
+    #[error("cannot listen on {addr} (choose another address with --listen or INSIGHTS_LISTEN)")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

@@ -1,0 +1,97 @@
+"""A test algorithm that does whatever its input asks, to exercise the runtime.
+
+Standard library only; speaks the ADK protocol by hand. Input (JSON object), all optional:
+  reports:      list of report bodies, each POSTed to $ALGORITHMIA_API/v1/insights in order;
+                the result lists each answer as [status, body]
+  late_report:  a report body sent 0.3 s after answering (its status is kept for `late_status`)
+  late_status:  return the status of the previous late report
+  print:        a line to print before answering
+  sleep:        seconds to sleep before answering
+  crash:        exit abruptly with status 3 (after printing "about to crash")
+  hang:         never answer
+  garbage:      write a line that is not an answer to /tmp/algoout
+  error:        answer with an AlgorithmError carrying this message
+  echo:         returned as the result
+Text input is echoed back as text, binary input is returned reversed as binary.
+The result always includes "pid".
+"""
+
+import base64
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+API = os.environ["ALGORITHMIA_API"]
+late = {"status": None}
+
+
+def post_report(body):
+    req = urllib.request.Request(
+        API + "/v1/insights",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return [r.status, json.loads(r.read())]
+    except urllib.error.HTTPError as e:
+        return [e.code, json.loads(e.read())]
+
+
+def answer(obj):
+    with open("/tmp/algoout", "w") as f:
+        f.write(json.dumps(obj) + "\n")
+
+
+def handle(request):
+    ct, data = request["content_type"], request["data"]
+    if ct == "text":
+        return {"result": data, "metadata": {"content_type": "text"}}
+    if ct == "binary":
+        raw = base64.b64decode(data)[::-1]
+        return {"result": base64.b64encode(raw).decode(), "metadata": {"content_type": "binary"}}
+    data = data if isinstance(data, dict) else {"echo": data}
+    if "print" in data:
+        print(data["print"])
+    if "sleep" in data:
+        time.sleep(data["sleep"])
+    reports = [post_report(b) for b in data.get("reports", [])]
+    if data.get("crash"):
+        print("about to crash")
+        sys.stdout.flush()
+        os._exit(3)
+    if data.get("hang"):
+        time.sleep(3600)
+    if data.get("garbage"):
+        with open("/tmp/algoout", "w") as f:
+            f.write("this is not an answer\n")
+        return None
+    if "error" in data:
+        return {"error": {"message": data["error"], "stacktrace": "Traceback: probe", "error_type": "AlgorithmError"}}
+    result = {"pid": os.getpid(), "echo": data.get("echo")}
+    if "reports" in data:
+        result["reports"] = reports
+    if data.get("late_status"):
+        result["late_status"] = late["status"]
+    if "late_report" in data:
+        body = data["late_report"]
+
+        def later():
+            time.sleep(0.3)
+            late["status"] = post_report(body)
+
+        threading.Thread(target=later, daemon=True).start()
+    return {"result": result, "metadata": {"content_type": "json"}}
+
+
+print("loading probe")
+print("PIPE_INIT_COMPLETE", flush=True)
+for line in sys.stdin:
+    out = handle(json.loads(line))
+    if out is not None:
+        answer(out)
