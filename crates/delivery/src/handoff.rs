@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use insights_payload::{AlgorithmRef, Payload};
 use std::future::Future;
 use std::pin::Pin;
-use insights_payload::{AlgorithmRef, Payload};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -165,7 +165,10 @@ mod tests {
         fn name(&self) -> &'static str {
             "recording"
         }
-        fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>> {
+        fn write<'a>(
+            &'a self,
+            batch: &'a [EncodedPayload],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
             Box::pin(async move {
                 self.0
                     .lock()

@@ -14,7 +14,6 @@ mod handoff;
 mod store_sink;
 
 pub use handoff::{
-    BoxFuture, Dispatcher, DispatcherConfig, EncodedPayload, Handoff, PayloadSink,
-    SinkError,
+    BoxFuture, Dispatcher, DispatcherConfig, EncodedPayload, Handoff, PayloadSink, SinkError,
 };
 pub use store_sink::StoreSink;

@@ -79,7 +79,10 @@ impl StoreSink {
         // Pruning is a range delete on the primary key; doing it every ~1% of the retention
         // keeps the table within 1% of its bound without a delete per batch.
         let every = (self.retention / 100).max(1);
-        let since = self.written_since_prune.fetch_add(written, Ordering::Relaxed) + written;
+        let since = self
+            .written_since_prune
+            .fetch_add(written, Ordering::Relaxed)
+            + written;
         if since < every {
             return;
         }

@@ -90,10 +90,7 @@ impl FileConfig {
         let mut config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("in the config file {}", path.display()))?;
         config.limits.validate()?;
-        config.base_dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
     }
 
@@ -192,7 +189,10 @@ insights_enabled = true
         assert_eq!(r.data_dir, dir.path().join("data"));
         assert_eq!(c.algorithms[0].settings.pool_size, 3);
         assert!(c.algorithms[0].versions[0].settings.insights_enabled);
-        assert_eq!(c.relative(&c.algorithms[0].source.path), dir.path().join("algo"));
+        assert_eq!(
+            c.relative(&c.algorithms[0].source.path),
+            dir.path().join("algo")
+        );
         // Flags win over the file.
         let r = resolve(&c, Some("127.0.0.1:1".parse().unwrap()), Some("/x".into())).unwrap();
         assert_eq!((r.listen.port(), r.data_dir), (1, PathBuf::from("/x")));

@@ -14,7 +14,10 @@ const OWNER: &str = "demo";
 const NAME: &str = "credit_card_approval";
 const VERSION: &str = "1.0.0";
 
-pub(crate) async fn run(server: &insights_server::RunningServer, data_dir: &Path) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    server: &insights_server::RunningServer,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let catalog = server.state.runtime.catalog();
     let source = example_dir()?;
     catalog.upsert(
@@ -94,7 +97,10 @@ Press Ctrl-C to stop.
 /// The example's source: next to the binary's crate in a checkout, else `./examples`.
 fn example_dir() -> anyhow::Result<PathBuf> {
     let candidates = [
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/credit_card_approval")),
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/credit_card_approval"
+        )),
         PathBuf::from("examples/credit_card_approval"),
     ];
     candidates

@@ -13,7 +13,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "insights", version, about = "Inference metrics for ML models in production")]
+#[command(
+    name = "insights",
+    version,
+    about = "Inference metrics for ML models in production"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,8 +48,7 @@ struct ServeArgs {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -81,8 +84,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => config::FileConfig::default(),
     };
     let settings = config::resolve(&file, args.listen, args.data_dir.clone())?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let (admin_token, created) = insights_server::auth::load_or_create_admin_token(
         &settings.data_dir,
         std::env::var("INSIGHTS_ADMIN_TOKEN").ok(),

@@ -108,9 +108,9 @@ impl MetricRejection {
                 format!("insight `{key}`: the name is reserved for the payload's operational keys")
             }
             RejectionReason::EmptyName => "insight key must not be empty".to_string(),
-            RejectionReason::TooManyMetrics => format!(
-                "insight `{key}`: an execution may report at most {MAX_METRICS} metrics"
-            ),
+            RejectionReason::TooManyMetrics => {
+                format!("insight `{key}`: an execution may report at most {MAX_METRICS} metrics")
+            }
             RejectionReason::TooLarge => format!(
                 "insight `{key}`: an execution may report at most {MAX_METRICS_BYTES} bytes of metric keys plus values"
             ),
@@ -230,7 +230,11 @@ mod tests {
         }
         let err = m.insert("one_more", 1.into()).unwrap_err();
         assert_eq!(err.reason, RejectionReason::TooManyMetrics);
-        assert!(err.message.contains("at most 25 metrics"), "{}", err.message);
+        assert!(
+            err.message.contains("at most 25 metrics"),
+            "{}",
+            err.message
+        );
         m.insert("m3", 7.into()).unwrap();
         assert_eq!(m.len(), MAX_METRICS);
     }

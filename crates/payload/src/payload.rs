@@ -113,7 +113,10 @@ mod tests {
     fn payload() -> Payload {
         let mut metrics = MetricSet::new();
         metrics
-            .insert("risk_score", MetricValue::from(serde_json::Number::from_f64(0.2).unwrap()))
+            .insert(
+                "risk_score",
+                MetricValue::from(serde_json::Number::from_f64(0.2).unwrap()),
+            )
             .unwrap();
         metrics.insert("approved", 1.into()).unwrap();
         Payload {
@@ -160,19 +163,25 @@ mod tests {
     fn status_keys_only_when_opted_in() {
         let mut p = payload();
         p.status = Some(ExecutionStatus::Success);
-        assert!(p.to_json().ends_with(r#""algorithm_owner":"asli","status":"success"}"#));
+        assert!(
+            p.to_json()
+                .ends_with(r#""algorithm_owner":"asli","status":"success"}"#)
+        );
         p.status = Some(ExecutionStatus::Error {
             error_type: "AlgorithmError".into(),
         });
-        assert!(p.to_json().ends_with(
-            r#""status":"error","error_type":"AlgorithmError"}"#
-        ));
+        assert!(
+            p.to_json()
+                .ends_with(r#""status":"error","error_type":"AlgorithmError"}"#)
+        );
     }
 
     #[test]
     fn strange_names_are_escaped_into_valid_json() {
         let mut p = payload();
-        p.metrics.insert("quote\"back\\slash\nnew", 1.into()).unwrap();
+        p.metrics
+            .insert("quote\"back\\slash\nnew", 1.into())
+            .unwrap();
         p.algorithm.owner = "o\u{1}".into();
         let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         assert_eq!(v["quote\"back\\slash\nnew"], 1);

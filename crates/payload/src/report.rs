@@ -89,7 +89,9 @@ mod tests {
 
     #[test]
     fn python_client_body() {
-        let got = values(r#"[{"insight_key": "risk_score", "insight_value": 0.2}, {"insight_key": "n", "insight_value": 3}]"#);
+        let got = values(
+            r#"[{"insight_key": "risk_score", "insight_value": 0.2}, {"insight_key": "n", "insight_value": 3}]"#,
+        );
         assert_eq!(
             got,
             [
@@ -105,13 +107,18 @@ mod tests {
             r#"[{"insight_key": "a", "insight_value": "0.2"}, {"insight_key": "b", "insight_value": "1.0E3"}, {"insight_key": "c", "insight_value": "true"}]"#,
         );
         assert_eq!(got[0].1, Ok("0.2".into()));
-        assert_eq!(got[1].1.as_ref().map(|s| s.parse::<f64>().unwrap()), Ok(1000.0));
+        assert_eq!(
+            got[1].1.as_ref().map(|s| s.parse::<f64>().unwrap()),
+            Ok(1000.0)
+        );
         assert_eq!(got[2].1, Ok("1".into()));
     }
 
     #[test]
     fn booleans_become_one_and_zero() {
-        let got = values(r#"[{"insight_key": "approved", "insight_value": true}, {"insight_key": "x", "insight_value": false}]"#);
+        let got = values(
+            r#"[{"insight_key": "approved", "insight_value": true}, {"insight_key": "x", "insight_value": false}]"#,
+        );
         assert_eq!(got[0].1, Ok("1".into()));
         assert_eq!(got[1].1, Ok("0".into()));
     }
@@ -137,7 +144,10 @@ mod tests {
             .unwrap()
             .remove(0);
         let msg = rejected.unwrap_err().message;
-        assert!(msg.contains("`s`") && msg.contains("\"high\"") && msg.contains("not numeric"), "{msg}");
+        assert!(
+            msg.contains("`s`") && msg.contains("\"high\"") && msg.contains("not numeric"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -363,7 +363,8 @@ impl Catalog {
                 },
             }
         };
-        self.publish_locked(owner, name, next, request.settings).await
+        self.publish_locked(owner, name, next, request.settings)
+            .await
     }
 
     /// Publishes exactly `version` unless it exists; then applies `settings` to it
@@ -451,9 +452,10 @@ impl Catalog {
         let a = state
             .get_mut(&key)
             .ok_or_else(|| RuntimeError::AlgorithmNotFound(format!("{owner}/{name}")))?;
-        let v = a.versions.get_mut(&parsed).ok_or_else(|| {
-            RuntimeError::VersionNotFound(format!("{owner}/{name}/{version}"))
-        })?;
+        let v = a
+            .versions
+            .get_mut(&parsed)
+            .ok_or_else(|| RuntimeError::VersionNotFound(format!("{owner}/{name}/{version}")))?;
         let mut settings = v.settings.clone();
         if let Some(on) = patch.insights_enabled {
             settings.insights_enabled = on;
@@ -708,32 +710,72 @@ mod tests {
         std::fs::write(src.join("sub/data.txt"), "d").unwrap();
         let c = catalog(dir.path());
         c.register("me", new_algo(&src)).unwrap();
-        let v1 = c.publish("me", "algo", publish_request(VersionType::Major)).await.unwrap();
+        let v1 = c
+            .publish("me", "algo", publish_request(VersionType::Major))
+            .await
+            .unwrap();
         assert_eq!(v1.version_info.semantic_version, "1.0.0");
         std::fs::write(src.join("main.py"), "v2").unwrap();
-        let seq: Vec<_> = [VersionType::Minor, VersionType::Revision, VersionType::Major]
-            .into_iter()
-            .map(publish_request)
-            .collect();
+        let seq: Vec<_> = [
+            VersionType::Minor,
+            VersionType::Revision,
+            VersionType::Major,
+        ]
+        .into_iter()
+        .map(publish_request)
+        .collect();
         let mut got = vec![];
         for r in seq {
-            got.push(c.publish("me", "algo", r).await.unwrap().version_info.semantic_version);
+            got.push(
+                c.publish("me", "algo", r)
+                    .await
+                    .unwrap()
+                    .version_info
+                    .semantic_version,
+            );
         }
         assert_eq!(got, ["1.1.0", "1.1.1", "2.0.0"]);
 
         let r1 = c.resolve("me", "algo", Some("1.0.0")).unwrap();
-        assert_eq!(std::fs::read_to_string(r1.snapshot.join("main.py")).unwrap(), "v1");
-        assert_eq!(std::fs::read_to_string(r1.snapshot.join("sub/data.txt")).unwrap(), "d");
+        assert_eq!(
+            std::fs::read_to_string(r1.snapshot.join("main.py")).unwrap(),
+            "v1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(r1.snapshot.join("sub/data.txt")).unwrap(),
+            "d"
+        );
         let latest = c.resolve("me", "algo", None).unwrap();
         assert_eq!(latest.version.to_string(), "2.0.0");
-        assert_eq!(std::fs::read_to_string(latest.snapshot.join("main.py")).unwrap(), "v2");
+        assert_eq!(
+            std::fs::read_to_string(latest.snapshot.join("main.py")).unwrap(),
+            "v2"
+        );
 
-        c.set_version_settings("me", "algo", "1.1.0", VersionSettingsPatch { insights_enabled: Some(false), ..Default::default() })
-            .unwrap();
+        c.set_version_settings(
+            "me",
+            "algo",
+            "1.1.0",
+            VersionSettingsPatch {
+                insights_enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         drop(c);
         let c = catalog(dir.path());
-        assert!(!c.resolve("me", "algo", Some("1.1.0")).unwrap().settings.insights_enabled);
-        assert!(c.resolve("me", "algo", Some("1.0.0")).unwrap().settings.insights_enabled);
+        assert!(
+            !c.resolve("me", "algo", Some("1.1.0"))
+                .unwrap()
+                .settings
+                .insights_enabled
+        );
+        assert!(
+            c.resolve("me", "algo", Some("1.0.0"))
+                .unwrap()
+                .settings
+                .insights_enabled
+        );
         assert_eq!(c.algorithm("me", "algo").unwrap().versions.len(), 4);
     }
 
@@ -755,7 +797,10 @@ mod tests {
         a.settings.pool_size = 0;
         assert_field(c.register("me", a), "settings.pool_size");
         c.register("me", new_algo(dir.path())).unwrap();
-        assert!(matches!(c.register("me", new_algo(dir.path())), Err(RuntimeError::AlreadyExists(_))));
+        assert!(matches!(
+            c.register("me", new_algo(dir.path())),
+            Err(RuntimeError::AlreadyExists(_))
+        ));
     }
 
     fn assert_field<T: std::fmt::Debug>(r: Result<T, RuntimeError>, field: &str) {

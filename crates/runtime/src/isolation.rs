@@ -118,7 +118,11 @@ fn ensure_mount_target() -> io::Result<()> {
     match std::fs::symlink_metadata(ADK_FIFO) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(ADK_FIFO) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(ADK_FIFO)
+            {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
                 Err(e) => Err(e),

@@ -150,7 +150,9 @@ pub enum ReportError {
     UnknownWorker,
     #[error("{0}")]
     Malformed(#[from] BodyError),
-    #[error("the execution this report belongs to has already finished; report insights before the algorithm returns its result")]
+    #[error(
+        "the execution this report belongs to has already finished; report insights before the algorithm returns its result"
+    )]
     ExecutionFinished,
     /// Some items were refused; every other item was kept.
     #[error("{}", .0.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "))]
@@ -227,7 +229,10 @@ impl Runtime {
 
     /// Runs one call to completion. The execution runs in its own task: dropping this future
     /// does not cancel it.
-    pub async fn call(self: &Arc<Self>, request: CallRequest) -> Result<CallResponse, RuntimeError> {
+    pub async fn call(
+        self: &Arc<Self>,
+        request: CallRequest,
+    ) -> Result<CallResponse, RuntimeError> {
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(RuntimeError::ShuttingDown);
         }
@@ -291,7 +296,11 @@ impl Runtime {
                 };
                 metrics::gauge!("insights_pool_busy_workers", &labels).increment(1.0);
                 let outcome = worker
-                    .run(request_id.clone(), request.input.to_request_line(), deadline)
+                    .run(
+                        request_id.clone(),
+                        request.input.to_request_line(),
+                        deadline,
+                    )
                     .await;
                 metrics::gauge!("insights_pool_busy_workers", &labels).decrement(1.0);
                 let session_id = worker.shared.session_id.clone();
@@ -447,7 +456,10 @@ impl Runtime {
     pub async fn shutdown(&self, grace: Duration) {
         self.shutting_down.store(true, Ordering::Release);
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("calls still running after the shutdown grace period");
         }
         // Dropping the pools drops the idle workers' handles: each closes its worker's stdin
@@ -555,9 +567,10 @@ fn failure_to_error(f: &Failure, timeout: Duration) -> AlgoError {
             "SystemError",
             format!("the algorithm broke the ADK protocol: {detail}"),
         ),
-        Failure::StartFailed { detail } => {
-            ("LoadingError", format!("the algorithm failed to load: {detail}"))
-        }
+        Failure::StartFailed { detail } => (
+            "LoadingError",
+            format!("the algorithm failed to load: {detail}"),
+        ),
         Failure::ShuttingDown => ("SystemError", "the server is shutting down".to_string()),
     };
     AlgoError {

@@ -205,7 +205,12 @@ impl Worker {
     }
 
     /// Runs one job and waits for its outcome.
-    pub(crate) async fn run(&self, request_id: RequestId, line: String, deadline: Instant) -> JobOutcome {
+    pub(crate) async fn run(
+        &self,
+        request_id: RequestId,
+        line: String,
+        deadline: Instant,
+    ) -> JobOutcome {
         let (reply, outcome) = oneshot::channel();
         let job = Job {
             request_id,
@@ -290,17 +295,14 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
     // end-of-file when the worker (and every child it started) has exited.
     drop(cmd);
     let stdin = child.stdin.take().expect("stdin was piped");
-    let log = pipe::Receiver::from_owned_fd(log_r.into())
-        .map_err(|e| fail("reading the log pipe", e))?;
+    let log =
+        pipe::Receiver::from_owned_fd(log_r.into()).map_err(|e| fail("reading the log pipe", e))?;
     Ok(Process {
         pgid: child.id(),
         child,
         stdin: Some(stdin),
         log: FramedRead::new(log, LinesCodec::new_with_max_length(LOG_LINE_MAX)),
-        fifo: FramedRead::new(
-            fifo,
-            LinesCodec::new_with_max_length(spec.max_answer_bytes),
-        ),
+        fifo: FramedRead::new(fifo, LinesCodec::new_with_max_length(spec.max_answer_bytes)),
         dir,
     })
 }
@@ -333,7 +335,9 @@ pub(crate) fn parse_answer(line: &str) -> Result<Answer, String> {
         });
     }
     match (v.get("result"), v.pointer("/metadata/content_type")) {
-        (Some(result), Some(Value::String(ct))) if matches!(ct.as_str(), "json" | "text" | "binary") => {
+        (Some(result), Some(Value::String(ct)))
+            if matches!(ct.as_str(), "json" | "text" | "binary") =>
+        {
             Ok(Answer::Result {
                 result: result.clone(),
                 content_type: ct.clone(),
@@ -496,7 +500,10 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
     if failure == Failure::ShuttingDown {
         // Closing stdin ends the ADK's read loop; give it a moment to exit on its own.
         drop(proc.stdin.take());
-        if timeout(Duration::from_secs(5), proc.child.wait()).await.is_err() {
+        if timeout(Duration::from_secs(5), proc.child.wait())
+            .await
+            .is_err()
+        {
             kill(&mut proc).await;
         }
         tracing::debug!("worker stopped");
@@ -507,7 +514,9 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
     }
     let dir = proc.dir.clone();
     if let Some(r) = running {
-        let _ = r.reply.send(JobOutcome::failed(failure.clone(), shared.finish()));
+        let _ = r
+            .reply
+            .send(JobOutcome::failed(failure.clone(), shared.finish()));
     }
     fail_remaining(&mut jobs, pending.map(|j| j.reply), failure).await;
     let _ = tokio::fs::remove_dir_all(dir).await;
@@ -538,14 +547,18 @@ async fn send_job(
             let f = Failure::Crashed {
                 detail: format!("writing the request to the algorithm's stdin failed: {e}"),
             };
-            let _ = job.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
+            let _ = job
+                .reply
+                .send(JobOutcome::failed(f.clone(), shared.finish()));
             Err(f)
         }
         Err(_) => {
             let f = Failure::Timeout {
                 while_starting: false,
             };
-            let _ = job.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
+            let _ = job
+                .reply
+                .send(JobOutcome::failed(f.clone(), shared.finish()));
             Err(f)
         }
     }
@@ -599,7 +612,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_answer(r#"{"error": {"message": "boom", "stacktrace": "st", "error_type": "InputError"}}"#),
+            parse_answer(
+                r#"{"error": {"message": "boom", "stacktrace": "st", "error_type": "InputError"}}"#
+            ),
             Ok(Answer::Error {
                 message: "boom".into(),
                 stacktrace: Some("st".into()),

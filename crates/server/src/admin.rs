@@ -86,7 +86,10 @@ pub(crate) async fn list_payloads(
     }
     if let Some(v) = query.get("version").filter(|v| !v.is_empty()) {
         if q.owner.is_none() {
-            return Err(ApiError::invalid("version", "needs algorithm=owner/name as well"));
+            return Err(ApiError::invalid(
+                "version",
+                "needs algorithm=owner/name as well",
+            ));
         }
         q.version = Some(v.clone());
     }

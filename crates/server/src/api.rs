@@ -52,7 +52,10 @@ pub(crate) async fn call_algorithm(
     let timeout = match query.get("timeout") {
         None => DEFAULT_TIMEOUT,
         Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| {
-            ApiError::invalid("timeout", format!("must be a whole number of seconds (got {t:?})"))
+            ApiError::invalid(
+                "timeout",
+                format!("must be a whole number of seconds (got {t:?})"),
+            )
         })?),
     };
     let capture_stdout = match query.get("stdout") {
@@ -92,7 +95,9 @@ pub(crate) async fn call_algorithm(
                 tracing::warn!(error = %e, "a void call failed");
             }
         });
-        return Ok(Json(json!({"async_protocol": "void", "request_id": request_id})).into_response());
+        return Ok(
+            Json(json!({"async_protocol": "void", "request_id": request_id})).into_response(),
+        );
     }
 
     let response = state.runtime.call(request).await?;
@@ -118,7 +123,8 @@ pub(crate) async fn call_algorithm(
             }
             let mut body = json!({"error": error});
             if let Some(stdout) = response.stdout {
-                body["metadata"] = json!({"stdout": stdout, "duration": response.duration.as_secs_f64()});
+                body["metadata"] =
+                    json!({"stdout": stdout, "duration": response.duration.as_secs_f64()});
             }
             Json(body).into_response()
         }
@@ -129,11 +135,20 @@ pub(crate) async fn call_algorithm(
 
 fn raw_response(result: Value, content_type: &str) -> Response {
     match (content_type, result) {
-        ("text", Value::String(s)) => ([(CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response(),
-        ("binary", Value::String(b64)) => match base64::engine::general_purpose::STANDARD.decode(&b64) {
-            Ok(bytes) => ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-            Err(_) => ApiError::new(StatusCode::BAD_GATEWAY, "SystemError", "the algorithm's binary result is not valid base64").into_response(),
-        },
+        ("text", Value::String(s)) => {
+            ([(CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
+        }
+        ("binary", Value::String(b64)) => {
+            match base64::engine::general_purpose::STANDARD.decode(&b64) {
+                Ok(bytes) => ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+                Err(_) => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "SystemError",
+                    "the algorithm's binary result is not valid base64",
+                )
+                .into_response(),
+            }
+        }
         (_, v) => Json(v).into_response(),
     }
 }
@@ -217,7 +232,11 @@ pub(crate) async fn publish_version(
 ) -> Result<Response, ApiError> {
     state.admin.check(&headers)?;
     let request: PublishRequest = parse_json(&body)?;
-    let view = state.runtime.catalog().publish(&owner, &name, request).await?;
+    let view = state
+        .runtime
+        .catalog()
+        .publish(&owner, &name, request)
+        .await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -247,9 +266,10 @@ pub(crate) async fn patch_version(
 ) -> Result<Response, ApiError> {
     state.admin.check(&headers)?;
     let patch: PatchVersion = parse_json(&body)?;
-    let view = state
-        .runtime
-        .catalog()
-        .set_version_settings(&owner, &name, &version, patch.settings)?;
+    let view =
+        state
+            .runtime
+            .catalog()
+            .set_version_settings(&owner, &name, &version, patch.settings)?;
     Ok(Json(view).into_response())
 }

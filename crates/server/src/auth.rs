@@ -232,7 +232,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (t1, created) = load_or_create_admin_token(dir.path(), None).unwrap();
         assert!(created);
-        let mode = std::fs::metadata(dir.path().join("admin-token")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (t2, created) = load_or_create_admin_token(dir.path(), None).unwrap();
         assert!(!created);

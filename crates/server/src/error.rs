@@ -91,11 +91,9 @@ impl From<RuntimeError> for ApiError {
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match &e {
-            ReportError::UnknownWorker => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AuthorizationError",
-                e.to_string(),
-            ),
+            ReportError::UnknownWorker => {
+                ApiError::new(StatusCode::FORBIDDEN, "AuthorizationError", e.to_string())
+            }
             ReportError::Malformed(_) => ApiError::invalid("body", e.to_string()),
             ReportError::ExecutionFinished => {
                 ApiError::new(StatusCode::CONFLICT, "ConflictError", e.to_string())
@@ -126,7 +124,11 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         ApiError::invalid(&field, e.inner().to_string())
     })
 }

@@ -74,7 +74,10 @@ pub struct AppState {
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/algo/{owner}/{name}", post(api::call_algorithm))
-        .route("/v1/algo/{owner}/{name}/{version}", post(api::call_algorithm))
+        .route(
+            "/v1/algo/{owner}/{name}/{version}",
+            post(api::call_algorithm),
+        )
         .route("/worker/{token}/v1/insights", post(api::report_insights))
         .route("/v1/algorithms/{owner}", post(api::register_algorithm))
         .route("/v1/algorithms/{owner}/{name}", get(api::get_algorithm))
@@ -132,7 +135,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_err(e.to_string()))?;
     let store = Arc::new(
-        Store::open(&config.data_dir.join("insights.sqlite")).map_err(|e| data_err(e.to_string()))?,
+        Store::open(&config.data_dir.join("insights.sqlite"))
+            .map_err(|e| data_err(e.to_string()))?,
     );
     let listener = TcpListener::bind(config.listen)
         .await

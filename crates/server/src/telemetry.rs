@@ -44,19 +44,53 @@ pub(crate) fn install() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("insights_calls_total", "Calls of /v1/algo by algorithm, version and outcome (success or the error_type).");
-    describe_histogram!("insights_call_duration_seconds", Unit::Seconds, "Execution time in the worker.");
-    describe_counter!("insights_payloads_emitted_total", "Payloads handed to delivery, by algorithm and version.");
-    describe_counter!("insights_payloads_stored_total", "Payloads written to the embedded store.");
-    describe_counter!("insights_payloads_dropped_total", "Payloads dropped, by reason (handoff_full, shutting_down, store_error).");
-    describe_counter!("insights_payloads_pruned_total", "Old payloads deleted from the embedded store to keep it within its retention.");
-    describe_counter!("insights_reports_rejected_total", "Reported metrics refused, by reason.");
+    describe_counter!(
+        "insights_calls_total",
+        "Calls of /v1/algo by algorithm, version and outcome (success or the error_type)."
+    );
+    describe_histogram!(
+        "insights_call_duration_seconds",
+        Unit::Seconds,
+        "Execution time in the worker."
+    );
+    describe_counter!(
+        "insights_payloads_emitted_total",
+        "Payloads handed to delivery, by algorithm and version."
+    );
+    describe_counter!(
+        "insights_payloads_stored_total",
+        "Payloads written to the embedded store."
+    );
+    describe_counter!(
+        "insights_payloads_dropped_total",
+        "Payloads dropped, by reason (handoff_full, shutting_down, store_error)."
+    );
+    describe_counter!(
+        "insights_payloads_pruned_total",
+        "Old payloads deleted from the embedded store to keep it within its retention."
+    );
+    describe_counter!(
+        "insights_reports_rejected_total",
+        "Reported metrics refused, by reason."
+    );
     describe_counter!("insights_worker_starts_total", "Worker processes started.");
-    describe_counter!("insights_worker_crashes_total", "Workers that ended abnormally, by reason (crash, timeout, bad_output, start_failed).");
-    describe_counter!("insights_worker_restarts_total", "Workers started to replace one that ended abnormally.");
+    describe_counter!(
+        "insights_worker_crashes_total",
+        "Workers that ended abnormally, by reason (crash, timeout, bad_output, start_failed)."
+    );
+    describe_counter!(
+        "insights_worker_restarts_total",
+        "Workers started to replace one that ended abnormally."
+    );
     describe_gauge!("insights_pool_size", "Workers a version's pool may run.");
-    describe_gauge!("insights_pool_busy_workers", "Workers of a version running a call right now.");
-    describe_gauge!("insights_handoff_depth", "Payloads waiting in the delivery hand-off.");
+    describe_gauge!(
+        "insights_pool_busy_workers",
+        "Workers of a version running a call right now."
+    );
+    describe_gauge!(
+        "insights_handoff_depth",
+        "Payloads waiting in the delivery hand-off."
+    );
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

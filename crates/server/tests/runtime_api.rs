@@ -10,7 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 fn is_uuid_with_prefix(s: &str, prefix: &str) -> bool {
-    let Some(rest) = s.strip_prefix(prefix) else { return false };
+    let Some(rest) = s.strip_prefix(prefix) else {
+        return false;
+    };
     let parts: Vec<_> = rest.split('-').collect();
     parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
         && rest.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
@@ -46,7 +48,10 @@ async fn a_payload_carries_the_seven_operational_keys_and_the_reported_metrics()
     });
     let resp = t
         .http
-        .post(format!("{}/v1/algo/acme/scorer/1.0.0?stdout=True&timeout=30", t.url))
+        .post(format!(
+            "{}/v1/algo/acme/scorer/1.0.0?stdout=True&timeout=30",
+            t.url
+        ))
         .header("Authorization", format!("Simple {key}"))
         .json(&input)
         .send()
@@ -55,7 +60,10 @@ async fn a_payload_carries_the_seven_operational_keys_and_the_reported_metrics()
     assert_eq!(resp.status(), 200);
     let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["result"]["reports"], json!([[200, {"accepted": 2}], [200, {"accepted": 2}]]));
+    assert_eq!(
+        body["result"]["reports"],
+        json!([[200, {"accepted": 2}], [200, {"accepted": 2}]])
+    );
     assert_eq!(body["metadata"]["content_type"], "json");
     assert!(body["metadata"]["duration"].as_f64().unwrap() > 0.0);
     assert_eq!(body["metadata"]["stdout"], "hello from the algorithm\n");
@@ -66,8 +74,16 @@ async fn a_payload_carries_the_seven_operational_keys_and_the_reported_metrics()
     assert_eq!(
         keys,
         [
-            "risk_score", "approved", "n_features", "duration_milliseconds", "algorithm_version",
-            "request_id", "time", "algorithm_name", "session_id", "algorithm_owner"
+            "risk_score",
+            "approved",
+            "n_features",
+            "duration_milliseconds",
+            "algorithm_version",
+            "request_id",
+            "time",
+            "algorithm_name",
+            "session_id",
+            "algorithm_owner"
         ]
     );
     assert_eq!(p["risk_score"], json!(0.35));
@@ -77,8 +93,14 @@ async fn a_payload_carries_the_seven_operational_keys_and_the_reported_metrics()
     assert_eq!(p["algorithm_owner"], "acme");
     assert_eq!(p["algorithm_version"], "1.0.0");
     assert_eq!(p["request_id"], request_id.as_str());
-    assert!(is_uuid_with_prefix(p["request_id"].as_str().unwrap(), "req-"), "{p:?}");
-    assert!(is_uuid_with_prefix(p["session_id"].as_str().unwrap(), "rses-"), "{p:?}");
+    assert!(
+        is_uuid_with_prefix(p["request_id"].as_str().unwrap(), "req-"),
+        "{p:?}"
+    );
+    assert!(
+        is_uuid_with_prefix(p["session_id"].as_str().unwrap(), "rses-"),
+        "{p:?}"
+    );
     assert!(p["duration_milliseconds"].is_u64(), "{p:?}");
     assert!(is_payload_time(p["time"].as_str().unwrap()), "{p:?}");
 
@@ -120,12 +142,25 @@ async fn bad_reports_get_400_naming_key_and_limit_and_the_valid_part_is_kept() {
     let body: Value = resp.json().await.unwrap();
     let reports = body["result"]["reports"].as_array().unwrap();
     let status = |i: usize| reports[i][0].as_u64().unwrap();
-    let message = |i: usize| reports[i][1]["error"]["message"].as_str().unwrap().to_string();
+    let message = |i: usize| {
+        reports[i][1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(status(0), 400);
-    assert!(message(0).contains("`label`") && message(0).contains("not numeric"), "{}", message(0));
+    assert!(
+        message(0).contains("`label`") && message(0).contains("not numeric"),
+        "{}",
+        message(0)
+    );
     assert_eq!(reports[0][1]["error"]["field"], "label");
     assert_eq!(status(1), 400);
-    assert!(message(1).contains("`time`") && message(1).contains("reserved"), "{}", message(1));
+    assert!(
+        message(1).contains("`time`") && message(1).contains("reserved"),
+        "{}",
+        message(1)
+    );
     assert_eq!(status(2), 400);
     assert!(message(2).contains("`timestamp`"), "{}", message(2));
     assert_eq!(status(3), 400);
@@ -134,19 +169,37 @@ async fn bad_reports_get_400_naming_key_and_limit_and_the_valid_part_is_kept() {
     assert!(message(4).contains("25000 bytes"), "{}", message(4));
     // 1 metric ("good") already held: 24 more fit, the 25th and 26th of this report do not.
     assert_eq!(status(5), 400);
-    assert!(message(5).contains("`m24`") && message(5).contains("at most 25 metrics"), "{}", message(5));
+    assert!(
+        message(5).contains("`m24`") && message(5).contains("at most 25 metrics"),
+        "{}",
+        message(5)
+    );
     // The rejections are in the execution's log, where the algorithm's author looks.
     let stdout = body["metadata"]["stdout"].as_str().unwrap();
-    assert!(stdout.contains("[insights] rejected: insight `label`"), "{stdout}");
-    assert!(stdout.starts_with("done\n"), "printed before reporting: {stdout}");
+    assert!(
+        stdout.contains("[insights] rejected: insight `label`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.starts_with("done\n"),
+        "printed before reporting: {stdout}"
+    );
 
     let p = &t.wait_payloads("algorithm=acme/bad", 1).await[0];
     let obj = p.as_object().unwrap();
     assert_eq!(obj["good"], 1);
     assert_eq!(obj.len(), 7 + 25, "{p}");
     assert!(!obj.contains_key("label") && !obj.contains_key("m24") && !obj.contains_key("m25"));
-    assert!(t.metric("insights_reports_rejected_total{reason=\"non_numeric\"}").await >= 1.0);
-    assert!(t.metric("insights_reports_rejected_total{reason=\"too_many_metrics\"}").await >= 2.0);
+    assert!(
+        t.metric("insights_reports_rejected_total{reason=\"non_numeric\"}")
+            .await
+            >= 1.0
+    );
+    assert!(
+        t.metric("insights_reports_rejected_total{reason=\"too_many_metrics\"}")
+            .await
+            >= 2.0
+    );
     // Still serving.
     let (s, _, _) = t.call(&key, "acme/bad", json!({})).await;
     assert_eq!(s, 200);
@@ -160,21 +213,42 @@ async fn reports_after_the_execution_finished_are_refused_with_409() {
     t.probe("acme", "late", 1, true).await;
     let key = t.new_key().await;
     let (s, _, _) = t
-        .call(&key, "acme/late", json!({"late_report": report(&[("after", json!(1))])}))
+        .call(
+            &key,
+            "acme/late",
+            json!({"late_report": report(&[("after", json!(1))])}),
+        )
         .await;
     assert_eq!(s, 200);
     // Wait for the late report to have happened (it counts as rejected), then ask the worker
     // what it was told.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while t.metric("insights_reports_rejected_total{reason=\"execution_finished\"}").await < 1.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the late report never arrived");
+    while t
+        .metric("insights_reports_rejected_total{reason=\"execution_finished\"}")
+        .await
+        < 1.0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late report never arrived"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let (_, _, body) = t.call(&key, "acme/late", json!({"late_status": true})).await;
+    let (_, _, body) = t
+        .call(&key, "acme/late", json!({"late_status": true}))
+        .await;
     assert_eq!(body["result"]["late_status"][0], 409, "{body}");
-    assert!(body["result"]["late_status"][1]["error"]["message"].as_str().unwrap().contains("already finished"));
+    assert!(
+        body["result"]["late_status"][1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already finished")
+    );
     let payloads = t.wait_payloads("algorithm=acme/late", 2).await;
-    assert!(payloads.iter().all(|p| p.get("after").is_none()), "{payloads:?}");
+    assert!(
+        payloads.iter().all(|p| p.get("after").is_none()),
+        "{payloads:?}"
+    );
 
     // A token that was never issued is refused too.
     let resp = t
@@ -208,19 +282,37 @@ async fn keys_and_the_admin_token_guard_every_endpoint() {
     };
     let (s, body) = call(None).await;
     assert_eq!(s, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("API key is required"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key is required")
+    );
     let (s, body) = call(Some("Simple simWRONG".into())).await;
     assert_eq!(s, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("not valid"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid")
+    );
 
     let (_, created) = t
-        .admin(Method::POST, "/v1/admin/api-keys", Some(json!({"name": "ci"})))
+        .admin(
+            Method::POST,
+            "/v1/admin/api-keys",
+            Some(json!({"name": "ci"})),
+        )
         .await;
     let key = created["key"].as_str().unwrap().to_string();
     let id = created["id"].as_str().unwrap().to_string();
     assert!(key.starts_with("sim"));
     assert_eq!(call(Some(format!("Simple {key}"))).await.0, 200);
-    assert_eq!(call(Some(key.clone())).await.0, 200, "the Python client's bare key");
+    assert_eq!(
+        call(Some(key.clone())).await.0,
+        200,
+        "the Python client's bare key"
+    );
 
     // The key list never shows keys.
     let (_, list) = t.admin(Method::GET, "/v1/admin/api-keys", None).await;
@@ -237,8 +329,15 @@ async fn keys_and_the_admin_token_guard_every_endpoint() {
         (Method::GET, "/v1/admin/insights/payloads"),
         (Method::GET, "/v1/admin/algorithms"),
     ] {
-        for auth in [None, Some(format!("Simple {key}")), Some("Bearer nope".to_string())] {
-            let mut req = t.http.request(method.clone(), format!("{}{path}", t.url)).json(&json!({}));
+        for auth in [
+            None,
+            Some(format!("Simple {key}")),
+            Some("Bearer nope".to_string()),
+        ] {
+            let mut req = t
+                .http
+                .request(method.clone(), format!("{}{path}", t.url))
+                .json(&json!({}));
             if let Some(a) = &auth {
                 req = req.header("Authorization", a);
             }
@@ -247,10 +346,14 @@ async fn keys_and_the_admin_token_guard_every_endpoint() {
         }
     }
 
-    let (s, _) = t.admin(Method::DELETE, &format!("/v1/admin/api-keys/{id}"), None).await;
+    let (s, _) = t
+        .admin(Method::DELETE, &format!("/v1/admin/api-keys/{id}"), None)
+        .await;
     assert_eq!(s, 204);
     assert_eq!(call(Some(format!("Simple {key}"))).await.0, 401, "revoked");
-    let (s, _) = t.admin(Method::DELETE, &format!("/v1/admin/api-keys/{id}"), None).await;
+    let (s, _) = t
+        .admin(Method::DELETE, &format!("/v1/admin/api-keys/{id}"), None)
+        .await;
     assert_eq!(s, 404);
     t.stop().await;
 }
@@ -274,16 +377,76 @@ async fn bad_inputs_get_clear_errors_and_the_server_stays_up() {
         }
     };
     let cases: Vec<(&str, &str, &str, u16, &str)> = vec![
-        ("/v1/algo/acme/nothere", "application/json", "{}", 404, "acme/nothere does not exist"),
-        ("/v1/algo/acme/strict/9.9.9", "application/json", "{}", 404, "acme/strict/9.9.9 does not exist"),
-        ("/v1/algo/acme/strict/one", "application/json", "{}", 400, "version: \"one\" is not a semantic version"),
-        ("/v1/algo/acme/strict?timeout=soon", "application/json", "{}", 400, "timeout: must be a whole number"),
-        ("/v1/algo/acme/strict?timeout=0", "application/json", "{}", 400, "timeout: must be between 1 and 3000"),
-        ("/v1/algo/acme/strict?timeout=99999", "application/json", "{}", 400, "timeout: must be between 1 and 3000"),
-        ("/v1/algo/acme/strict?stdout=maybe", "application/json", "{}", 400, "stdout: must be true or false"),
-        ("/v1/algo/acme/strict?output=xml", "application/json", "{}", 400, "output: must be raw or void"),
-        ("/v1/algo/acme/strict", "application/json", "{not json", 400, "body: is not valid JSON"),
-        ("/v1/algo/acme/strict", "application/x-www-form-urlencoded", "a=1", 415, "use application/json, text/plain or application/octet-stream"),
+        (
+            "/v1/algo/acme/nothere",
+            "application/json",
+            "{}",
+            404,
+            "acme/nothere does not exist",
+        ),
+        (
+            "/v1/algo/acme/strict/9.9.9",
+            "application/json",
+            "{}",
+            404,
+            "acme/strict/9.9.9 does not exist",
+        ),
+        (
+            "/v1/algo/acme/strict/one",
+            "application/json",
+            "{}",
+            400,
+            "version: \"one\" is not a semantic version",
+        ),
+        (
+            "/v1/algo/acme/strict?timeout=soon",
+            "application/json",
+            "{}",
+            400,
+            "timeout: must be a whole number",
+        ),
+        (
+            "/v1/algo/acme/strict?timeout=0",
+            "application/json",
+            "{}",
+            400,
+            "timeout: must be between 1 and 3000",
+        ),
+        (
+            "/v1/algo/acme/strict?timeout=99999",
+            "application/json",
+            "{}",
+            400,
+            "timeout: must be between 1 and 3000",
+        ),
+        (
+            "/v1/algo/acme/strict?stdout=maybe",
+            "application/json",
+            "{}",
+            400,
+            "stdout: must be true or false",
+        ),
+        (
+            "/v1/algo/acme/strict?output=xml",
+            "application/json",
+            "{}",
+            400,
+            "output: must be raw or void",
+        ),
+        (
+            "/v1/algo/acme/strict",
+            "application/json",
+            "{not json",
+            400,
+            "body: is not valid JSON",
+        ),
+        (
+            "/v1/algo/acme/strict",
+            "application/x-www-form-urlencoded",
+            "a=1",
+            415,
+            "use application/json, text/plain or application/octet-stream",
+        ),
     ];
     for (path, ct, body, status, needle) in cases {
         let (s, b) = post(path, ct, body).await;
@@ -293,22 +456,118 @@ async fn bad_inputs_get_clear_errors_and_the_server_stays_up() {
     }
 
     let admin_cases: Vec<(Method, &str, Value, u16, &str)> = vec![
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "has space", "source": {"path": "/", "command": ["x"]}}), 400, "name: must be 1 to 64"),
-        (Method::POST, "/v1/algorithms/ac%20me", json!({"name": "ok", "source": {"path": "/", "command": ["x"]}}), 400, "owner: must be"),
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "ok", "source": {"path": "/no/such/dir", "command": ["x"]}}), 400, "source.path: /no/such/dir cannot be used"),
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "ok", "source": {"path": "/", "command": []}}), 400, "source.command: must name a program"),
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "ok", "source": {"path": "/", "command": ["x"]}, "settings": {"pool_size": 1000}}), 400, "settings.pool_size: must be between 1 and 64"),
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "ok", "source": {"path": "/", "command": ["x"]}, "settings": {"poolsize": 2}}), 400, "settings.poolsize: unknown field `poolsize`"),
-        (Method::POST, "/v1/algorithms/acme", json!({"name": "strict", "source": {"path": "/", "command": ["x"]}}), 409, "acme/strict already exists"),
-        (Method::POST, "/v1/algorithms/acme/strict/versions", json!({"version_info": {"version_type": "huge"}}), 400, "version_info.version_type: unknown variant `huge`"),
-        (Method::POST, "/v1/algorithms/acme/strict/versions", json!({"settings": {"insight_enabled": true}}), 400, "settings.insight_enabled: unknown field `insight_enabled`"),
-        (Method::POST, "/v1/algorithms/acme/none/versions", json!({}), 404, "acme/none does not exist"),
-        (Method::PATCH, "/v1/algorithms/acme/strict/versions/7.0.0", json!({"settings": {"insights_enabled": false}}), 404, "acme/strict/7.0.0 does not exist"),
-        (Method::PATCH, "/v1/algorithms/acme/strict/versions/1.0.0", json!({"settings": {"insights_enabled": "yes"}}), 400, "settings.insights_enabled: invalid type"),
-        (Method::GET, "/v1/admin/insights/payloads?limit=0", Value::Null, 400, "limit: must be a number from 1 to 1000"),
-        (Method::GET, "/v1/admin/insights/payloads?limit=5000", Value::Null, 400, "limit: must be a number from 1 to 1000"),
-        (Method::GET, "/v1/admin/insights/payloads?algorithm=nope", Value::Null, 400, "algorithm: must be owner/name"),
-        (Method::POST, "/v1/admin/api-keys", json!({"name": ""}), 400, "name: must be 1 to 100 characters"),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "has space", "source": {"path": "/", "command": ["x"]}}),
+            400,
+            "name: must be 1 to 64",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/ac%20me",
+            json!({"name": "ok", "source": {"path": "/", "command": ["x"]}}),
+            400,
+            "owner: must be",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "ok", "source": {"path": "/no/such/dir", "command": ["x"]}}),
+            400,
+            "source.path: /no/such/dir cannot be used",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "ok", "source": {"path": "/", "command": []}}),
+            400,
+            "source.command: must name a program",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "ok", "source": {"path": "/", "command": ["x"]}, "settings": {"pool_size": 1000}}),
+            400,
+            "settings.pool_size: must be between 1 and 64",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "ok", "source": {"path": "/", "command": ["x"]}, "settings": {"poolsize": 2}}),
+            400,
+            "settings.poolsize: unknown field `poolsize`",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme",
+            json!({"name": "strict", "source": {"path": "/", "command": ["x"]}}),
+            409,
+            "acme/strict already exists",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme/strict/versions",
+            json!({"version_info": {"version_type": "huge"}}),
+            400,
+            "version_info.version_type: unknown variant `huge`",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme/strict/versions",
+            json!({"settings": {"insight_enabled": true}}),
+            400,
+            "settings.insight_enabled: unknown field `insight_enabled`",
+        ),
+        (
+            Method::POST,
+            "/v1/algorithms/acme/none/versions",
+            json!({}),
+            404,
+            "acme/none does not exist",
+        ),
+        (
+            Method::PATCH,
+            "/v1/algorithms/acme/strict/versions/7.0.0",
+            json!({"settings": {"insights_enabled": false}}),
+            404,
+            "acme/strict/7.0.0 does not exist",
+        ),
+        (
+            Method::PATCH,
+            "/v1/algorithms/acme/strict/versions/1.0.0",
+            json!({"settings": {"insights_enabled": "yes"}}),
+            400,
+            "settings.insights_enabled: invalid type",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/insights/payloads?limit=0",
+            Value::Null,
+            400,
+            "limit: must be a number from 1 to 1000",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/insights/payloads?limit=5000",
+            Value::Null,
+            400,
+            "limit: must be a number from 1 to 1000",
+        ),
+        (
+            Method::GET,
+            "/v1/admin/insights/payloads?algorithm=nope",
+            Value::Null,
+            400,
+            "algorithm: must be owner/name",
+        ),
+        (
+            Method::POST,
+            "/v1/admin/api-keys",
+            json!({"name": ""}),
+            400,
+            "name: must be 1 to 100 characters",
+        ),
     ];
     for (method, path, body, status, needle) in admin_cases {
         let body = (!body.is_null()).then_some(body);
@@ -333,18 +592,31 @@ async fn switching_insights_off_stops_payloads_from_the_next_call() {
     let key = t.new_key().await;
     let (_, first, _) = t.call(&key, "acme/toggle", json!({})).await;
     let (s, v) = t
-        .admin(Method::PATCH, "/v1/algorithms/acme/toggle/versions/1.0.0", Some(json!({"settings": {"insights_enabled": false}})))
+        .admin(
+            Method::PATCH,
+            "/v1/algorithms/acme/toggle/versions/1.0.0",
+            Some(json!({"settings": {"insights_enabled": false}})),
+        )
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["settings"]["insights_enabled"], false);
     t.call(&key, "acme/toggle", json!({})).await;
-    t.admin(Method::PATCH, "/v1/algorithms/acme/toggle/versions/1.0.0", Some(json!({"settings": {"insights_enabled": true}})))
-        .await;
+    t.admin(
+        Method::PATCH,
+        "/v1/algorithms/acme/toggle/versions/1.0.0",
+        Some(json!({"settings": {"insights_enabled": true}})),
+    )
+    .await;
     let (_, third, _) = t.call(&key, "acme/toggle", json!({})).await;
     let payloads = t.wait_payloads("algorithm=acme/toggle", 2).await;
-    let ids: Vec<_> = payloads.iter().map(|p| p["request_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = payloads
+        .iter()
+        .map(|p| p["request_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, [third.unwrap(), first.unwrap()]);
-    let (_, versions) = t.admin(Method::GET, "/v1/algorithms/acme/toggle/versions", None).await;
+    let (_, versions) = t
+        .admin(Method::GET, "/v1/algorithms/acme/toggle/versions", None)
+        .await;
     assert_eq!(versions["results"][0]["settings"]["insights_enabled"], true);
     t.stop().await;
 }
@@ -356,7 +628,11 @@ async fn failed_executions_produce_payloads_and_status_keys_are_opt_in() {
     t.probe("acme", "fails", 1, true).await;
     let key = t.new_key().await;
     let (s, _, body) = t
-        .call(&key, "acme/fails", json!({"reports": [report(&[("seen", json!(1))])], "error": "bad applicant"}))
+        .call(
+            &key,
+            "acme/fails",
+            json!({"reports": [report(&[("seen", json!(1))])], "error": "bad applicant"}),
+        )
         .await;
     // The algorithm ran and failed: Algorithmia's 200 with an error object.
     assert_eq!(s, 200);
@@ -365,14 +641,32 @@ async fn failed_executions_produce_payloads_and_status_keys_are_opt_in() {
     assert_eq!(body["error"]["stacktrace"], "Traceback: probe");
     let p = &t.wait_payloads("algorithm=acme/fails", 1).await[0];
     assert_eq!(p["seen"], 1);
-    assert!(p.get("status").is_none() && p.get("error_type").is_none(), "{p}");
+    assert!(
+        p.get("status").is_none() && p.get("error_type").is_none(),
+        "{p}"
+    );
 
-    let v2 = t.publish("acme", "fails", json!({"insights_enabled": true, "insights_include_status": true})).await;
-    t.call(&key, &format!("acme/fails/{v2}"), json!({"error": "again"})).await;
+    let v2 = t
+        .publish(
+            "acme",
+            "fails",
+            json!({"insights_enabled": true, "insights_include_status": true}),
+        )
+        .await;
+    t.call(&key, &format!("acme/fails/{v2}"), json!({"error": "again"}))
+        .await;
     t.call(&key, &format!("acme/fails/{v2}"), json!({})).await;
-    let p = t.wait_payloads(&format!("algorithm=acme/fails&version={v2}"), 2).await;
-    assert_eq!((&p[0]["status"], p[0].get("error_type")), (&json!("success"), None));
-    assert_eq!((&p[1]["status"], &p[1]["error_type"]), (&json!("error"), &json!("AlgorithmError")));
+    let p = t
+        .wait_payloads(&format!("algorithm=acme/fails&version={v2}"), 2)
+        .await;
+    assert_eq!(
+        (&p[0]["status"], p[0].get("error_type")),
+        (&json!("success"), None)
+    );
+    assert_eq!(
+        (&p[1]["status"], &p[1]["error_type"]),
+        (&json!("error"), &json!("AlgorithmError"))
+    );
     t.stop().await;
 }
 
@@ -399,9 +693,15 @@ async fn concurrent_calls_across_workers_each_carry_their_own_metrics() {
     });
     let results = futures_join_all(calls).await;
     let pids: std::collections::HashSet<u64> = results.iter().map(|r| r.2).collect();
-    assert!(pids.len() > 1 && pids.len() <= 4, "calls ran on {} workers", pids.len());
+    assert!(
+        pids.len() > 1 && pids.len() <= 4,
+        "calls ran on {} workers",
+        pids.len()
+    );
 
-    let payloads = t.wait_payloads("algorithm=acme/busy&limit=1000", CALLS).await;
+    let payloads = t
+        .wait_payloads("algorithm=acme/busy&limit=1000", CALLS)
+        .await;
     assert_eq!(payloads.len(), CALLS);
     let by_request: HashMap<String, &Value> = payloads
         .iter()
@@ -412,11 +712,17 @@ async fn concurrent_calls_across_workers_each_carry_their_own_metrics() {
         assert_eq!(p["call"], *i, "{p}");
         assert_eq!(p["call_squared"], i * i, "{p}");
     }
-    assert_eq!(t.metric("insights_pool_busy_workers{algorithm=\"acme/busy\"").await, 0.0);
+    assert_eq!(
+        t.metric("insights_pool_busy_workers{algorithm=\"acme/busy\"")
+            .await,
+        0.0
+    );
     t.stop().await;
 }
 
-async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let handles: Vec<_> = futs.into_iter().collect();
     let mut out = Vec::with_capacity(handles.len());
     // Poll all concurrently on this task.
@@ -432,7 +738,11 @@ async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item =
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.extend(done.into_iter().map(Option::unwrap));
@@ -452,7 +762,10 @@ async fn crashing_hanging_and_garbage_workers_are_replaced_and_the_pool_keeps_se
     assert_eq!(s, 200);
     assert_eq!(body["error"]["error_type"], "SystemError", "{body}");
     let msg = body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("crashed") && msg.contains("exit status: 3") && msg.contains("about to crash"), "{msg}");
+    assert!(
+        msg.contains("crashed") && msg.contains("exit status: 3") && msg.contains("about to crash"),
+        "{msg}"
+    );
     let (_, _, after_crash) = t.call(&key, "acme/flaky", json!({})).await;
     let pid1 = after_crash["result"]["pid"].as_u64().unwrap();
     assert_ne!(pid0, pid1);
@@ -467,24 +780,43 @@ async fn crashing_hanging_and_garbage_workers_are_replaced_and_the_pool_keeps_se
         .unwrap();
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["error_type"], "TimeoutError", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("within the timeout of 1 s"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within the timeout of 1 s")
+    );
     let (_, _, after_hang) = t.call(&key, "acme/flaky", json!({})).await;
     let pid2 = after_hang["result"]["pid"].as_u64().unwrap();
     assert_ne!(pid1, pid2);
     // The hung process was killed, not left behind.
-    assert!(!std::path::Path::new(&format!("/proc/{pid1}")).exists(), "pid {pid1} still runs");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists(),
+        "pid {pid1} still runs"
+    );
 
     let (_, _, body) = t.call(&key, "acme/flaky", json!({"garbage": true})).await;
     assert_eq!(body["error"]["error_type"], "SystemError");
     let msg = body["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("broke the ADK protocol") && msg.contains("this is not an answer"), "{msg}");
+    assert!(
+        msg.contains("broke the ADK protocol") && msg.contains("this is not an answer"),
+        "{msg}"
+    );
     let (s, _, body) = t.call(&key, "acme/flaky", json!({"echo": "fine"})).await;
     assert_eq!((s, &body["result"]["echo"]), (200, &json!("fine")));
 
     // Every execution, failed or not, produced its payload.
     t.wait_payloads("algorithm=acme/flaky", 7).await;
-    assert_eq!(t.metric("insights_worker_crashes_total{algorithm=\"acme/flaky\"").await, 3.0);
-    assert_eq!(t.metric("insights_worker_restarts_total{algorithm=\"acme/flaky\"").await, 3.0);
+    assert_eq!(
+        t.metric("insights_worker_crashes_total{algorithm=\"acme/flaky\"")
+            .await,
+        3.0
+    );
+    assert_eq!(
+        t.metric("insights_worker_restarts_total{algorithm=\"acme/flaky\"")
+            .await,
+        3.0
+    );
     t.stop().await;
 }
 
@@ -520,7 +852,9 @@ async fn text_and_binary_inputs_and_outputs() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["metadata"]["content_type"], "binary");
     use base64::Engine as _;
-    let got = base64::engine::general_purpose::STANDARD.decode(body["result"].as_str().unwrap()).unwrap();
+    let got = base64::engine::general_purpose::STANDARD
+        .decode(body["result"].as_str().unwrap())
+        .unwrap();
     let mut reversed = bytes.clone();
     reversed.reverse();
     assert_eq!(got, reversed);
@@ -560,7 +894,13 @@ async fn a_published_version_is_a_snapshot_of_its_source() {
     let v2 = t.publish("acme", "snap", json!({})).await;
     let (_, _, body) = t.call(&key, &format!("acme/snap/{v2}"), json!({})).await;
     assert_eq!(body["error"]["error_type"], "LoadingError", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("exit status: 7"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 7"),
+        "{body}"
+    );
     t.stop().await;
 }
 
@@ -569,24 +909,47 @@ async fn a_restart_keeps_algorithms_versions_keys_and_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
     t.probe("acme", "durable", 1, true).await;
-    t.publish("acme", "durable", json!({"insights_enabled": false})).await;
+    t.publish("acme", "durable", json!({"insights_enabled": false}))
+        .await;
     let key = t.new_key().await;
-    let (_, rid, _) = t.call(&key, "acme/durable/1.0.0", json!({"reports": [report(&[("kept", json!(42))])]})).await;
+    let (_, rid, _) = t
+        .call(
+            &key,
+            "acme/durable/1.0.0",
+            json!({"reports": [report(&[("kept", json!(42))])]}),
+        )
+        .await;
     t.wait_payloads("algorithm=acme/durable", 1).await;
     t.stop().await;
 
     let t = TestServer::start(dir.path()).await;
     let p = t.payloads("algorithm=acme/durable").await;
     assert_eq!(p.len(), 1);
-    assert_eq!((&p[0]["request_id"], &p[0]["kept"]), (&json!(rid.unwrap()), &json!(42)));
-    let (_, versions) = t.admin(Method::GET, "/v1/algorithms/acme/durable/versions", None).await;
+    assert_eq!(
+        (&p[0]["request_id"], &p[0]["kept"]),
+        (&json!(rid.unwrap()), &json!(42))
+    );
+    let (_, versions) = t
+        .admin(Method::GET, "/v1/algorithms/acme/durable/versions", None)
+        .await;
     let got: Vec<(String, bool)> = versions["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (v["version_info"]["semantic_version"].as_str().unwrap().to_string(), v["settings"]["insights_enabled"].as_bool().unwrap()))
+        .map(|v| {
+            (
+                v["version_info"]["semantic_version"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["settings"]["insights_enabled"].as_bool().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got, [("1.1.0".to_string(), false), ("1.0.0".to_string(), true)]);
+    assert_eq!(
+        got,
+        [("1.1.0".to_string(), false), ("1.0.0".to_string(), true)]
+    );
     // The old key still works; no version means the latest (1.1.0, Insights off).
     let (s, _, _) = t.call(&key, "acme/durable", json!({})).await;
     assert_eq!(s, 200);

@@ -355,7 +355,9 @@ impl Store {
     pub fn api_key_exists(&self, id: &str) -> Result<bool> {
         Ok(self
             .conn()
-            .query_row("SELECT 1 FROM api_keys WHERE id = ?1", params![id], |_| Ok(()))
+            .query_row("SELECT 1 FROM api_keys WHERE id = ?1", params![id], |_| {
+                Ok(())
+            })
             .optional()?
             .is_some())
     }
@@ -411,10 +413,9 @@ impl Store {
                AND (?3 IS NULL OR version = ?3)
              ORDER BY seq DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(
-            params![q.owner, q.name, q.version, q.limit as i64],
-            |r| r.get::<_, String>(0),
-        )?;
+        let rows = stmt.query_map(params![q.owner, q.name, q.version, q.limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -464,14 +465,22 @@ mod tests {
                 created_at: "t".into(),
             })
             .unwrap();
-            s.update_version_settings("o", "a", "1.0.0", &serde_json::json!({"insights_enabled": false}))
-                .unwrap();
+            s.update_version_settings(
+                "o",
+                "a",
+                "1.0.0",
+                &serde_json::json!({"insights_enabled": false}),
+            )
+            .unwrap();
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.algorithms().unwrap(), vec![algo("a")]);
         let v = s.versions().unwrap();
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].settings, serde_json::json!({"insights_enabled": false}));
+        assert_eq!(
+            v[0].settings,
+            serde_json::json!({"insights_enabled": false})
+        );
         assert!(matches!(
             s.update_version_settings("o", "a", "9.9.9", &serde_json::json!({})),
             Err(StoreError::NotFound { .. })
@@ -482,12 +491,26 @@ mod tests {
     fn payload_queries_filter_and_order_newest_first() {
         let s = Store::open_in_memory().unwrap();
         s.insert_algorithm(&algo("a")).unwrap();
-        s.insert_payloads(&[payload("a", "1.0.0", 1), payload("b", "1.0.0", 2), payload("a", "1.1.0", 3)])
+        s.insert_payloads(&[
+            payload("a", "1.0.0", 1),
+            payload("b", "1.0.0", 2),
+            payload("a", "1.1.0", 3),
+        ])
+        .unwrap();
+        let all = s
+            .payloads(&PayloadQuery {
+                limit: 10,
+                ..Default::default()
+            })
             .unwrap();
-        let all = s.payloads(&PayloadQuery { limit: 10, ..Default::default() }).unwrap();
         assert_eq!(all, ["{\"n\":3}", "{\"n\":2}", "{\"n\":1}"]);
         let a = s
-            .payloads(&PayloadQuery { owner: Some("o".into()), name: Some("a".into()), limit: 10, ..Default::default() })
+            .payloads(&PayloadQuery {
+                owner: Some("o".into()),
+                name: Some("a".into()),
+                limit: 10,
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(a, ["{\"n\":3}", "{\"n\":1}"]);
         let a10 = s
@@ -499,7 +522,12 @@ mod tests {
             })
             .unwrap();
         assert_eq!(a10, ["{\"n\":1}"]);
-        let one = s.payloads(&PayloadQuery { limit: 1, ..Default::default() }).unwrap();
+        let one = s
+            .payloads(&PayloadQuery {
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(one, ["{\"n\":3}"]);
     }
 
@@ -510,7 +538,12 @@ mod tests {
         s.insert_payloads(&batch).unwrap();
         assert_eq!(s.prune_payloads(4).unwrap(), 6);
         assert_eq!(s.payload_count().unwrap(), 4);
-        let left = s.payloads(&PayloadQuery { limit: 10, ..Default::default() }).unwrap();
+        let left = s
+            .payloads(&PayloadQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(left.last().unwrap(), "{\"n\":6}");
         assert_eq!(s.prune_payloads(4).unwrap(), 0);
     }
@@ -530,9 +563,15 @@ mod tests {
         assert_eq!(keys[0].key_hash, hash_secret("simSECRET"));
         assert_ne!(keys[0].key_hash, "simSECRET");
         s.touch_api_key("k1", "later").unwrap();
-        assert_eq!(s.api_keys().unwrap()[0].last_used_at.as_deref(), Some("later"));
+        assert_eq!(
+            s.api_keys().unwrap()[0].last_used_at.as_deref(),
+            Some("later")
+        );
         s.delete_api_key("k1").unwrap();
         assert!(!s.api_key_exists("k1").unwrap());
-        assert!(matches!(s.delete_api_key("k1"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            s.delete_api_key("k1"),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

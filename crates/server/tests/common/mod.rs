@@ -44,7 +44,12 @@ impl TestServer {
         self.server.shutdown().await;
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -55,15 +60,26 @@ impl TestServer {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Registers the probe as `owner/name` and publishes one version with Insights `insights`.
     pub async fn probe(&self, owner: &str, name: &str, pool_size: u32, insights: bool) -> String {
-        self.probe_from(owner, name, &probe_dir(), pool_size, insights).await
+        self.probe_from(owner, name, &probe_dir(), pool_size, insights)
+            .await
     }
 
-    pub async fn probe_from(&self, owner: &str, name: &str, dir: &Path, pool_size: u32, insights: bool) -> String {
+    pub async fn probe_from(
+        &self,
+        owner: &str,
+        name: &str,
+        dir: &Path,
+        pool_size: u32,
+        insights: bool,
+    ) -> String {
         let (s, body) = self
             .admin(
                 reqwest::Method::POST,
@@ -76,7 +92,8 @@ impl TestServer {
             )
             .await;
         assert_eq!(s, 201, "{body}");
-        self.publish(owner, name, json!({"insights_enabled": insights})).await
+        self.publish(owner, name, json!({"insights_enabled": insights}))
+            .await
     }
 
     pub async fn publish(&self, owner: &str, name: &str, settings: Value) -> String {
@@ -88,12 +105,19 @@ impl TestServer {
             )
             .await;
         assert_eq!(s, 201, "{body}");
-        body["version_info"]["semantic_version"].as_str().unwrap().to_string()
+        body["version_info"]["semantic_version"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn new_key(&self) -> String {
         let (s, body) = self
-            .admin(reqwest::Method::POST, "/v1/admin/api-keys", Some(json!({"name": "test"})))
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/api-keys",
+                Some(json!({"name": "test"})),
+            )
             .await;
         assert_eq!(s, 201, "{body}");
         body["key"].as_str().unwrap().to_string()
@@ -119,7 +143,11 @@ impl TestServer {
 
     pub async fn payloads(&self, query: &str) -> Vec<Value> {
         let (s, body) = self
-            .admin(reqwest::Method::GET, &format!("/v1/admin/insights/payloads?{query}"), None)
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/insights/payloads?{query}"),
+                None,
+            )
             .await;
         assert_eq!(s, 200, "{body}");
         body.as_array().unwrap().clone()
@@ -134,7 +162,11 @@ impl TestServer {
             if got.len() >= n {
                 return got;
             }
-            assert!(tokio::time::Instant::now() < deadline, "expected {n} payloads for {query}, have {}", got.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} payloads for {query}, have {}",
+                got.len()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
