@@ -3,7 +3,7 @@ algorithm on the built `insights` server, and the Insights payloads those calls 
 
 import os
 import re
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -30,28 +30,11 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 @pytest.fixture(scope="module")
 def server():
-    binary = os.environ.get("INSIGHTS_BIN")
-    assert binary and os.path.exists(binary), "set INSIGHTS_BIN to the built insights binary (scripts/test does)"
+    from conftest import Server
+
     data = tempfile.mkdtemp(prefix="insights-e2e-")
-    env = dict(os.environ, INSIGHTS_ADMIN_TOKEN=ADMIN, RUST_LOG="info")
-    proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = None
-    for line in proc.stderr:
-        m = re.search(r"serving addr=(\S+)", line)
-        if m:
-            url = "http://" + m.group(1)
-            break
-    assert url, "the server did not start"
-    # Keep draining its log so it never blocks on a full pipe.
-    import threading
-
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-
+    s = Server(["--data-dir", data], env={"INSIGHTS_ADMIN_TOKEN": ADMIN})
+    url = s.url
     admin = requests.Session()
     admin.headers["Authorization"] = "Bearer " + ADMIN
     r = admin.post(
@@ -74,9 +57,8 @@ def server():
     assert r.json()["version_info"]["semantic_version"] == "1.0.0"
     key = admin.post(url + "/v1/admin/api-keys", json={"name": "e2e"}).json()["key"]
     yield {"url": url, "key": key, "admin": admin}
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0
-    subprocess.run(["rm", "-rf", data], check=True)
+    s.stop()
+    shutil.rmtree(data)
 
 
 def all_payloads(server):

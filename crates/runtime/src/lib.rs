@@ -115,6 +115,8 @@ impl Input {
 /// One call of `/v1/algo`.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
+    /// Chosen by the caller, so that it can be answered before the execution ends (`output=void`).
+    pub request_id: RequestId,
     pub owner: String,
     pub name: String,
     pub version: Option<String>,
@@ -274,7 +276,7 @@ impl Runtime {
             ("version", version.clone()),
         ];
         let pool = self.pool(&resolved);
-        let request_id = RequestId::new();
+        let request_id = request.request_id.clone();
 
         let permit: Option<OwnedSemaphorePermit> =
             timeout_at(deadline, pool.permits.clone().acquire_owned())

@@ -11,6 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use insights_payload::RequestId;
 use insights_runtime::catalog::{NewAlgorithm, PublishRequest, VersionSettingsPatch};
 use insights_runtime::{CallRequest, Input};
 use serde::Deserialize;
@@ -73,6 +74,7 @@ pub(crate) async fn call_algorithm(
     }
     let input = parse_input(&headers, body)?;
     let request = CallRequest {
+        request_id: RequestId::new(),
         owner,
         name,
         version,
@@ -89,7 +91,7 @@ pub(crate) async fn call_algorithm(
             request.version.as_deref(),
         )?;
         let runtime = state.runtime.clone();
-        let request_id = format!("req-{}", uuid::Uuid::new_v4());
+        let request_id = request.request_id.to_string();
         tokio::spawn(async move {
             if let Err(e) = runtime.call(request).await {
                 tracing::warn!(error = %e, "a void call failed");

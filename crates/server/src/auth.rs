@@ -134,11 +134,15 @@ impl ApiKeys {
 /// key as the official Python client sends it.
 pub fn credential(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let cred = value
-        .strip_prefix("Simple ")
-        .or_else(|| value.strip_prefix("Bearer "))
-        .unwrap_or(value)
-        .trim();
+    let cred = match value.split_once(char::is_whitespace) {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("Simple") || scheme.eq_ignore_ascii_case("Bearer") =>
+        {
+            rest.trim()
+        }
+        _ if value.eq_ignore_ascii_case("Simple") || value.eq_ignore_ascii_case("Bearer") => "",
+        _ => value,
+    };
     (!cred.is_empty()).then_some(cred)
 }
 
@@ -218,6 +222,8 @@ mod tests {
             ("Bearer tok", Some("tok")),
             ("", None),
             ("Simple ", None),
+            ("Bearer", None),
+            ("simple  simABC ", Some("simABC")),
         ] {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, HeaderValue::from_str(header).unwrap());
