@@ -5,6 +5,7 @@ use std::sync::Arc;
 use insights_payload::{AlgorithmRef, Payload};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -58,13 +59,10 @@ impl Handoff {
         (Handoff { tx }, rx)
     }
 
-    /// Hands a payload over without waiting. When the queue is full, or delivery has shut down,
+    /// Hands a payload over without waiting. (The caller counts what it emits, in
+    /// `insights_payloads_emitted_total`; this counts what it cannot take.) When the queue is full, or delivery has shut down,
     /// the payload is dropped and counted; the caller's response is never delayed.
     pub fn offer(&self, payload: Payload) {
-        let algorithm = payload.algorithm.path();
-        let version = payload.algorithm.version.clone();
-        metrics::counter!("insights_payloads_emitted_total", "algorithm" => algorithm, "version" => version)
-            .increment(1);
         match self.tx.try_send(payload) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(p)) => {
@@ -90,11 +88,17 @@ impl Handoff {
 pub struct DispatcherConfig {
     /// Payloads taken from the hand-off at once and written to each sink as one batch.
     pub max_batch: usize,
+    /// How long a batch that is not full waits for more payloads before it is written: a group
+    /// commit, so that a steady trickle costs one write per interval rather than one per payload.
+    pub linger: Duration,
 }
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        Self { max_batch: 512 }
+        Self {
+            max_batch: 1024,
+            linger: Duration::from_millis(5),
+        }
     }
 }
 
@@ -127,6 +131,7 @@ impl Dispatcher {
                     if n == 0 {
                         return; // every Handoff was dropped and the queue is empty
                     }
+                    self.linger(&mut batch).await;
                     self.deliver(&batch).await;
                     batch.clear();
                 }
@@ -137,6 +142,19 @@ impl Dispatcher {
         while self.rx.recv_many(&mut batch, max).await > 0 {
             self.deliver(&batch).await;
             batch.clear();
+        }
+    }
+
+    /// Lets a batch fill for up to `linger`.
+    async fn linger(&mut self, batch: &mut Vec<Payload>) {
+        let max = self.config.max_batch;
+        let deadline = tokio::time::Instant::now() + self.config.linger;
+        while batch.len() < max {
+            let room = max - batch.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
         }
     }
 
@@ -195,6 +213,47 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_is_written_in_one_batch_per_linger_interval() {
+        let (handoff, rx) = Handoff::channel(100);
+        let sink = Arc::new(Batches(Mutex::new(Vec::new())));
+        let shutdown = CancellationToken::new();
+        let config = DispatcherConfig {
+            max_batch: 100,
+            linger: Duration::from_millis(10),
+        };
+        let task =
+            tokio::spawn(Dispatcher::new(rx, vec![sink.clone()], config).run(shutdown.clone()));
+        // Five payloads 1 ms apart fall into one 10 ms window; the sixth comes after it.
+        for _ in 0..5 {
+            handoff.offer(payload());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        handoff.offer(payload());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(*sink.0.lock().unwrap(), [5, 1]);
+    }
+
+    struct Batches(Mutex<Vec<usize>>);
+
+    impl PayloadSink for Batches {
+        fn name(&self) -> &'static str {
+            "batches"
+        }
+        fn write<'a>(
+            &'a self,
+            batch: &'a [EncodedPayload],
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                self.0.lock().unwrap().push(batch.len());
+                Ok(())
+            })
+        }
+    }
+
     #[tokio::test]
     async fn a_full_handoff_drops_instead_of_blocking() {
         let (handoff, mut rx) = Handoff::channel(2);
@@ -222,9 +281,16 @@ mod tests {
             .collect();
         let shutdown = CancellationToken::new();
         shutdown.cancel();
-        Dispatcher::new(rx, vec![sink.clone()], DispatcherConfig { max_batch: 7 })
-            .run(shutdown)
-            .await;
+        Dispatcher::new(
+            rx,
+            vec![sink.clone()],
+            DispatcherConfig {
+                max_batch: 7,
+                linger: Duration::from_millis(1),
+            },
+        )
+        .run(shutdown)
+        .await;
         assert_eq!(*sink.0.lock().unwrap(), offered);
         // After shutdown, an offer is refused at once rather than lost in a queue nobody reads.
         handoff.offer(payload());

@@ -167,6 +167,38 @@ struct Pool {
     spec: Arc<WorkerSpec>,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Worker>>,
+    metrics: PoolMetrics,
+}
+
+/// Handles of the metrics a pool records on every call, registered once: looking a labelled
+/// metric up by its labels on every call would cost more than the rest of the bookkeeping.
+struct PoolMetrics {
+    busy: metrics::Gauge,
+    duration: metrics::Histogram,
+    successes: metrics::Counter,
+    emitted: metrics::Counter,
+    restarts: metrics::Counter,
+}
+
+impl PoolMetrics {
+    fn new(algorithm: &AlgorithmRef) -> Self {
+        let labels = [
+            ("algorithm", algorithm.path()),
+            ("version", algorithm.version.clone()),
+        ];
+        let outcome = [
+            ("algorithm", algorithm.path()),
+            ("version", algorithm.version.clone()),
+            ("outcome", "success".to_string()),
+        ];
+        Self {
+            busy: metrics::gauge!("insights_pool_busy_workers", &labels),
+            duration: metrics::histogram!("insights_call_duration_seconds", &labels),
+            successes: metrics::counter!("insights_calls_total", &outcome),
+            emitted: metrics::counter!("insights_payloads_emitted_total", &labels),
+            restarts: metrics::counter!("insights_worker_restarts_total", &labels),
+        }
+    }
 }
 
 impl Pool {
@@ -271,10 +303,6 @@ impl Runtime {
             name: resolved.name.clone(),
             version: version.clone(),
         };
-        let labels = [
-            ("algorithm", algorithm.path()),
-            ("version", version.clone()),
-        ];
         let pool = self.pool(&resolved);
         let request_id = request.request_id.clone();
 
@@ -296,7 +324,7 @@ impl Runtime {
                     Some(w) => w,
                     None => self.spawn_worker(&pool.spec),
                 };
-                metrics::gauge!("insights_pool_busy_workers", &labels).increment(1.0);
+                pool.metrics.busy.increment(1.0);
                 let outcome = worker
                     .run(
                         request_id.clone(),
@@ -304,7 +332,7 @@ impl Runtime {
                         deadline,
                     )
                     .await;
-                metrics::gauge!("insights_pool_busy_workers", &labels).decrement(1.0);
+                pool.metrics.busy.decrement(1.0);
                 let session_id = worker.shared.session_id.clone();
                 match &outcome.result {
                     Ok(_)
@@ -319,8 +347,7 @@ impl Runtime {
                     _ => {
                         self.forget(&worker);
                         if !self.shutting_down.load(Ordering::Acquire) {
-                            metrics::counter!("insights_worker_restarts_total", &labels)
-                                .increment(1);
+                            pool.metrics.restarts.increment(1);
                             pool.put_idle(self.spawn_worker(&pool.spec));
                         }
                     }
@@ -353,14 +380,12 @@ impl Runtime {
             }),
             Err(f) => Err(failure_to_error(&f, request.timeout)),
         };
-        let outcome_label = match &outcome {
-            Ok(_) => "success".to_string(),
-            Err(e) => e.error_type.clone(),
-        };
-        metrics::counter!("insights_calls_total", "algorithm" => labels[0].1.clone(), "version" => version.clone(), "outcome" => outcome_label)
-            .increment(1);
-        metrics::histogram!("insights_call_duration_seconds", &labels)
-            .record(duration.as_secs_f64());
+        match &outcome {
+            Ok(_) => pool.metrics.successes.increment(1),
+            Err(e) => metrics::counter!("insights_calls_total", "algorithm" => algorithm.path(), "version" => version.clone(), "outcome" => e.error_type.clone())
+                .increment(1),
+        }
+        pool.metrics.duration.record(duration.as_secs_f64());
 
         let (metrics_set, stdout) = match execution {
             Some(c) => {
@@ -377,6 +402,7 @@ impl Runtime {
         };
         if resolved.settings.insights_enabled {
             let session_id = session_id.unwrap_or_default();
+            pool.metrics.emitted.increment(1);
             self.handoff.offer(Payload {
                 algorithm,
                 session_id,
@@ -502,13 +528,15 @@ impl Runtime {
                 let size = v.algorithm_settings.pool_size as usize;
                 metrics::gauge!("insights_pool_size", "algorithm" => format!("{}/{}", v.owner, v.name), "version" => v.version.to_string())
                     .set(size as f64);
+                let algorithm = AlgorithmRef {
+                    owner: v.owner.clone(),
+                    name: v.name.clone(),
+                    version: v.version.to_string(),
+                };
                 Arc::new(Pool {
+                    metrics: PoolMetrics::new(&algorithm),
                     spec: Arc::new(WorkerSpec {
-                        algorithm: AlgorithmRef {
-                            owner: v.owner.clone(),
-                            name: v.name.clone(),
-                            version: v.version.to_string(),
-                        },
+                        algorithm,
                         dir: v.snapshot.clone(),
                         command: v.command.clone(),
                         api_base: self.config.api_base.clone(),

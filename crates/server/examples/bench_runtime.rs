@@ -4,6 +4,8 @@
 //!
 //! - `raw`: the bench itself writes request lines to echo workers' stdin and reads their answers
 //!   from their FIFOs (blocking I/O, one thread per worker): no HTTP, no runtime.
+//! - `http echo`: the same HTTP client against a bare axum route that parses the JSON body and
+//!   answers it in Algorithmia's shape: the cost of HTTP alone, no runtime, no worker.
 //! - `off` / `on`: the full path (HTTP client → axum → runtime → worker actor → worker and back)
 //!   for a version with Insights off / on (on: payload built, handed off, written to SQLite).
 //! - `off+report` / `on+report`: the same, with the algorithm reporting one metric per call
@@ -238,8 +240,22 @@ async fn main() {
         .unwrap();
     let key = key["key"].as_str().unwrap().to_string();
 
+    // A bare HTTP baseline on the same stack.
+    let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_url = format!("http://{}/echo", echo_listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/echo",
+            axum::routing::post(|body: axum::Json<serde_json::Value>| async move {
+                axum::Json(json!({"result": body.0, "metadata": {"content_type": "json", "duration": 0.0}}))
+            }),
+        );
+        axum::serve(echo_listener, app).await.unwrap();
+    });
+
     // 1.0.0 has Insights off, 1.1.0 on.
     let configs = [
+        ("http", echo_url),
         ("off", format!("{url}/v1/algo/bench/echo/1.0.0")),
         ("on", format!("{url}/v1/algo/bench/echo/1.1.0")),
         (
@@ -271,12 +287,12 @@ async fn main() {
     let m: Vec<Sample> = results.iter_mut().map(|r| median(r)).collect();
     let names = [
         "raw round trip",
+        "HTTP echo (no runtime)",
         "/v1/algo, Insights off",
         "/v1/algo, Insights on",
         "/v1/algo + 1 report, Insights off",
         "/v1/algo + 1 report, Insights on",
     ];
-
     println!(
         "calls per configuration and round: {}, concurrency: {}, rounds: {} (median round shown)\n",
         a.calls, a.concurrency, a.rounds
@@ -289,23 +305,45 @@ async fn main() {
             s.throughput, s.p50_us, s.p99_us
         );
     }
-    let ratio = |x: f64, y: f64| x / y;
+    let (raw, http_echo, off, on, off_r, on_r) = (m[0], m[1], m[2], m[3], m[4], m[5]);
+    let row = |name: &str, x: Sample, y: Sample, goal: &str| {
+        println!(
+            "| {name} | {:.3} | {:.3} | {goal} |",
+            x.throughput / y.throughput,
+            x.p99_us / y.p99_us
+        );
+    };
     println!("\n| ratio | throughput | p99 | goal |");
     println!("| --- | ---: | ---: | --- |");
-    println!(
-        "| Insights on / off | {:.3} | {:.3} | throughput ≥ 0.95, p99 ≤ 1.05 |",
-        ratio(m[2].throughput, m[1].throughput),
-        ratio(m[2].p99_us, m[1].p99_us)
+    row(
+        "Insights on / off",
+        on,
+        off,
+        "throughput ≥ 0.95, p99 ≤ 1.05",
+    );
+    row(
+        "Insights on / off, with a report",
+        on_r,
+        off_r,
+        "throughput ≥ 0.95, p99 ≤ 1.05",
+    );
+    row(
+        "HTTP + runtime (off) / raw round trip",
+        off,
+        raw,
+        "throughput ≥ 0.5 (within 2x)",
+    );
+    row(
+        "HTTP + runtime (off) / HTTP echo",
+        off,
+        http_echo,
+        "(what the runtime adds to HTTP)",
     );
     println!(
-        "| Insights on / off, with a report | {:.3} | {:.3} | throughput ≥ 0.95, p99 ≤ 1.05 |",
-        ratio(m[4].throughput, m[3].throughput),
-        ratio(m[4].p99_us, m[3].p99_us)
-    );
-    println!(
-        "| raw / (HTTP + runtime, off) | {:.3} | {:.3} (off / raw) | throughput ratio ≤ 2 |",
-        ratio(m[0].throughput, m[1].throughput),
-        ratio(m[1].p99_us, m[0].p99_us)
+        "\nper call at p50: raw round trip {:.0} µs, HTTP alone {:.0} µs, runtime on top of HTTP {:.0} µs",
+        raw.p50_us,
+        http_echo.p50_us,
+        off.p50_us - http_echo.p50_us
     );
     server.shutdown().await;
 }

@@ -129,6 +129,8 @@ pub enum StartError {
 
 /// Opens the data directory, binds, and starts serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // First, so that every metric handle taken below is recorded.
+    telemetry::install();
     let data_err = |detail: String| StartError::DataDir {
         dir: config.data_dir.clone(),
         detail,
@@ -177,7 +179,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         admin: Arc::new(auth::AdminToken::new(&config.admin_token)),
         handoff,
     };
-    telemetry::install();
 
     let http_shutdown = CancellationToken::new();
     let router = app(state.clone(), config.max_body_bytes);
