@@ -43,7 +43,7 @@ pub struct SinkError {
 /// counted as dropped by it, with reason `<sink>_error`.
 pub trait PayloadSink: Send + Sync {
     fn name(&self) -> &'static str;
-    fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>>;
 }
 
 /// The request path's end of the hand-off. Cheap to clone.
@@ -159,9 +159,9 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, batch: &[Payload]) {
-        let encoded: Vec<EncodedPayload> = batch.iter().map(EncodedPayload::new).collect();
+        let encoded: Arc<[EncodedPayload]> = batch.iter().map(EncodedPayload::new).collect();
         for sink in &self.sinks {
-            if let Err(e) = sink.write(&encoded).await {
+            if let Err(e) = sink.write(encoded.clone()).await {
                 let reason = format!("{}_error", sink.name());
                 metrics::counter!("insights_payloads_dropped_total", "reason" => reason)
                     .increment(encoded.len() as u64);
@@ -183,10 +183,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "recording"
         }
-        fn write<'a>(
-            &'a self,
-            batch: &'a [EncodedPayload],
-        ) -> BoxFuture<'a, Result<(), SinkError>> {
+        fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>> {
             Box::pin(async move {
                 self.0
                     .lock()
@@ -243,10 +240,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "batches"
         }
-        fn write<'a>(
-            &'a self,
-            batch: &'a [EncodedPayload],
-        ) -> BoxFuture<'a, Result<(), SinkError>> {
+        fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>> {
             Box::pin(async move {
                 self.0.lock().unwrap().push(batch.len());
                 Ok(())

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::BoxFuture;
-use insights_store::{Store, StoredPayload};
+use insights_store::{PayloadRow, Store};
 
 use crate::{EncodedPayload, PayloadSink, SinkError};
 
@@ -35,26 +35,23 @@ impl PayloadSink for StoreSink {
         "store"
     }
 
-    fn write<'a>(&'a self, batch: &'a [EncodedPayload]) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            let rows: Arc<Vec<StoredPayload>> = Arc::new(
-                batch
-                    .iter()
-                    .map(|p| StoredPayload {
-                        owner: p.algorithm.owner.clone(),
-                        name: p.algorithm.name.clone(),
-                        version: p.algorithm.version.clone(),
-                        json: p.json.to_string(),
-                    })
-                    .collect(),
-            );
             let mut last_error = String::new();
             for attempt in 0..ATTEMPTS {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
-                let (store, rows) = (self.store.clone(), rows.clone());
-                match tokio::task::spawn_blocking(move || store.insert_payloads(&rows)).await {
+                let (store, rows) = (self.store.clone(), batch.clone());
+                let insert = move || {
+                    store.insert_payloads(rows.iter().map(|p| PayloadRow {
+                        owner: &p.algorithm.owner,
+                        name: &p.algorithm.name,
+                        version: &p.algorithm.version,
+                        json: &p.json,
+                    }))
+                };
+                match tokio::task::spawn_blocking(insert).await {
                     Ok(Ok(())) => {
                         metrics::counter!("insights_payloads_stored_total")
                             .increment(batch.len() as u64);

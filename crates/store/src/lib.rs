@@ -66,13 +66,14 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// One payload as stored: the exact JSON, and the columns it is found by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredPayload {
-    pub owner: String,
-    pub name: String,
-    pub version: String,
-    pub json: String,
+/// One payload to store: the exact JSON, and the columns it is found by. Borrowed, so that a
+/// batch is written straight from the encoded payloads, without copies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PayloadRow<'a> {
+    pub owner: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub json: &'a str,
 }
 
 /// Which stored payloads to return, newest first.
@@ -373,7 +374,10 @@ impl Store {
     // --- payloads ----------------------------------------------------------------------
 
     /// Appends payloads in one transaction: all of them are stored, or none.
-    pub fn insert_payloads(&self, payloads: &[StoredPayload]) -> Result<()> {
+    pub fn insert_payloads<'a>(
+        &self,
+        payloads: impl IntoIterator<Item = PayloadRow<'a>>,
+    ) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
@@ -435,13 +439,18 @@ mod tests {
         }
     }
 
-    fn payload(name: &str, version: &str, n: u32) -> StoredPayload {
-        StoredPayload {
-            owner: "o".into(),
-            name: name.into(),
-            version: version.into(),
-            json: format!("{{\"n\":{n}}}"),
-        }
+    /// (name, version, json) of test payloads, all owned by "o".
+    fn payload(name: &str, version: &str, n: u32) -> (String, String, String) {
+        (name.into(), version.into(), format!("{{\"n\":{n}}}"))
+    }
+
+    fn rows(p: &[(String, String, String)]) -> impl Iterator<Item = PayloadRow<'_>> {
+        p.iter().map(|(name, version, json)| PayloadRow {
+            owner: "o",
+            name,
+            version,
+            json,
+        })
     }
 
     #[test]
@@ -491,11 +500,11 @@ mod tests {
     fn payload_queries_filter_and_order_newest_first() {
         let s = Store::open_in_memory().unwrap();
         s.insert_algorithm(&algo("a")).unwrap();
-        s.insert_payloads(&[
+        s.insert_payloads(rows(&[
             payload("a", "1.0.0", 1),
             payload("b", "1.0.0", 2),
             payload("a", "1.1.0", 3),
-        ])
+        ]))
         .unwrap();
         let all = s
             .payloads(&PayloadQuery {
@@ -535,7 +544,7 @@ mod tests {
     fn pruning_keeps_the_newest() {
         let s = Store::open_in_memory().unwrap();
         let batch: Vec<_> = (0..10).map(|n| payload("a", "1", n)).collect();
-        s.insert_payloads(&batch).unwrap();
+        s.insert_payloads(rows(&batch)).unwrap();
         assert_eq!(s.prune_payloads(4).unwrap(), 6);
         assert_eq!(s.payload_count().unwrap(), 4);
         let left = s
