@@ -1,0 +1,14 @@
+//! The Kafka connection, as an administrator configures it once per installation, shared by the
+//! producer (crate `insights-delivery`) and the bridge: what the admin typed
+//! ([`ConnectionRequest`]), validated into [`ConnectionSettings`] with one message per faulty
+//! field, turned into a librdkafka configuration, and tested against the real cluster
+//! ([`test_connection`]).
+
+mod settings;
+mod test;
+
+pub use settings::{
+    BrokerList, CaCertificate, ConnectionRequest, ConnectionSettings, ConnectionView, FieldError,
+    SaslScram, ScramMechanism, Secret, Security, TopicName,
+};
+pub use test::{Verdict, VerdictCode, test_connection};
