@@ -11,9 +11,11 @@
 //! ([`StoreSink`]); the Kafka spool plugs in beside it as another [`PayloadSink`].
 
 mod handoff;
+pub mod kafka;
 mod store_sink;
 
 pub use handoff::{
     BoxFuture, Dispatcher, DispatcherConfig, EncodedPayload, Handoff, PayloadSink, SinkError,
 };
+pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
 pub use store_sink::StoreSink;

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub error_type: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every invalid field, when a request had several.
+    pub fields: Vec<insights_kafka::FieldError>,
 }
 
 impl ApiError {
@@ -22,6 +24,23 @@ impl ApiError {
             error_type,
             message: message.into(),
             field: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Several invalid fields at once: the message lists them all, `field` names the first.
+    pub fn fields(fields: Vec<insights_kafka::FieldError>) -> Self {
+        let message = fields
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "InputError",
+            message,
+            field: fields.first().map(|f| f.field.clone()),
+            fields,
         }
     }
 
@@ -31,6 +50,7 @@ impl ApiError {
             error_type: "InputError",
             message: format!("{field}: {}", message.into()),
             field: Some(field.to_string()),
+            fields: Vec::new(),
         }
     }
 
@@ -61,6 +81,9 @@ impl IntoResponse for ApiError {
         });
         if let Some(field) = self.field {
             error["field"] = field.into();
+        }
+        if !self.fields.is_empty() {
+            error["fields"] = serde_json::to_value(&self.fields).expect("serializes");
         }
         (self.status, Json(serde_json::json!({ "error": error }))).into_response()
     }

@@ -13,6 +13,7 @@
 mod admin;
 mod api;
 pub mod auth;
+mod connection;
 mod error;
 mod telemetry;
 
@@ -24,7 +25,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use insights_delivery::{Dispatcher, DispatcherConfig, Handoff, PayloadSink, StoreSink};
+use insights_delivery::{
+    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink, StoreSink,
+};
+use insights_kafka::ConnectionRequest;
 use insights_runtime::{Catalog, Runtime, RuntimeConfig};
 use insights_store::Store;
 use tokio::net::TcpListener;
@@ -45,17 +49,23 @@ pub struct ServerConfig {
     pub payload_retention: u64,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Kafka delivery: spool, window, bounds.
+    pub kafka: KafkaConfig,
+    /// A connection declared in the config file: saved at start, replacing the stored one.
+    pub kafka_connection: Option<ConnectionRequest>,
 }
 
 impl ServerConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf, admin_token: String) -> Self {
         Self {
             listen,
-            data_dir,
+            data_dir: data_dir.clone(),
             admin_token,
             handoff_capacity: 10_000,
             payload_retention: 1_000_000,
             max_body_bytes: 16 << 20,
+            kafka: KafkaConfig::new(data_dir.join("spool")),
+            kafka_connection: None,
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct AppState {
     pub keys: Arc<auth::ApiKeys>,
     pub admin: Arc<auth::AdminToken>,
     pub handoff: Handoff,
+    pub kafka: Arc<KafkaDelivery>,
+    pub connection: Arc<connection::ConnectionStore>,
 }
 
 /// The whole HTTP surface.
@@ -96,6 +108,13 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/v1/admin/api-keys/{id}", delete(admin::revoke_key))
         .route("/v1/admin/insights/payloads", get(admin::list_payloads))
+        .route(
+            "/v1/admin/insights/connection",
+            get(connection::get)
+                .put(connection::put)
+                .delete(connection::delete),
+        )
+        .route("/v1/admin/insights/connection/test", post(connection::test))
         .route("/metrics", get(telemetry::metrics))
         .route("/healthz", get(telemetry::healthz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -123,6 +142,8 @@ pub enum StartError {
     },
     #[error("cannot use the data directory {dir}: {detail}")]
     DataDir { dir: PathBuf, detail: String },
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Runtime(#[from] insights_runtime::RuntimeError),
 }
@@ -151,11 +172,43 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         source,
     })?;
 
+    let secrets = insights_store::SecretBox::load_or_create(&config.data_dir)
+        .map_err(|e| data_err(e.to_string()))?;
+    let connection = Arc::new(connection::ConnectionStore::new(store.clone(), secrets));
+    if let Some(request) = config.kafka_connection.clone() {
+        let (settings, warnings) = request.validate(None).map_err(|errors| {
+            StartError::Config(format!(
+                "the [kafka] connection in the config file is invalid: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        for w in warnings {
+            tracing::warn!("[kafka] in the config file: {w}");
+        }
+        connection.save(&settings).map_err(data_err)?;
+    }
+    let kafka = Arc::new(KafkaDelivery::start(config.kafka.clone()).map_err(|e| {
+        data_err(format!(
+            "opening the Kafka spool {}: {e}",
+            config.kafka.spool_dir.display()
+        ))
+    })?);
+    match connection.load() {
+        Ok(settings) => kafka.connect(settings),
+        Err(e) => {
+            tracing::error!(error = %e, "the stored Kafka connection cannot be used; set it again")
+        }
+    }
+
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
-    let sinks: Vec<Arc<dyn PayloadSink>> = vec![Arc::new(StoreSink::new(
-        store.clone(),
-        config.payload_retention,
-    ))];
+    let sinks: Vec<Arc<dyn PayloadSink>> = vec![
+        Arc::new(StoreSink::new(store.clone(), config.payload_retention)),
+        kafka.clone(),
+    ];
     let delivery_shutdown = CancellationToken::new();
     let dispatcher = tokio::spawn(
         Dispatcher::new(handoff_rx, sinks, DispatcherConfig::default())
@@ -178,6 +231,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         keys,
         admin: Arc::new(auth::AdminToken::new(&config.admin_token)),
         handoff,
+        kafka,
+        connection,
     };
 
     let http_shutdown = CancellationToken::new();
@@ -233,6 +288,8 @@ impl RunningServer {
         if let Err(e) = self.dispatcher.await {
             tracing::warn!(error = %e, "delivery task failed");
         }
+        // What Kafka has not acknowledged yet stays in the spool for the next start.
+        self.state.kafka.stop().await;
         tracing::info!("stopped");
     }
 }

@@ -5,6 +5,10 @@
 //! The store is synchronous (rusqlite) and knows nothing of settings' meaning: settings travel
 //! as JSON so that the runtime owns their rules. Async callers use `spawn_blocking`.
 
+mod secrets;
+
+pub use secrets::{SecretBox, SecretError};
+
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -85,7 +89,7 @@ pub struct PayloadQuery {
     pub limit: usize,
 }
 
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE algorithms (
@@ -125,6 +129,10 @@ CREATE TABLE payloads (
 CREATE INDEX payloads_by_version ON payloads (owner, name, version, seq);
 ";
 
+/// Schema changes after version 1, applied in order.
+const MIGRATIONS: [&str; 1] =
+    ["CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
+
 /// The embedded database.
 pub struct Store {
     conn: Mutex<Connection>,
@@ -152,8 +160,13 @@ impl Store {
         let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version == 0 {
             conn.execute_batch(SCHEMA)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            if version < i as i32 + 2 {
+                conn.execute_batch(migration)?;
+            }
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -310,6 +323,34 @@ impl Store {
             })
         })
         .collect()
+    }
+
+    // --- settings (one JSON document per key) ------------------------------------------
+
+    pub fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+    }
+
+    pub fn set_setting(&self, key: &str, value: Option<&serde_json::Value>) -> Result<()> {
+        match value {
+            Some(v) => self.conn().execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, v.to_string()],
+            )?,
+            None => self
+                .conn()
+                .execute("DELETE FROM settings WHERE key = ?1", params![key])?,
+        };
+        Ok(())
     }
 
     // --- API keys ----------------------------------------------------------------------

@@ -26,11 +26,16 @@ pub fn probe_command() -> Value {
 
 impl TestServer {
     pub async fn start(data_dir: &Path) -> TestServer {
-        let config = ServerConfig::new(
+        Self::start_with(data_dir, |_| {}).await
+    }
+
+    pub async fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = ServerConfig::new(
             "127.0.0.1:0".parse().unwrap(),
             data_dir.to_path_buf(),
             ADMIN.to_string(),
         );
+        adjust(&mut config);
         let server = start(config).await.expect("server starts");
         TestServer {
             url: server.url(),

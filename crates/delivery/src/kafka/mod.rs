@@ -1,0 +1,601 @@
+//! Kafka delivery: the sink that spools payloads durably, and the delivery thread that sends
+//! them with an idempotent producer and resolves each one as delivered or dropped.
+//!
+//! ```text
+//! Dispatcher ──KafkaSink::write──▶ delivery thread ──append──▶ Spool (segments on disk)
+//!                                       │  ◀──next── spool                ▲ resolve
+//!                                       ▼                                 │
+//!                                ThreadedProducer ──delivery callback──▶ events
+//! ```
+//!
+//! One thread owns the spool and the producer, so their state needs no locks; everything
+//! reaches it as an [`Event`] on one channel. Each payload gets attempts for `window` after it
+//! was handed over: librdkafka retries within one attempt (`attempt_timeout`), the thread starts
+//! another attempt while the window lasts, and after it the payload is dropped and counted.
+
+pub(crate) mod spool;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use insights_kafka::ConnectionSettings;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::{BoxFuture, EncodedPayload, PayloadSink, SinkError};
+use spool::{Record, Spool, SpoolConfig};
+
+/// How Kafka delivery behaves; every bound is here.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Where the spool lives (`<data-dir>/spool`).
+    pub spool_dir: PathBuf,
+    /// The most the spool holds on disk; past it the oldest payloads are dropped and counted.
+    pub spool_max_bytes: u64,
+    pub segment_bytes: u64,
+    /// `fdatasync` each appended batch: survives power loss, not only a process crash.
+    pub fsync: bool,
+    /// How long each payload is tried after it was handed over (Algorithmia: four minutes).
+    pub window: Duration,
+    /// One attempt: librdkafka's `message.timeout.ms`.
+    pub attempt_timeout: Duration,
+    /// Payloads handed to the producer and not yet acknowledged, at most.
+    pub max_in_flight: usize,
+    /// The message key.
+    pub key: MessageKey,
+}
+
+impl KafkaConfig {
+    pub fn new(spool_dir: PathBuf) -> Self {
+        Self {
+            spool_dir,
+            spool_max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            fsync: false,
+            window: Duration::from_secs(240),
+            attempt_timeout: Duration::from_secs(30),
+            max_in_flight: 100_000,
+            key: MessageKey::Algorithm,
+        }
+    }
+}
+
+/// What each message is keyed by (and so partitioned by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKey {
+    /// `owner/name`: every payload of an algorithm in one partition, in order.
+    Algorithm,
+    /// No key: spread over partitions.
+    None,
+}
+
+/// The state of the connection, for the admin API and panel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KafkaStatus {
+    /// `not_configured`, `connecting`, `connected` or `failing`.
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub dropped_by_reason: HashMap<&'static str, u64>,
+    /// Handed over, neither delivered nor dropped yet.
+    pub waiting: u64,
+    pub window_seconds: u64,
+}
+
+enum Event {
+    Append {
+        batch: Arc<[EncodedPayload]>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Connect(Option<Box<ConnectionSettings>>),
+    Delivered {
+        generation: u64,
+        seq: u64,
+        result: Result<(), (Option<RDKafkaErrorCode>, String)>,
+    },
+    ClientError {
+        generation: u64,
+        message: String,
+    },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The handle: a [`PayloadSink`], and the way to change the connection.
+pub struct KafkaDelivery {
+    events: mpsc::Sender<Event>,
+    status: Arc<Mutex<KafkaStatus>>,
+    configured: Arc<AtomicBool>,
+}
+
+impl KafkaDelivery {
+    /// Opens the spool (recovering what a previous process left) and starts the delivery thread.
+    pub fn start(config: KafkaConfig) -> std::io::Result<KafkaDelivery> {
+        let spool = Spool::open(SpoolConfig {
+            dir: config.spool_dir.clone(),
+            segment_bytes: config.segment_bytes,
+            max_bytes: config.spool_max_bytes,
+            fsync: config.fsync,
+        })?;
+        let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Mutex::new(KafkaStatus {
+            state: "not_configured",
+            waiting: spool.unresolved(),
+            window_seconds: config.window.as_secs(),
+            ..Default::default()
+        }));
+        let configured = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            config,
+            spool,
+            events_tx: tx.clone(),
+            status: status.clone(),
+            producer: None,
+            topic: String::new(),
+            generation: 0,
+            in_flight: HashMap::new(),
+            retry: VecDeque::new(),
+            orphans: HashSet::new(),
+            last_sweep: Instant::now(),
+            counts: KafkaStatus::default(),
+        };
+        std::thread::Builder::new()
+            .name("kafka-delivery".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(KafkaDelivery {
+            events: tx,
+            status,
+            configured,
+        })
+    }
+
+    /// Uses `settings` from now on (or none: disconnect). Payloads waiting for the previous
+    /// connection are sent through the new one.
+    pub fn connect(&self, settings: Option<ConnectionSettings>) {
+        self.configured.store(settings.is_some(), Ordering::Release);
+        let _ = self.events.send(Event::Connect(settings.map(Box::new)));
+    }
+
+    pub fn status(&self) -> KafkaStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops the delivery thread. What is still waiting stays in the spool for the next start.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.events.send(Event::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+impl PayloadSink for KafkaDelivery {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            // No connection configured: these payloads are not meant for Kafka.
+            if !self.configured.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let (reply, done) = oneshot::channel();
+            let fail = |message: String| SinkError {
+                sink: "kafka",
+                message,
+            };
+            self.events
+                .send(Event::Append { batch, reply })
+                .map_err(|_| fail("the delivery thread has stopped".into()))?;
+            done.await
+                .map_err(|_| fail("the delivery thread has stopped".into()))?
+                .map_err(|e| fail(format!("the spool could not be written: {e}")))
+        })
+    }
+}
+
+struct Context {
+    generation: u64,
+    events: Mutex<mpsc::Sender<Event>>,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Event::ClientError {
+                generation: self.generation,
+                message: format!("{error}: {reason}"),
+            });
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err((e.rdkafka_error_code(), e.to_string())),
+        };
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Event::Delivered {
+                generation: self.generation,
+                seq: seq as u64,
+                result,
+            });
+    }
+}
+
+struct Worker {
+    config: KafkaConfig,
+    spool: Spool,
+    events_tx: mpsc::Sender<Event>,
+    status: Arc<Mutex<KafkaStatus>>,
+    producer: Option<ThreadedProducer<Context>>,
+    topic: String,
+    generation: u64,
+    /// Handed to the producer, not yet acknowledged.
+    in_flight: HashMap<u64, Record>,
+    /// To hand to the producer again (an attempt ended inside the window, or the producer was
+    /// replaced), before anything new from the spool.
+    retry: VecDeque<Record>,
+    /// In flight when the spool evicted their segment: dropped unless delivered after all.
+    orphans: HashSet<u64>,
+    last_sweep: Instant,
+    counts: KafkaStatus,
+}
+
+const TICK: Duration = Duration::from_millis(100);
+
+impl Worker {
+    fn run(mut self, events: mpsc::Receiver<Event>) {
+        self.counts.state = "not_configured";
+        let mut busy = false;
+        loop {
+            let wait = if busy { Duration::ZERO } else { TICK };
+            let first = match events.recv_timeout(wait) {
+                Ok(e) => Some(e),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut resolved = Vec::new();
+            for event in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| events.try_recv().ok()))
+            {
+                if let Some(stop) = self.handle(event, &mut resolved) {
+                    self.finish_resolve(&mut resolved);
+                    self.producer = None;
+                    self.publish();
+                    let _ = stop.send(());
+                    return;
+                }
+            }
+            self.finish_resolve(&mut resolved);
+            busy = self.pump();
+            if self.last_sweep.elapsed() >= Duration::from_secs(1) {
+                self.sweep();
+            }
+            self.publish();
+        }
+    }
+
+    fn handle(&mut self, event: Event, resolved: &mut Vec<u64>) -> Option<oneshot::Sender<()>> {
+        match event {
+            Event::Append { batch, reply } => {
+                let rows: Vec<(Arc<str>, Arc<str>)> = batch
+                    .iter()
+                    .map(|p| {
+                        let key: Arc<str> = match self.config.key {
+                            MessageKey::Algorithm => p.algorithm.path().into(),
+                            MessageKey::None => "".into(),
+                        };
+                        (key, p.json.clone())
+                    })
+                    .collect();
+                let result = self.spool.append(&rows, now_micros());
+                match result {
+                    Ok((_, evicted)) => {
+                        for seq in evicted {
+                            if self.in_flight.contains_key(&seq) {
+                                self.orphans.insert(seq);
+                            } else {
+                                self.retry.retain(|r| r.seq != seq);
+                                self.drop_count("spool_full", 1);
+                            }
+                        }
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            Event::Connect(settings) => self.reconnect(settings.map(|s| *s)),
+            Event::Delivered {
+                generation,
+                seq,
+                result,
+            } => self.delivered(generation, seq, result, resolved),
+            Event::ClientError {
+                generation,
+                message,
+            } => {
+                if generation == self.generation {
+                    tracing::warn!(error = %message, "Kafka connection problem");
+                    self.counts.state = "failing";
+                    self.counts.last_error = Some(message);
+                }
+            }
+            Event::Stop(reply) => return Some(reply),
+        }
+        None
+    }
+
+    fn reconnect(&mut self, settings: Option<ConnectionSettings>) {
+        self.generation += 1;
+        if let Some(old) = self.producer.take() {
+            // Its queue is handed to the next producer; the purge's callbacks are ignored (old
+            // generation).
+            old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        }
+        let mut requeue: Vec<Record> = self.in_flight.drain().map(|(_, r)| r).collect();
+        requeue.sort_by_key(|r| r.seq);
+        for r in requeue.into_iter().rev() {
+            self.retry.push_front(r);
+        }
+        self.counts.last_error = None;
+        let Some(settings) = settings else {
+            self.counts.state = "not_configured";
+            return;
+        };
+        let mut config = settings.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                self.config.attempt_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                self.config.max_in_flight.to_string(),
+            )
+            .set("queue.buffering.max.kbytes", "1048576");
+        let context = Context {
+            generation: self.generation,
+            events: Mutex::new(self.events_tx.clone()),
+        };
+        match config.create_with_context(context) {
+            Ok(p) => {
+                self.producer = Some(p);
+                self.topic = settings.topic.to_string();
+                self.counts.state = "connecting";
+                tracing::info!(topic = %self.topic, brokers = %settings.brokers.joined(), "Kafka delivery connected");
+            }
+            Err(e) => {
+                self.counts.state = "failing";
+                self.counts.last_error =
+                    Some(format!("the Kafka producer could not be created: {e}"));
+            }
+        }
+    }
+
+    fn delivered(
+        &mut self,
+        generation: u64,
+        seq: u64,
+        result: Result<(), (Option<RDKafkaErrorCode>, String)>,
+        resolved: &mut Vec<u64>,
+    ) {
+        if generation != self.generation {
+            // From a replaced producer: a success still counts (and must not be sent again);
+            // a failure was already requeued.
+            if result.is_ok() && self.retry.iter().any(|r| r.seq == seq) {
+                self.retry.retain(|r| r.seq != seq);
+                self.count_delivered(seq, resolved);
+            }
+            return;
+        }
+        let Some(record) = self.in_flight.remove(&seq) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.counts.state = "connected";
+                self.counts.last_error = None;
+                self.count_delivered(seq, resolved);
+            }
+            Err((code, message)) => {
+                if self.orphans.remove(&seq) {
+                    self.drop_count("spool_full", 1);
+                } else if is_permanent(code) {
+                    tracing::error!(error = %message, "Kafka refused a payload; it is dropped");
+                    self.drop_count("rejected", 1);
+                    resolved.push(seq);
+                } else if now_micros() - record.created_micros
+                    >= self.config.window.as_micros() as i64
+                {
+                    self.drop_count("window_expired", 1);
+                    resolved.push(seq);
+                } else {
+                    self.counts.last_error = Some(message);
+                    self.retry.push_back(record);
+                }
+            }
+        }
+    }
+
+    fn count_delivered(&mut self, seq: u64, resolved: &mut Vec<u64>) {
+        self.counts.delivered += 1;
+        metrics::counter!("insights_kafka_delivered_total").increment(1);
+        if !self.orphans.remove(&seq) {
+            resolved.push(seq);
+        }
+    }
+
+    fn drop_count(&mut self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counts.dropped += n;
+        *self.counts.dropped_by_reason.entry(reason).or_default() += n;
+        let label = match reason {
+            "spool_full" => "kafka_spool_full",
+            "rejected" => "kafka_rejected",
+            _ => "kafka_window_expired",
+        };
+        metrics::counter!("insights_payloads_dropped_total", "reason" => label).increment(n);
+        tracing::warn!(reason, payloads = n, "payloads for Kafka dropped");
+    }
+
+    fn finish_resolve(&mut self, resolved: &mut Vec<u64>) {
+        if resolved.is_empty() {
+            return;
+        }
+        if let Err(e) = self.spool.resolve(resolved) {
+            tracing::error!(error = %e, "recording delivered payloads in the spool failed; they may be sent again after a restart");
+        }
+        resolved.clear();
+    }
+
+    /// Hands records to the producer until it is full or nothing is waiting (up to 64k at a
+    /// time, so that events are not starved). True if it may have more to send right away.
+    fn pump(&mut self) -> bool {
+        let Some(producer) = self.producer.as_ref() else {
+            return false;
+        };
+        let mut sent = 0;
+        loop {
+            let room = self
+                .config
+                .max_in_flight
+                .saturating_sub(self.in_flight.len());
+            if room == 0 {
+                return false;
+            }
+            if sent >= 65_536 {
+                return true;
+            }
+            let mut batch: Vec<Record> = Vec::new();
+            while batch.len() < room.min(1024) {
+                match self.retry.pop_front() {
+                    Some(r) => batch.push(r),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                let skip: HashSet<u64> = self.in_flight.keys().copied().collect();
+                match self.spool.next(room.min(1024), &skip) {
+                    Ok(records) => batch = records,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the spool failed");
+                        return false;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                return false;
+            }
+            let mut rest = batch.into_iter();
+            for record in rest.by_ref() {
+                let mut r = BaseRecord::with_opaque_to(&self.topic, record.seq as usize)
+                    .payload(record.value.as_bytes());
+                if !record.key.is_empty() {
+                    r = r.key(record.key.as_bytes());
+                }
+                match producer.send(r) {
+                    Ok(()) => {
+                        sent += 1;
+                        self.in_flight.insert(record.seq, record);
+                    }
+                    Err((e, _)) => {
+                        if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
+                            tracing::warn!(error = %e, "handing a payload to the producer failed");
+                        }
+                        self.retry.push_front(record);
+                        for r in rest.rev() {
+                            self.retry.push_front(r);
+                        }
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops payloads that waited past the window without being sent.
+    fn sweep(&mut self) {
+        self.last_sweep = Instant::now();
+        let before = now_micros() - self.config.window.as_micros() as i64;
+        let (expired, kept): (Vec<Record>, Vec<Record>) = self
+            .retry
+            .drain(..)
+            .partition(|r| r.created_micros < before);
+        self.retry = kept.into();
+        let seqs: Vec<u64> = expired.iter().map(|r| r.seq).collect();
+        self.drop_count("window_expired", seqs.len() as u64);
+        if let Err(e) = self.spool.resolve(&seqs) {
+            tracing::error!(error = %e, "recording dropped payloads in the spool failed");
+        }
+        let mut skip: HashSet<u64> = self.in_flight.keys().copied().collect();
+        skip.extend(self.retry.iter().map(|r| r.seq));
+        match self.spool.expire(before, &skip) {
+            Ok(n) => self.drop_count("window_expired", n),
+            Err(e) => tracing::error!(error = %e, "expiring old payloads in the spool failed"),
+        }
+    }
+
+    fn publish(&mut self) {
+        self.counts.waiting = self.spool.unresolved();
+        metrics::gauge!("insights_kafka_waiting").set(self.counts.waiting as f64);
+        metrics::gauge!("insights_kafka_spool_bytes").set(self.spool.bytes() as f64);
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        *status = KafkaStatus {
+            window_seconds: self.config.window.as_secs(),
+            ..self.counts.clone()
+        };
+    }
+}
+
+/// Errors after which another attempt cannot succeed.
+fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,577 @@
+//! The durable spool between the hand-off and the Kafka producer.
+//!
+//! Payloads are appended to segment files (`<dir>/<first seq>.seg`), one `write` per batch, so
+//! a payload handed over survives the death of the process as soon as its batch is appended
+//! (and a power loss once the batch is `fdatasync`ed, which `fsync: true` does per batch).
+//! A record is resolved when the broker acknowledged it, or when it was dropped (window expired,
+//! refused, spool full); resolutions are appended to `<dir>/resolved.log`, so that after a
+//! restart only unresolved records are sent again. A segment whose records are all resolved is
+//! deleted. The spool is bounded in bytes: past `max_bytes`, the oldest segment is dropped and
+//! each of its unresolved records counted.
+//!
+//! Record layout: `len: u32 | crc32(rest): u32 | seq: u64 | created_micros: i64 |
+//! key_len: u16 | key | value`, little-endian; `len` counts everything after itself. A torn
+//! record at the end of the last segment (a crash mid-write) is cut off at recovery.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One spooled payload.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Record {
+    pub seq: u64,
+    /// When it was handed over (Unix microseconds, wall clock, so it survives a restart).
+    pub created_micros: i64,
+    pub key: Arc<str>,
+    pub value: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SpoolConfig {
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub max_bytes: u64,
+    /// `fdatasync` every appended batch (power-loss durability) instead of relying on the page
+    /// cache (process-crash durability).
+    pub fsync: bool,
+}
+
+struct Segment {
+    path: PathBuf,
+    bytes: u64,
+    /// Sequence numbers of every record in the segment, in order, with their offsets.
+    records: Vec<(u64, u64)>,
+    resolved: u64,
+}
+
+impl Segment {
+    fn last_seq(&self) -> Option<u64> {
+        self.records.last().map(|r| r.0)
+    }
+}
+
+pub(crate) struct Spool {
+    config: SpoolConfig,
+    /// By first sequence number.
+    segments: BTreeMap<u64, Segment>,
+    writer: Option<(u64, File)>,
+    next_seq: u64,
+    resolved: HashSet<u64>,
+    resolved_log: File,
+    resolved_log_entries: u64,
+    /// The next record to hand out: (segment first seq, index in its records).
+    cursor: (u64, usize),
+    reader: Option<(u64, BufReader<File>)>,
+    bytes: u64,
+    unresolved: u64,
+}
+
+const HEADER: u64 = 4 + 4;
+
+impl Spool {
+    /// Opens the spool in `config.dir`, recovering what a previous process left.
+    pub(crate) fn open(config: SpoolConfig) -> io::Result<Spool> {
+        fs::create_dir_all(&config.dir)?;
+        let resolved_path = config.dir.join("resolved.log");
+        let mut resolved = HashSet::new();
+        let mut entries = 0;
+        if let Ok(bytes) = fs::read(&resolved_path) {
+            for chunk in bytes.chunks_exact(8) {
+                resolved.insert(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+                entries += 1;
+            }
+        }
+        let mut names: Vec<(u64, PathBuf)> = fs::read_dir(&config.dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let p = e.path();
+                let first = p.file_stem()?.to_str()?.parse::<u64>().ok();
+                (p.extension()? == "seg").then_some(())?;
+                Some((first?, p))
+            })
+            .collect();
+        names.sort();
+        let mut segments = BTreeMap::new();
+        let mut next_seq = 1;
+        let last = names.len().saturating_sub(1);
+        for (i, (first, path)) in names.into_iter().enumerate() {
+            let (records, valid_len) = scan(&path)?;
+            if i == last {
+                // Cut a torn tail (only the last segment can have one).
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(valid_len)?;
+            }
+            if let Some((seq, _)) = records.last() {
+                next_seq = next_seq.max(seq + 1);
+            }
+            let done = records.iter().filter(|(s, _)| resolved.contains(s)).count() as u64;
+            segments.insert(
+                first,
+                Segment {
+                    path,
+                    bytes: valid_len,
+                    resolved: done,
+                    records,
+                },
+            );
+        }
+        let resolved_log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&resolved_path)?;
+        let first = segments.keys().next().copied().unwrap_or(next_seq);
+        let mut spool = Spool {
+            config,
+            bytes: segments.values().map(|s| s.bytes).sum(),
+            unresolved: segments
+                .values()
+                .map(|s| s.records.len() as u64 - s.resolved)
+                .sum(),
+            segments,
+            writer: None,
+            next_seq,
+            resolved,
+            resolved_log,
+            resolved_log_entries: entries,
+            cursor: (first, 0),
+            reader: None,
+        };
+        spool.collect_garbage()?;
+        Ok(spool)
+    }
+
+    /// Records neither acknowledged nor dropped: waiting on disk or being sent.
+    pub(crate) fn unresolved(&self) -> u64 {
+        self.unresolved
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Appends a batch as one write; returns the records (with their sequence numbers) and
+    /// the unresolved records evicted to stay within `max_bytes`.
+    pub(crate) fn append(
+        &mut self,
+        batch: &[(Arc<str>, Arc<str>)],
+        created_micros: i64,
+    ) -> io::Result<(Vec<Record>, Vec<u64>)> {
+        let mut buf = Vec::with_capacity(batch.iter().map(|(k, v)| k.len() + v.len() + 30).sum());
+        let mut records = Vec::with_capacity(batch.len());
+        let seg_first = self.writer_for_append()?;
+        let seg = self
+            .segments
+            .get_mut(&seg_first)
+            .expect("writer segment exists");
+        for (key, value) in batch {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let offset = seg.bytes + buf.len() as u64;
+            let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+            let body_len = 8 + 8 + 2 + key_len as usize + value.len();
+            let start = buf.len();
+            buf.extend_from_slice(&((body_len + 4) as u32).to_le_bytes());
+            buf.extend_from_slice(&[0; 4]); // crc, filled below
+            buf.extend_from_slice(&seq.to_le_bytes());
+            buf.extend_from_slice(&created_micros.to_le_bytes());
+            buf.extend_from_slice(&key_len.to_le_bytes());
+            buf.extend_from_slice(&key.as_bytes()[..key_len as usize]);
+            buf.extend_from_slice(value.as_bytes());
+            let crc = crc32fast::hash(&buf[start + 8..]);
+            buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+            seg.records.push((seq, offset));
+            records.push(Record {
+                seq,
+                created_micros,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        seg.bytes += buf.len() as u64;
+        let (_, file) = self.writer.as_mut().expect("writer_for_append opened it");
+        file.write_all(&buf)?;
+        if self.config.fsync {
+            file.sync_data()?;
+        }
+        self.bytes += buf.len() as u64;
+        self.unresolved += records.len() as u64;
+        let evicted = self.enforce_bound()?;
+        Ok((records, evicted))
+    }
+
+    /// The first sequence number of the segment being written, rolling to a new one when full.
+    fn writer_for_append(&mut self) -> io::Result<u64> {
+        let roll = match &self.writer {
+            None => true,
+            Some((first, _)) => self.segments[first].bytes >= self.config.segment_bytes,
+        };
+        if roll {
+            let first = self.next_seq;
+            let path = self.config.dir.join(format!("{first:020}.seg"));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            self.segments.insert(
+                first,
+                Segment {
+                    path,
+                    bytes: 0,
+                    records: Vec::new(),
+                    resolved: 0,
+                },
+            );
+            self.writer = Some((first, file));
+        }
+        Ok(self.writer.as_ref().expect("set above").0)
+    }
+
+    /// Up to `max` unresolved records from the cursor on, skipping those in `skip` (being sent).
+    pub(crate) fn next(&mut self, max: usize, skip: &HashSet<u64>) -> io::Result<Vec<Record>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((&first, seg)) = self.segments.range(self.cursor.0..).next() else {
+                break;
+            };
+            if first != self.cursor.0 {
+                self.cursor = (first, 0);
+            }
+            let Some(&(seq, offset)) = seg.records.get(self.cursor.1) else {
+                // End of this segment: move on unless it is the one being written.
+                match self.segments.range(first + 1..).next() {
+                    Some((&next, _)) => {
+                        self.cursor = (next, 0);
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            self.cursor.1 += 1;
+            if self.resolved.contains(&seq) || skip.contains(&seq) {
+                continue;
+            }
+            let path = seg.path.clone();
+            out.push(self.read_at(first, &path, offset)?);
+        }
+        Ok(out)
+    }
+
+    fn read_at(&mut self, first: u64, path: &Path, offset: u64) -> io::Result<Record> {
+        if self.reader.as_ref().is_none_or(|(f, _)| *f != first) {
+            self.reader = Some((first, BufReader::new(File::open(path)?)));
+        }
+        let (_, reader) = self.reader.as_mut().expect("set above");
+        reader.seek(SeekFrom::Start(offset))?;
+        read_record(reader)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("no record at {offset} in {}", path.display()),
+            )
+        })
+    }
+
+    /// Marks records as resolved (delivered or dropped) and deletes fully resolved segments.
+    pub(crate) fn resolve(&mut self, seqs: &[u64]) -> io::Result<()> {
+        let mut log = Vec::with_capacity(seqs.len() * 8);
+        for &seq in seqs {
+            let Some((_, seg)) = self.segments.range_mut(..=seq).next_back() else {
+                continue; // its segment was evicted
+            };
+            if seg.last_seq().is_none_or(|last| seq > last) || !self.resolved.insert(seq) {
+                continue;
+            }
+            seg.resolved += 1;
+            self.unresolved -= 1;
+            log.extend_from_slice(&seq.to_le_bytes());
+        }
+        self.resolved_log.write_all(&log)?;
+        self.resolved_log_entries += (log.len() / 8) as u64;
+        self.collect_garbage()
+    }
+
+    fn collect_garbage(&mut self) -> io::Result<()> {
+        let writing = self.writer.as_ref().map(|(f, _)| *f);
+        let done: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|(first, s)| Some(**first) != writing && s.resolved == s.records.len() as u64)
+            .map(|(first, _)| *first)
+            .collect();
+        for first in done {
+            self.remove_segment(first)?;
+        }
+        // Rewrite the resolution log when most of its entries are for deleted segments.
+        if self.resolved_log_entries > 2 * self.resolved.len() as u64 + 10_000 {
+            let tmp = self.config.dir.join("resolved.log.tmp");
+            let mut bytes = Vec::with_capacity(self.resolved.len() * 8);
+            for seq in &self.resolved {
+                bytes.extend_from_slice(&seq.to_le_bytes());
+            }
+            fs::write(&tmp, &bytes)?;
+            fs::rename(&tmp, self.config.dir.join("resolved.log"))?;
+            self.resolved_log = OpenOptions::new()
+                .append(true)
+                .open(self.config.dir.join("resolved.log"))?;
+            self.resolved_log_entries = self.resolved.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn remove_segment(&mut self, first: u64) -> io::Result<Vec<u64>> {
+        let seg = self.segments.remove(&first).expect("exists");
+        let mut unresolved = Vec::new();
+        for (seq, _) in &seg.records {
+            if !self.resolved.remove(seq) {
+                unresolved.push(*seq);
+            }
+        }
+        self.bytes -= seg.bytes;
+        self.unresolved -= unresolved.len() as u64;
+        if self.reader.as_ref().is_some_and(|(f, _)| *f == first) {
+            self.reader = None;
+        }
+        if self.writer.as_ref().is_some_and(|(f, _)| *f == first) {
+            self.writer = None;
+        }
+        fs::remove_file(&seg.path)?;
+        Ok(unresolved)
+    }
+
+    /// Drops the oldest segments while the spool is over `max_bytes` (never the one being
+    /// written); returns their unresolved records.
+    fn enforce_bound(&mut self) -> io::Result<Vec<u64>> {
+        let mut evicted = Vec::new();
+        while self.bytes > self.config.max_bytes && self.segments.len() > 1 {
+            let first = *self.segments.keys().next().expect("non-empty");
+            evicted.extend(self.remove_segment(first)?);
+        }
+        Ok(evicted)
+    }
+
+    /// Resolves, as dropped, the unresolved records at the head of the spool created before
+    /// `before_micros` and not in `skip`; returns how many. Records are in hand-over order, so
+    /// this stops at the first record inside the window.
+    pub(crate) fn expire(&mut self, before_micros: i64, skip: &HashSet<u64>) -> io::Result<u64> {
+        let mut expired = Vec::new();
+        'segments: for seg in self.segments.values() {
+            let path = seg.path.clone();
+            let mut file = BufReader::new(File::open(&path)?);
+            for &(seq, offset) in &seg.records {
+                if self.resolved.contains(&seq) || skip.contains(&seq) {
+                    continue;
+                }
+                file.seek(SeekFrom::Start(offset))?;
+                let Some(r) = read_record(&mut file)? else {
+                    break 'segments;
+                };
+                if r.created_micros >= before_micros {
+                    break 'segments;
+                }
+                expired.push(seq);
+            }
+        }
+        let n = expired.len() as u64;
+        self.resolve(&expired)?;
+        Ok(n)
+    }
+}
+
+/// Reads every valid record's (seq, offset) and the length of the valid prefix.
+fn scan(path: &Path) -> io::Result<(Vec<(u64, u64)>, u64)> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut records = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        match read_record(&mut reader) {
+            Ok(Some(r)) => {
+                let len = HEADER + 8 + 8 + 2 + r.key.len() as u64 + r.value.len() as u64;
+                records.push((r.seq, offset));
+                offset += len;
+            }
+            Ok(None) | Err(_) => return Ok((records, offset)),
+        }
+    }
+}
+
+/// Reads one record; `None` at a clean end of file, an error for a torn or corrupt record.
+fn read_record(reader: &mut impl Read) -> io::Result<Option<Record>> {
+    let mut head = [0u8; 8];
+    match reader.read_exact(&mut head[..4]) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    reader.read_exact(&mut head[4..])?;
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4")) as usize;
+    let crc = u32::from_le_bytes(head[4..].try_into().expect("4"));
+    if !(4 + 18..=64 << 20).contains(&len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "record length out of range",
+        ));
+    }
+    let mut body = vec![0u8; len - 4];
+    reader.read_exact(&mut body)?;
+    if crc32fast::hash(&body) != crc {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "record checksum mismatch",
+        ));
+    }
+    let seq = u64::from_le_bytes(body[..8].try_into().expect("8"));
+    let created_micros = i64::from_le_bytes(body[8..16].try_into().expect("8"));
+    let key_len = u16::from_le_bytes(body[16..18].try_into().expect("2")) as usize;
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(Arc::<str>::from)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "record is not UTF-8"))
+    };
+    Ok(Some(Record {
+        seq,
+        created_micros,
+        key: text(&body[18..18 + key_len])?,
+        value: text(&body[18 + key_len..])?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> SpoolConfig {
+        SpoolConfig {
+            dir: dir.to_path_buf(),
+            segment_bytes: 1 << 20,
+            max_bytes: 1 << 30,
+            fsync: false,
+        }
+    }
+
+    fn batch(n: usize, tag: &str) -> Vec<(Arc<str>, Arc<str>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    Arc::from("o/a"),
+                    Arc::from(format!("{{\"{tag}\":{i}}}").as_str()),
+                )
+            })
+            .collect()
+    }
+
+    fn values(records: &[Record]) -> Vec<String> {
+        records.iter().map(|r| r.value.to_string()).collect()
+    }
+
+    #[test]
+    fn unresolved_records_survive_reopening_and_resolved_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = HashSet::new();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            let (recs, _) = s.append(&batch(5, "a"), 1).unwrap();
+            assert_eq!(
+                recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+                [1, 2, 3, 4, 5]
+            );
+            s.resolve(&[1, 3]).unwrap();
+            assert_eq!(s.unresolved(), 3);
+            assert_eq!(
+                values(&s.next(10, &none).unwrap()),
+                ["{\"a\":1}", "{\"a\":3}", "{\"a\":4}"]
+            );
+        }
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(s.unresolved(), 3);
+        let again = s.next(10, &none).unwrap();
+        assert_eq!(again.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 4, 5]);
+        let (more, _) = s.append(&batch(1, "b"), 2).unwrap();
+        assert_eq!(more[0].seq, 6, "sequence numbers continue after a restart");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_and_everything_before_it_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            s.append(&batch(3, "a"), 1).unwrap();
+        }
+        let seg = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let len = fs::metadata(&seg).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(s.unresolved(), 2);
+        assert_eq!(
+            values(&s.next(10, &HashSet::new()).unwrap()),
+            ["{\"a\":0}", "{\"a\":1}"]
+        );
+        let (r, _) = s.append(&batch(1, "b"), 1).unwrap();
+        assert_eq!(r[0].seq, 3);
+        assert_eq!(s.next(10, &HashSet::new()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn resolved_segments_are_deleted_and_the_bound_evicts_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path());
+        c.segment_bytes = 100;
+        c.max_bytes = 250;
+        let mut s = Spool::open(c).unwrap();
+        let segs = || {
+            fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "seg")
+                })
+                .count()
+        };
+        s.append(&batch(3, "a"), 1).unwrap(); // ~120 bytes: one segment
+        s.append(&batch(3, "b"), 1).unwrap(); // a second segment
+        assert_eq!(segs(), 2);
+        s.resolve(&[1, 2, 3]).unwrap();
+        assert_eq!(segs(), 1, "the fully resolved first segment is gone");
+        let (_, ev) = s.append(&batch(3, "c"), 1).unwrap();
+        assert!(ev.is_empty());
+        let (_, ev) = s.append(&batch(3, "d"), 1).unwrap();
+        assert_eq!(
+            ev,
+            vec![4, 5, 6],
+            "the oldest unresolved segment was evicted"
+        );
+        assert!(s.bytes() <= 250);
+        assert_eq!(s.unresolved(), 6);
+    }
+
+    #[test]
+    fn expiry_drops_old_records_at_the_head_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        s.append(&batch(2, "old"), 100).unwrap();
+        s.append(&batch(2, "new"), 200).unwrap();
+        let in_flight: HashSet<u64> = [1].into();
+        assert_eq!(
+            s.expire(150, &in_flight).unwrap(),
+            1,
+            "seq 1 is being sent: not expired here"
+        );
+        assert_eq!(s.unresolved(), 3);
+        assert_eq!(
+            values(&s.next(10, &in_flight).unwrap()),
+            ["{\"new\":0}", "{\"new\":1}"]
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The Kafka connection: stored (password sealed with the data directory's secret key),
+//! served to the admin (`/v1/admin/insights/connection`), tested, and handed to delivery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use insights_kafka::{ConnectionRequest, ConnectionSettings, Secret, test_connection};
+use insights_store::{SecretBox, Store};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, parse_json};
+
+const SETTING: &str = "kafka_connection";
+
+/// The stored connection.
+pub struct ConnectionStore {
+    store: Arc<Store>,
+    secrets: SecretBox,
+}
+
+impl ConnectionStore {
+    pub fn new(store: Arc<Store>, secrets: SecretBox) -> Self {
+        Self { store, secrets }
+    }
+
+    pub fn load(&self) -> Result<Option<ConnectionSettings>, String> {
+        let Some(mut doc) = self.store.setting(SETTING).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let password = match doc.get("password_sealed").and_then(Value::as_str) {
+            Some(sealed) => Some(Secret::new(
+                self.secrets.open(sealed).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("password_sealed");
+            o.remove("password_set");
+        }
+        let mut request: ConnectionRequest = serde_json::from_value(doc)
+            .map_err(|e| format!("the stored connection is invalid: {e}"))?;
+        request.password = password;
+        request
+            .validate(None)
+            .map(|(s, _)| Some(s))
+            .map_err(|e| format!("the stored connection is invalid: {e:?}"))
+    }
+
+    pub fn save(&self, settings: &ConnectionSettings) -> Result<(), String> {
+        let mut doc = serde_json::to_value(settings.view()).expect("a view serializes");
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("password_set");
+            if let Some(p) = settings.password() {
+                o.insert(
+                    "password_sealed".into(),
+                    self.secrets.seal(p.expose()).into(),
+                );
+            }
+        }
+        self.store
+            .set_setting(SETTING, Some(&doc))
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn clear(&self) -> Result<(), String> {
+        self.store
+            .set_setting(SETTING, None)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn current(state: &AppState) -> Result<Option<ConnectionSettings>, ApiError> {
+    state.connection.load().map_err(ApiError::internal)
+}
+
+/// Validates a request against the stored connection (whose password an edit may keep).
+fn validated(
+    state: &AppState,
+    request: ConnectionRequest,
+) -> Result<(ConnectionSettings, Vec<String>), ApiError> {
+    let stored = current(state)?;
+    let stored_password = stored.as_ref().and_then(|s| s.password().cloned());
+    request
+        .validate(stored_password.as_ref())
+        .map_err(ApiError::fields)
+}
+
+/// `GET /v1/admin/insights/connection`: the connection (never its password) and its live state.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.admin.check(&headers)?;
+    let connection = current(&state)?.map(|s| s.view());
+    Ok(Json(json!({"connection": connection, "status": state.kafka.status()})).into_response())
+}
+
+/// `PUT /v1/admin/insights/connection`: validates, saves, and switches delivery to it.
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.admin.check(&headers)?;
+    let request: ConnectionRequest = parse_json(&body)?;
+    let (settings, warnings) = validated(&state, request)?;
+    state
+        .connection
+        .save(&settings)
+        .map_err(ApiError::internal)?;
+    state.kafka.connect(Some(settings.clone()));
+    tracing::info!(topic = %settings.topic, brokers = %settings.brokers.joined(), "Kafka connection saved");
+    Ok(Json(json!({"connection": settings.view(), "warnings": warnings})).into_response())
+}
+
+/// `DELETE /v1/admin/insights/connection`: disconnects. Payloads still waiting stay in the
+/// spool until their window ends, in case a connection is saved again in time.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.admin.check(&headers)?;
+    state.connection.clear().map_err(ApiError::internal)?;
+    state.kafka.connect(None);
+    tracing::info!("Kafka connection removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/admin/insights/connection/test`: tests the given settings (or, with an empty body,
+/// the stored ones) and answers with a verdict.
+pub(crate) async fn test(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state.admin.check(&headers)?;
+    let settings = if body.iter().all(u8::is_ascii_whitespace) {
+        current(&state)?.ok_or_else(|| {
+            ApiError::invalid("body", "no connection is stored; send the settings to test")
+        })?
+    } else {
+        validated(&state, parse_json(&body)?)?.0
+    };
+    let verdict =
+        tokio::task::spawn_blocking(move || test_connection(&settings, Duration::from_secs(10)))
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(Json(verdict).into_response())
+}

@@ -1,0 +1,475 @@
+//! Kafka delivery against librdkafka's mock cluster (in process, with fault injection; it has
+//! no SASL or TLS, which the tests against a real broker cover). An independent rdkafka consumer
+//! reads the topic back.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{TestServer, report};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const TOPIC: &str = "insights";
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let mock = MockCluster::new(3).expect("mock cluster");
+    mock.create_topic(TOPIC, 3, 3).expect("topic");
+    mock
+}
+
+/// Reads the topic from the beginning until `n` messages arrived (or 30 s passed); returns
+/// (key, value) pairs.
+fn consume(bootstrap: &str, n: usize) -> Vec<(String, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-{}", uuid_like()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    // A little longer, to see duplicates if there are any.
+    let settle = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            out.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+/// The objects of a JSON array, as the exact text of each.
+fn split_top_level(array: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let (mut depth, mut in_string, mut escaped, mut start) = (0, false, false, 0);
+    for (i, c) in array.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' if !in_string => {
+                if depth == 0 {
+                    start = i;
+                }
+                depth += 1;
+            }
+            '}' if !in_string => {
+                depth -= 1;
+                if depth == 0 {
+                    out.insert(array[start..=i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn connect(t: &TestServer, brokers: &str) {
+    let (s, body) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(json!({"topic": TOPIC, "brokers": brokers, "connection_type": "plaintext"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+async fn status(t: &TestServer) -> Value {
+    let (s, body) = t
+        .admin(Method::GET, "/v1/admin/insights/connection", None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["status"].clone()
+}
+
+/// Waits until the connection status satisfies `done` (delivery is asynchronous), for 30 s.
+async fn wait_status(t: &TestServer, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(t).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn calls(t: &TestServer, key: &str, path: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (s, rid, body) = t
+            .call(key, path, json!({"reports": [report(&[("i", json!(i))])]}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        ids.push(rid.unwrap());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
+    let mock = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "kafka", 2, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    let ids = calls(&t, &key, "acme/kafka", 20).await;
+    wait_status(&t, "20 delivered", |s| s["delivered"] == 20).await;
+
+    let messages = consume(&mock.bootstrap_servers(), 20);
+    assert_eq!(messages.len(), 20, "no duplicates");
+    // The store's API answers the stored bytes as they are: `[p1,p2,...]`.
+    let raw = t
+        .http
+        .get(format!(
+            "{}/v1/admin/insights/payloads?algorithm=acme/kafka&limit=100",
+            t.url
+        ))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stored: HashSet<String> = split_top_level(&raw);
+    assert_eq!(stored.len(), 20);
+    for (k, v) in &messages {
+        assert_eq!(k, "acme/kafka", "messages are keyed by owner/name");
+        assert!(stored.contains(v), "not byte-for-byte in the store: {v}");
+        let parsed: Value = serde_json::from_str(v).unwrap();
+        assert!(ids.contains(&parsed["request_id"].as_str().unwrap().to_string()));
+    }
+    let s = status(&t).await;
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["waiting"].as_u64(),
+            s["dropped"].as_u64()
+        ),
+        (Some("connected"), Some(0), Some(0))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_down_for_part_of_the_window_then_up_lose_and_duplicate_nothing() {
+    let mock = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "outage", 2, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    calls(&t, &key, "acme/outage", 5).await;
+    wait_status(&t, "5 delivered", |s| s["delivered"] == 5).await;
+    for b in 1..=3 {
+        mock.broker_down(b).unwrap();
+    }
+    let ids = calls(&t, &key, "acme/outage", 30).await;
+    let s = wait_status(&t, "30 waiting", |s| s["waiting"] == 30).await;
+    assert_eq!(s["delivered"], 5);
+    for b in 1..=3 {
+        mock.broker_up(b).unwrap();
+    }
+    wait_status(&t, "35 delivered", |s| {
+        s["delivered"] == 35 && s["waiting"] == 0
+    })
+    .await;
+    let messages = consume(&mock.bootstrap_servers(), 35);
+    let request_ids: Vec<String> = messages
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_str::<Value>(v).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(request_ids.len(), 35, "every payload once");
+    let distinct: HashSet<&String> = request_ids.iter().collect();
+    assert_eq!(distinct.len(), 35, "no duplicates");
+    assert!(ids.iter().all(|id| distinct.contains(id)));
+    assert_eq!(status(&t).await["dropped"], 0);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_down_past_a_short_window_count_every_payload_as_dropped() {
+    let mock = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| {
+        c.kafka.window = Duration::from_secs(2);
+        c.kafka.attempt_timeout = Duration::from_millis(500);
+    })
+    .await;
+    t.probe("acme", "expire", 1, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    for b in 1..=3 {
+        mock.broker_down(b).unwrap();
+    }
+    calls(&t, &key, "acme/expire", 12).await;
+    let s = wait_status(&t, "12 dropped", |s| s["dropped"] == 12).await;
+    assert_eq!(
+        (s["delivered"].as_u64(), s["waiting"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s["dropped_by_reason"]["window_expired"], 12);
+    assert_eq!(
+        t.metric("insights_payloads_dropped_total{reason=\"kafka_window_expired\"}")
+            .await,
+        12.0
+    );
+    assert_eq!(s["state"], "failing");
+    assert!(
+        s["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{s}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retriable_request_errors_are_retried_until_delivered() {
+    let mock = cluster();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 5],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "retry", 1, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    calls(&t, &key, "acme/retry", 10).await;
+    wait_status(&t, "10 delivered", |s| s["delivered"] == 10).await;
+    let distinct: HashSet<String> = consume(&mock.bootstrap_servers(), 10)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(distinct.len(), 10);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_delivers_what_was_spooled_during_an_outage() {
+    let mock = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "durable", 1, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    for b in 1..=3 {
+        mock.broker_down(b).unwrap();
+    }
+    let ids = calls(&t, &key, "acme/durable", 8).await;
+    wait_status(&t, "8 waiting", |s| s["waiting"] == 8).await;
+    t.stop().await;
+
+    for b in 1..=3 {
+        mock.broker_up(b).unwrap();
+    }
+    let t = TestServer::start(dir.path()).await;
+    wait_status(&t, "8 delivered after the restart", |s| {
+        s["delivered"] == 8 && s["waiting"] == 0
+    })
+    .await;
+    let got: HashSet<String> = consume(&mock.bootstrap_servers(), 8)
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_str::<Value>(v).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, ids.into_iter().collect());
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    let cases = [
+        (
+            json!({"topic": "", "brokers": "k:1", "connection_type": "plaintext"}),
+            vec!["topic"],
+        ),
+        (
+            json!({"topic": "a b", "brokers": "k:1", "connection_type": "plaintext"}),
+            vec!["topic"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k1:9092,,k2:9092", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k1", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "kafka://k1:9092", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k1:9092, k2:9092", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k1:99999", "connection_type": "plaintext"}),
+            vec!["brokers"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k:1", "connection_type": "tls"}),
+            vec!["connection_type"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k:1", "connection_type": "sasl_scram_tls"}),
+            vec!["sasl_mechanism", "username", "password", "ca_certificate"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k:1", "connection_type": "sasl_scram_tls", "sasl_mechanism": "SCRAM-SHA-512", "username": "u", "password": "p", "ca_certificate": "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----"}),
+            vec!["ca_certificate"],
+        ),
+        (
+            json!({"topic": "t", "brokers": "k:1", "connection_type": "plaintext", "password": "p"}),
+            vec!["password"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let (s, answer) = t
+            .admin(
+                Method::PUT,
+                "/v1/admin/insights/connection",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{body} → {answer}");
+        let got: Vec<&str> = answer["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, fields, "{body} → {answer}");
+        for f in &fields {
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(f),
+                "{answer}"
+            );
+        }
+    }
+    let (s, answer) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(
+                json!({"topic": "t", "brokers": "k:1", "connection_type": "plaintext", "extra": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `extra`")
+    );
+    let (_, got) = t
+        .admin(Method::GET, "/v1/admin/insights/connection", None)
+        .await;
+    assert_eq!(got["connection"], Value::Null, "nothing was saved");
+    assert_eq!(got["status"]["state"], "not_configured");
+
+    // One broker is accepted, with a warning.
+    let (s, answer) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(json!({"topic": "t", "brokers": "127.0.0.1:1", "connection_type": "plaintext"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        answer["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("only one bootstrap broker")
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_test_says_unreachable_unknown_topic_or_ok() {
+    let mock = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    let test = |body: Value| {
+        let t = &t;
+        async move {
+            t.admin(
+                Method::POST,
+                "/v1/admin/insights/connection/test",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (s, v) = test(json!({"topic": TOPIC, "brokers": mock.bootstrap_servers(), "connection_type": "plaintext"})).await;
+    assert_eq!((s, v["code"].as_str()), (200, Some("ok")), "{v}");
+    let (_, v) = test(json!({"topic": "nope", "brokers": mock.bootstrap_servers(), "connection_type": "plaintext"})).await;
+    assert_eq!(v["code"], "unknown_topic", "{v}");
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_, v) = test(
+        json!({"topic": TOPIC, "brokers": closed.to_string(), "connection_type": "plaintext"}),
+    )
+    .await;
+    assert_eq!(v["code"], "unreachable", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains(&closed.to_string()),
+        "{v}"
+    );
+    t.stop().await;
+}
