@@ -18,6 +18,10 @@ pub(crate) struct FileConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     pub(crate) limits: Limits,
+    /// The Kafka connection, for unattended installs (replaces the stored one at start).
+    pub(crate) kafka: Option<insights_kafka::ConnectionRequest>,
+    #[serde(default)]
+    pub(crate) delivery: Delivery,
     /// Algorithms to register (or update) at start, with the versions to publish.
     #[serde(default, rename = "algorithm")]
     algorithms: Vec<DeclaredAlgorithm>,
@@ -58,6 +62,47 @@ impl Limits {
         }
         if self.max_body_bytes == Some(0) {
             bail!("limits.max_body_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// How payloads are delivered to Kafka.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Delivery {
+    /// How long each payload is tried, in seconds (default 240).
+    window_seconds: Option<u64>,
+    /// The spool's bound on disk, in bytes (default 1 GiB).
+    spool_max_bytes: Option<u64>,
+    /// fdatasync every spooled batch (default false: durable across a crash of the process,
+    /// not of the machine).
+    fsync: Option<bool>,
+    /// `algorithm` (owner/name, the default) or `none`.
+    message_key: Option<insights_delivery::MessageKey>,
+}
+
+impl Delivery {
+    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) -> anyhow::Result<()> {
+        if let Some(w) = self.window_seconds {
+            if !(1..=86_400).contains(&w) {
+                bail!("delivery.window_seconds must be between 1 and 86400 (got {w})");
+            }
+            c.kafka.window = std::time::Duration::from_secs(w);
+            c.kafka.attempt_timeout = c.kafka.attempt_timeout.min(c.kafka.window);
+        }
+        if let Some(b) = self.spool_max_bytes {
+            if b < 1 << 20 {
+                bail!("delivery.spool_max_bytes must be at least 1048576 (got {b})");
+            }
+            c.kafka.spool_max_bytes = b;
+            c.kafka.segment_bytes = c.kafka.segment_bytes.min(b / 4);
+        }
+        if let Some(f) = self.fsync {
+            c.kafka.fsync = f;
+        }
+        if let Some(k) = self.message_key {
+            c.kafka.key = k;
         }
         Ok(())
     }
@@ -172,6 +217,12 @@ listen = "127.0.0.1:9999"
 data_dir = "data"
 [limits]
 payload_retention = 5000
+[kafka]
+topic = "insights"
+brokers = "k1:9092,k2:9092"
+connection_type = "plaintext"
+[delivery]
+window_seconds = 60
 [[algorithm]]
 owner = "demo"
 name = "scorer"
@@ -206,6 +257,8 @@ insights_enabled = true
             ("lissten = \"x\"", "lissten"),
             ("listen = \"localhost\"", "listen"),
             ("[limits]\nhandoff_capacity = 0", "handoff_capacity"),
+            ("[kafka]\ntopic = 't'\nbrokerz = 'x'", "brokerz"),
+            ("[delivery]\nwindow = 5", "window"),
             (
                 "[[algorithm]]\nowner='a'\nname='b'\nsource={path='.', command=['x']}\n[[algorithm.version]]\nversion='one'",
                 "version",

@@ -101,6 +101,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut server_config =
         insights_server::ServerConfig::new(settings.listen, settings.data_dir.clone(), admin_token);
     file.limits.apply(&mut server_config);
+    file.delivery.apply(&mut server_config)?;
+    server_config.kafka_connection = file.kafka.clone();
+    if let (Some(c), Ok(p)) = (
+        server_config.kafka_connection.as_mut(),
+        std::env::var("INSIGHTS_KAFKA_PASSWORD"),
+    ) {
+        // Keeps the password out of the config file.
+        c.password = Some(insights_kafka::Secret::new(p));
+    }
     let server = insights_server::start(server_config).await?;
 
     let applied = config::apply_algorithms(&server.state, &file).await;

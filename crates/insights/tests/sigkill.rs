@@ -1,0 +1,172 @@
+//! The `insights` binary killed with SIGKILL while Kafka is down: after a restart, every
+//! payload that was spooled is delivered. Kafka here is librdkafka's mock cluster (in this test
+//! process; the server reaches it over TCP like any broker).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "sigkill-test-token";
+const TOPIC: &str = "insights";
+
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insights"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("INSIGHTS_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the insights binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(addr) = line.split("serving addr=").nth(1) {
+            break format!("http://{}", addr.split_whitespace().next().unwrap());
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Server {
+        child,
+        url,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self
+                .admin(Method::GET, "/v1/admin/insights/connection", None)
+                .await;
+            if done(&s["status"]) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_an_outage_then_restart_delivers_every_spooled_payload() {
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic(TOPIC, 3, 3).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
+
+    let s = start(data.path());
+    s.admin(
+        Method::POST,
+        "/v1/algorithms/acme",
+        Some(json!({"name": "killed", "source": {"path": probe, "command": ["python3", "-u", "src/Algorithm.py"]}})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/v1/algorithms/acme/killed/versions",
+        Some(json!({"settings": {"insights_enabled": true}})),
+    )
+    .await;
+    let key = s
+        .admin(
+            Method::POST,
+            "/v1/admin/api-keys",
+            Some(json!({"name": "k"})),
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.admin(
+        Method::PUT,
+        "/v1/admin/insights/connection",
+        Some(json!({"topic": TOPIC, "brokers": mock.bootstrap_servers(), "connection_type": "plaintext"})),
+    )
+    .await;
+    for b in 1..=3 {
+        mock.broker_down(b).unwrap();
+    }
+    let mut ids = HashSet::new();
+    for i in 0..25 {
+        let resp = s
+            .http
+            .post(format!("{}/v1/algo/acme/killed", s.url))
+            .header("Authorization", format!("Simple {key}"))
+            .json(&json!({"echo": i}))
+            .send()
+            .await
+            .unwrap();
+        ids.insert(resp.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    s.wait_status("25 waiting", |st| st["waiting"] == 25).await;
+    drop(s); // SIGKILL: no shutdown, no flush
+
+    for b in 1..=3 {
+        mock.broker_up(b).unwrap();
+    }
+    let s = start(data.path());
+    s.wait_status("25 delivered after the restart", |st| {
+        st["delivered"] == 25 && st["waiting"] == 0
+    })
+    .await;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .set("group.id", "sigkill-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let mut got = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < ids.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            got.insert(v["request_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(got, ids);
+}
