@@ -49,8 +49,14 @@ impl ClientContext for Capture {
             .push((error.rdkafka_error_code(), reason.to_string()));
     }
 
-    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, _fac: &str, _log_message: &str) {
-        // The errors above carry what matters; librdkafka's own log would repeat them.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, _fac: &str, log_message: &str) {
+        // Some failures (a SCRAM proof the broker rejects, for one) only show in the log.
+        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+            self.errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((None, log_message.to_string()));
+        }
     }
 }
 
@@ -82,6 +88,8 @@ pub fn test_connection(settings: &ConnectionSettings, timeout: Duration) -> Verd
     };
     let topic = settings.topic.as_str();
     let result = producer.client().fetch_metadata(None, timeout);
+    // Error callbacks are served by polling.
+    producer.poll(Duration::ZERO);
     let errors = producer
         .context()
         .errors
@@ -132,7 +140,13 @@ fn classify(
         let r = reason.to_ascii_lowercase();
         r.contains("ssl") || r.contains("certificate")
     };
-    if let Some((_, reason)) = find(RDKafkaErrorCode::Authentication) {
+    let auth_hint = |reason: &str| {
+        let r = reason.to_ascii_lowercase();
+        r.contains("sasl") && (r.contains("authentication") || r.contains("invalid-proof"))
+    };
+    if let Some((_, reason)) =
+        find(RDKafkaErrorCode::Authentication).or_else(|| errors.iter().find(|(_, r)| auth_hint(r)))
+    {
         let mechanism = match &settings.security {
             Security::SaslScramTls(s) => s.mechanism.as_str(),
             Security::Plaintext => "none",
@@ -154,10 +168,15 @@ fn classify(
             ),
         };
     }
-    let detail = errors
-        .last()
-        .map(|(_, r)| r.clone())
-        .unwrap_or_else(|| failure.to_string());
+    let detail = if errors.is_empty() {
+        failure.to_string()
+    } else {
+        errors
+            .iter()
+            .map(|(_, r)| r.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     Verdict {
         code: VerdictCode::Unreachable,
         message: format!(

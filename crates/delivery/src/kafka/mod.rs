@@ -104,6 +104,7 @@ enum Event {
     },
     ClientError {
         generation: u64,
+        code: Option<RDKafkaErrorCode>,
         message: String,
     },
     Stop(oneshot::Sender<()>),
@@ -146,6 +147,7 @@ impl KafkaDelivery {
             orphans: HashSet::new(),
             last_sweep: Instant::now(),
             counts: KafkaStatus::default(),
+            specific_error: false,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -219,6 +221,7 @@ impl ClientContext for Context {
             .unwrap_or_else(|e| e.into_inner())
             .send(Event::ClientError {
                 generation: self.generation,
+                code: error.rdkafka_error_code(),
                 message: format!("{error}: {reason}"),
             });
     }
@@ -261,6 +264,8 @@ struct Worker {
     orphans: HashSet<u64>,
     last_sweep: Instant,
     counts: KafkaStatus,
+    /// `last_error` explains a failure (authentication, TLS) rather than only reporting it.
+    specific_error: bool,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -337,12 +342,28 @@ impl Worker {
             } => self.delivered(generation, seq, result, resolved),
             Event::ClientError {
                 generation,
+                code,
                 message,
             } => {
                 if generation == self.generation {
                     tracing::warn!(error = %message, "Kafka connection problem");
                     self.counts.state = "failing";
-                    self.counts.last_error = Some(message);
+                    // "All brokers are down" follows the error that explains why (a refused
+                    // password, an untrusted certificate): keep the explanation.
+                    let generic = matches!(
+                        code,
+                        Some(
+                            RDKafkaErrorCode::AllBrokersDown
+                                | RDKafkaErrorCode::BrokerTransportFailure
+                        )
+                    );
+                    if !(generic && self.specific_error) {
+                        self.specific_error = matches!(
+                            code,
+                            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+                        );
+                        self.counts.last_error = Some(message);
+                    }
                 }
             }
             Event::Stop(reply) => return Some(reply),
@@ -363,6 +384,7 @@ impl Worker {
             self.retry.push_front(r);
         }
         self.counts.last_error = None;
+        self.specific_error = false;
         let Some(settings) = settings else {
             self.counts.state = "not_configured";
             return;
@@ -424,6 +446,7 @@ impl Worker {
             Ok(()) => {
                 self.counts.state = "connected";
                 self.counts.last_error = None;
+                self.specific_error = false;
                 self.count_delivered(seq, resolved);
             }
             Err((code, message)) => {
