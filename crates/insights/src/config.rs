@@ -80,6 +80,9 @@ pub(crate) struct Delivery {
     fsync: Option<bool>,
     /// `algorithm` (owner/name, the default) or `none`.
     message_key: Option<insights_delivery::MessageKey>,
+    /// The group-commit interval in milliseconds: how long a batch of payloads waits to fill
+    /// before it is written to the store and the spool (default 5).
+    group_commit_ms: Option<u64>,
 }
 
 impl Delivery {
@@ -103,6 +106,12 @@ impl Delivery {
         }
         if let Some(k) = self.message_key {
             c.kafka.key = k;
+        }
+        if let Some(ms) = self.group_commit_ms {
+            if ms > 1000 {
+                bail!("delivery.group_commit_ms must be at most 1000 (got {ms})");
+            }
+            c.dispatcher.linger = std::time::Duration::from_millis(ms);
         }
         Ok(())
     }

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub payload_retention: u64,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Batching of the hand-off into sinks (the group-commit interval).
+    pub dispatcher: DispatcherConfig,
     /// Kafka delivery: spool, window, bounds.
     pub kafka: KafkaConfig,
     /// A connection declared in the config file: saved at start, replacing the stored one.
@@ -64,6 +66,7 @@ impl ServerConfig {
             handoff_capacity: 10_000,
             payload_retention: 1_000_000,
             max_body_bytes: 16 << 20,
+            dispatcher: DispatcherConfig::default(),
             kafka: KafkaConfig::new(data_dir.join("spool")),
             kafka_connection: None,
         }
@@ -211,7 +214,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     ];
     let delivery_shutdown = CancellationToken::new();
     let dispatcher = tokio::spawn(
-        Dispatcher::new(handoff_rx, sinks, DispatcherConfig::default())
+        Dispatcher::new(handoff_rx, sinks, config.dispatcher.clone())
             .run(delivery_shutdown.clone()),
     );
 
