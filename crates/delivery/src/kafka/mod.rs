@@ -148,6 +148,7 @@ impl KafkaDelivery {
             last_sweep: Instant::now(),
             counts: KafkaStatus::default(),
             specific_error: false,
+            settings: None,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -266,6 +267,8 @@ struct Worker {
     counts: KafkaStatus,
     /// `last_error` explains a failure (authentication, TLS) rather than only reporting it.
     specific_error: bool,
+    /// The connection in use, to start a new producer after a fatal error.
+    settings: Option<ConnectionSettings>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -345,6 +348,16 @@ impl Worker {
                 code,
                 message,
             } => {
+                if generation == self.generation && code == Some(RDKafkaErrorCode::Fatal) {
+                    // The idempotent producer cannot go on (e.g. the cluster lost its producer
+                    // state): start a new one; what was in flight is sent again.
+                    tracing::error!(error = %message, "the Kafka producer hit a fatal error; starting a new one");
+                    let settings = self.settings.clone();
+                    self.reconnect(settings);
+                    self.counts.state = "failing";
+                    self.counts.last_error = Some(message);
+                    return None;
+                }
                 if generation == self.generation {
                     tracing::warn!(error = %message, "Kafka connection problem");
                     self.counts.state = "failing";
@@ -385,6 +398,7 @@ impl Worker {
         }
         self.counts.last_error = None;
         self.specific_error = false;
+        self.settings = settings.clone();
         let Some(settings) = settings else {
             self.counts.state = "not_configured";
             return;
@@ -553,12 +567,23 @@ impl Worker {
                         self.in_flight.insert(record.seq, record);
                     }
                     Err((e, _)) => {
-                        if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
-                            tracing::warn!(error = %e, "handing a payload to the producer failed");
-                        }
+                        let code = e.rdkafka_error_code();
                         self.retry.push_front(record);
                         for r in rest.rev() {
                             self.retry.push_front(r);
+                        }
+                        if code == Some(RDKafkaErrorCode::Fatal) {
+                            // The idempotent producer cannot go on (the cluster lost its
+                            // producer state, say, after a broker restart with empty storage):
+                            // start a new one; what was in flight is sent again.
+                            tracing::error!(error = %e, "the Kafka producer hit a fatal error; starting a new one");
+                            let settings = self.settings.clone();
+                            self.reconnect(settings);
+                            self.counts.last_error = Some(e.to_string());
+                            return true;
+                        }
+                        if code != Some(RDKafkaErrorCode::QueueFull) {
+                            tracing::warn!(error = %e, "handing a payload to the producer failed");
                         }
                         return false;
                     }

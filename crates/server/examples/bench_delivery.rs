@@ -1,0 +1,460 @@
+//! Delivery benchmark (run it with `scripts/bench-delivery`), against tansu with memory storage:
+//!
+//! 1. throughput of the whole delivery path — hand-off → dispatcher (encode) → spool (append)
+//!    → producer → broker acknowledgement — versus a bare rdkafka producer sending the same
+//!    messages to the same broker with the same producer settings; rounds interleaved;
+//! 2. the resident memory of the `insights` server during a broker outage under steady load.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use insights_delivery::{
+    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink,
+};
+use insights_kafka::ConnectionRequest;
+use insights_payload::{AlgorithmRef, MetricSet, MetricValue, Payload, RequestId, SessionId};
+use rdkafka::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    payloads: usize,
+    rounds: usize,
+    outage_seconds: u64,
+    rate: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        payloads: 200_000,
+        rounds: 3,
+        outage_seconds: 60,
+        rate: 500,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let v: u64 = pair.get(1).and_then(|v| v.parse().ok()).expect("usage: bench_delivery [--payloads N] [--rounds N] [--outage-seconds N] [--rate CALLS_PER_S]");
+        match pair[0].as_str() {
+            "--payloads" => a.payloads = v as usize,
+            "--rounds" => a.rounds = v as usize,
+            "--outage-seconds" => a.outage_seconds = v,
+            "--rate" => a.rate = v,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tansu_bin() -> String {
+    std::env::var("INSIGHTS_TANSU").expect("INSIGHTS_TANSU (scripts/bench-delivery sets it)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// tansu on `port`: memory storage, or SQLite in `dir` (which survives a restart, as a real
+/// broker's log does).
+fn start_tansu(port: u16, sqlite_dir: Option<&std::path::Path>) -> Proc {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu_bin());
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+        "--storage-engine",
+    ]);
+    match sqlite_dir {
+        // tansu resolves a sqlite:// path against its working directory.
+        Some(dir) => cmd.arg("sqlite://tansu.db").current_dir(dir),
+        None => cmd.arg("memory://tansu/"),
+    };
+    let p = Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for topic in ["bench-bare", "bench-pipeline", "bench-outage"] {
+        // Fails harmlessly when the topic exists (a restarted SQLite broker).
+        let _ = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .unwrap();
+    }
+    p
+}
+
+fn payload(i: usize) -> Payload {
+    let mut metrics = MetricSet::new();
+    metrics
+        .insert(
+            "risk_score",
+            MetricValue::from(serde_json::Number::from_f64((i % 1000) as f64 / 1000.0).unwrap()),
+        )
+        .unwrap();
+    metrics
+        .insert("approved", MetricValue::from((i % 2) as i64))
+        .unwrap();
+    metrics
+        .insert("credit_limit", MetricValue::from((i % 9000) as i64))
+        .unwrap();
+    Payload {
+        algorithm: AlgorithmRef {
+            owner: "bench".into(),
+            name: format!("algo_{}", i % 8),
+            version: "1.0.0".into(),
+        },
+        session_id: SessionId::new(),
+        request_id: RequestId::new(),
+        duration_milliseconds: (i % 50) as u64,
+        time: time::OffsetDateTime::now_utc(),
+        metrics,
+        status: None,
+    }
+}
+
+/// The producer settings of the delivery thread, for the bare baseline.
+fn producer_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("queue.buffering.max.messages", "100000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    c
+}
+
+fn bare(brokers: &str, messages: &[(String, String)]) -> f64 {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        producer_config(brokers).create().unwrap();
+    let start = Instant::now();
+    for (key, value) in messages {
+        let mut record = BaseRecord::to("bench-bare")
+            .key(key.as_str())
+            .payload(value.as_str());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => panic!("{e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    messages.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path) -> f64 {
+    let n = payloads.len() as u64;
+    let _ = std::fs::remove_dir_all(spool);
+    let kafka = Arc::new(KafkaDelivery::start(KafkaConfig::new(spool.to_path_buf())).unwrap());
+    let (settings, _) = ConnectionRequest {
+        topic: "bench-pipeline".into(),
+        brokers: brokers.into(),
+        connection_type: "plaintext".into(),
+        ..Default::default()
+    }
+    .validate(None)
+    .unwrap();
+    kafka.connect(Some(settings));
+    let (handoff, rx) = Handoff::channel(payloads.len());
+    let shutdown = CancellationToken::new();
+    let sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
+    let dispatcher =
+        tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
+    let start = Instant::now();
+    for p in payloads {
+        handoff.offer(p);
+        tokio::task::yield_now().await;
+    }
+    while kafka.status().delivered < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let status = kafka.status();
+    assert_eq!((status.dropped, status.waiting), (0, 0));
+    shutdown.cancel();
+    dispatcher.await.unwrap();
+    kafka.stop().await;
+    rate
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let tansu = start_tansu(port, None);
+
+    // 1. Throughput.
+    let messages: Vec<(String, String)> = (0..a.payloads)
+        .map(|i| {
+            let p = payload(i);
+            (p.algorithm.path(), p.to_json())
+        })
+        .collect();
+    let mean_bytes = messages.iter().map(|(_, v)| v.len()).sum::<usize>() / messages.len();
+    let mut bare_rates = Vec::new();
+    let mut pipeline_rates = Vec::new();
+    for round in 0..a.rounds {
+        let b = brokers.clone();
+        let m = messages.clone();
+        bare_rates.push(
+            tokio::task::spawn_blocking(move || bare(&b, &m))
+                .await
+                .unwrap(),
+        );
+        let payloads: Vec<Payload> = (0..a.payloads).map(payload).collect();
+        pipeline_rates.push(pipeline(&brokers, payloads, &dir.path().join("spool")).await);
+        eprintln!(
+            "round {}: bare {:.0}/s, pipeline {:.0}/s",
+            round + 1,
+            bare_rates[round],
+            pipeline_rates[round]
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b, p) = (median(&mut bare_rates), median(&mut pipeline_rates));
+    println!(
+        "payloads per round: {}, mean payload: {mean_bytes} bytes, rounds: {} (median shown)\n",
+        a.payloads, a.rounds
+    );
+    println!("| path | payloads/s |");
+    println!("| --- | ---: |");
+    println!("| bare rdkafka producer (same settings) | {b:.0} |");
+    println!("| hand-off → spool → producer → ack | {p:.0} |");
+    println!("| ratio (goal ≥ 0.8) | {:.3} |", p / b);
+
+    drop(tansu);
+
+    // 2. Memory of the server during an outage under steady load (a broker with SQLite
+    //    storage, so that the restarted broker still has the topic and its producer state).
+    let outage_port = free_port();
+    let outage_dir = dir.path().join("tansu");
+    std::fs::create_dir_all(&outage_dir).unwrap();
+    let brokers = format!("127.0.0.1:{outage_port}");
+    let mut tansu = start_tansu(outage_port, Some(&outage_dir));
+    let exe = std::env::current_exe().unwrap();
+    let release = exe.parent().unwrap().parent().unwrap();
+    let binary = release.join("insights");
+    let echo = exe.parent().unwrap().join("echo_worker");
+    assert!(
+        binary.exists() && echo.exists(),
+        "scripts/bench-delivery builds both"
+    );
+    let data = dir.path().join("server");
+    let mut server = Proc(
+        Command::new(&binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("INSIGHTS_ADMIN_TOKEN", "bench")
+            .env("RUST_LOG", "warn,insights_server=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(addr) = line.split("serving addr=").nth(1) {
+            break format!("http://{}", addr.split_whitespace().next().unwrap());
+        }
+    };
+    let log_path = dir.path().join("server.log");
+    let log_copy = log_path.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(log_copy).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    let pid = server.0.id();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{url}{path}"))
+            .bearer_auth("bench")
+            .json(&body)
+            .send()
+    };
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    post(
+        "/v1/algorithms/bench",
+        serde_json::json!({"name": "echo", "source": {"path": src, "command": [echo]}}),
+    )
+    .await
+    .unwrap();
+    post(
+        "/v1/algorithms/bench/echo/versions",
+        serde_json::json!({"settings": {"insights_enabled": true}}),
+    )
+    .await
+    .unwrap();
+    let key: serde_json::Value = post("/v1/admin/api-keys", serde_json::json!({"name": "b"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    http.put(format!("{url}/v1/admin/insights/connection"))
+        .bearer_auth("bench")
+        .json(&serde_json::json!({"topic": "bench-outage", "brokers": brokers, "connection_type": "plaintext"}))
+        .send()
+        .await
+        .unwrap();
+    let load_stop = CancellationToken::new();
+    let load = {
+        let (http, url, key, stop) = (http.clone(), url.clone(), key.clone(), load_stop.clone());
+        let every = Duration::from_micros(1_000_000 / a.rate.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut n = 0u64;
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                let _ = http
+                    .post(format!("{url}/v1/algo/bench/echo"))
+                    .header("Authorization", format!("Simple {key}"))
+                    .json(&serde_json::json!({"n": n}))
+                    .send()
+                    .await;
+                n += 1;
+            }
+            n
+        })
+    };
+    let sample = |label: &str, seconds: u64| {
+        let label = label.to_string();
+        async move {
+            let mut v = Vec::new();
+            for _ in 0..seconds {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                v.push(rss_kib(pid));
+            }
+            (label, v)
+        }
+    };
+    let before = sample("before the outage (10 s)", 10).await;
+    drop(tansu); // the broker goes away
+    let during = sample(
+        &format!("during the outage ({} s)", a.outage_seconds),
+        a.outage_seconds,
+    )
+    .await;
+    tansu = start_tansu(outage_port, Some(&outage_dir));
+    let after = sample("after the broker returned (20 s)", 20).await;
+    load_stop.cancel();
+    let calls = load.await.unwrap();
+    // How long until everything waiting is delivered (2 minutes at most).
+    let drain_start = Instant::now();
+    loop {
+        let s: serde_json::Value = http
+            .get(format!("{url}/v1/admin/insights/connection"))
+            .bearer_auth("bench")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"]["waiting"] == 0 || drain_start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drained_after = drain_start.elapsed();
+    let status: serde_json::Value = http
+        .get(format!("{url}/v1/admin/insights/connection"))
+        .bearer_auth("bench")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "\nserver RSS under {} calls/s (Insights on, {calls} calls in all):\n",
+        a.rate
+    );
+    println!("| phase | min MiB | max MiB | last MiB |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (label, v) in [before, during, after] {
+        let mib = |k: u64| k as f64 / 1024.0;
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.1} |",
+            mib(*v.iter().min().unwrap()),
+            mib(*v.iter().max().unwrap()),
+            mib(*v.last().unwrap())
+        );
+    }
+    println!(
+        "\nKafka status at the end: delivered {}, dropped {}, waiting {} ({:.1} s after the load stopped)",
+        status["status"]["delivered"],
+        status["status"]["dropped"],
+        status["status"]["waiting"],
+        drained_after.as_secs_f64()
+    );
+    drop(server);
+    drop(tansu);
+    if let Ok(log) = std::fs::read_to_string(&log_path) {
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .collect();
+        eprintln!("server warnings and errors ({}), last 5:", errors.len());
+        for l in errors.iter().rev().take(5) {
+            eprintln!("  {l}");
+        }
+    }
+}
