@@ -61,7 +61,7 @@ impl KafkaConfig {
             fsync: false,
             window: Duration::from_secs(240),
             attempt_timeout: Duration::from_secs(30),
-            max_in_flight: 100_000,
+            max_in_flight: 20_000,
             key: MessageKey::Algorithm,
         }
     }
@@ -149,6 +149,7 @@ impl KafkaDelivery {
             counts: KafkaStatus::default(),
             specific_error: false,
             settings: None,
+            renew_producer: false,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -269,6 +270,8 @@ struct Worker {
     specific_error: bool,
     /// The connection in use, to start a new producer after a fatal error.
     settings: Option<ConnectionSettings>,
+    /// Start a new producer before sending again (an attempt timed out).
+    renew_producer: bool,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -298,6 +301,12 @@ impl Worker {
                 }
             }
             self.finish_resolve(&mut resolved);
+            if std::mem::take(&mut self.renew_producer) {
+                let (state, error) = (self.counts.state, self.counts.last_error.clone());
+                let settings = self.settings.clone();
+                self.reconnect(settings);
+                (self.counts.state, self.counts.last_error) = (state, error);
+            }
             busy = self.pump();
             if self.last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep();
@@ -476,6 +485,12 @@ impl Worker {
                     self.drop_count("window_expired", 1);
                     resolved.push(seq);
                 } else {
+                    if code == Some(RDKafkaErrorCode::MessageTimedOut) {
+                        // After an attempt timed out, librdkafka's idempotent producer may wait
+                        // for producer state the broker no longer has: the next attempt goes
+                        // through a new producer.
+                        self.renew_producer = true;
+                    }
                     self.counts.last_error = Some(message);
                     self.retry.push_back(record);
                 }
@@ -542,8 +557,7 @@ impl Worker {
                 }
             }
             if batch.is_empty() {
-                let skip: HashSet<u64> = self.in_flight.keys().copied().collect();
-                match self.spool.next(room.min(1024), &skip) {
+                match self.spool.next(room.min(1024)) {
                     Ok(records) => batch = records,
                     Err(e) => {
                         tracing::error!(error = %e, "reading the spool failed");
@@ -606,9 +620,7 @@ impl Worker {
         if let Err(e) = self.spool.resolve(&seqs) {
             tracing::error!(error = %e, "recording dropped payloads in the spool failed");
         }
-        let mut skip: HashSet<u64> = self.in_flight.keys().copied().collect();
-        skip.extend(self.retry.iter().map(|r| r.seq));
-        match self.spool.expire(before, &skip) {
+        match self.spool.expire(before) {
             Ok(n) => self.drop_count("window_expired", n),
             Err(e) => tracing::error!(error = %e, "expiring old payloads in the spool failed"),
         }

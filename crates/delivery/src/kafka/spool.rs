@@ -64,7 +64,8 @@ pub(crate) struct Spool {
     resolved_log_entries: u64,
     /// The next record to hand out: (segment first seq, index in its records).
     cursor: (u64, usize),
-    reader: Option<(u64, BufReader<File>)>,
+    /// The segment being read, and the reader's position in it.
+    reader: Option<(u64, BufReader<File>, u64)>,
     bytes: u64,
     unresolved: u64,
 }
@@ -228,8 +229,10 @@ impl Spool {
         Ok(self.writer.as_ref().expect("set above").0)
     }
 
-    /// Up to `max` unresolved records from the cursor on, skipping those in `skip` (being sent).
-    pub(crate) fn next(&mut self, max: usize, skip: &HashSet<u64>) -> io::Result<Vec<Record>> {
+    /// Up to `max` unresolved records from the cursor on. The cursor only moves forward: a
+    /// record handed out is the caller's until it is resolved (sent, retried from memory,
+    /// dropped); after a restart, every unresolved record is handed out again.
+    pub(crate) fn next(&mut self, max: usize) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
         while out.len() < max {
             let Some((&first, seg)) = self.segments.range(self.cursor.0..).next() else {
@@ -249,7 +252,7 @@ impl Spool {
                 }
             };
             self.cursor.1 += 1;
-            if self.resolved.contains(&seq) || skip.contains(&seq) {
+            if self.resolved.contains(&seq) {
                 continue;
             }
             let path = seg.path.clone();
@@ -259,12 +262,24 @@ impl Spool {
     }
 
     fn read_at(&mut self, first: u64, path: &Path, offset: u64) -> io::Result<Record> {
-        if self.reader.as_ref().is_none_or(|(f, _)| *f != first) {
-            self.reader = Some((first, BufReader::new(File::open(path)?)));
+        if self.reader.as_ref().is_none_or(|(f, _, _)| *f != first) {
+            self.reader = Some((
+                first,
+                BufReader::with_capacity(256 << 10, File::open(path)?),
+                0,
+            ));
         }
-        let (_, reader) = self.reader.as_mut().expect("set above");
-        reader.seek(SeekFrom::Start(offset))?;
-        read_record(reader)?.ok_or_else(|| {
+        let (_, reader, pos) = self.reader.as_mut().expect("set above");
+        // Records are read in order: seek (which drops the buffer) only when skipping.
+        if *pos != offset {
+            reader.seek(SeekFrom::Start(offset))?;
+        }
+        let record = read_record(reader);
+        *pos = match &record {
+            Ok(Some(r)) => offset + record_len(r),
+            _ => u64::MAX,
+        };
+        record?.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("no record at {offset} in {}", path.display()),
@@ -329,7 +344,7 @@ impl Spool {
         }
         self.bytes -= seg.bytes;
         self.unresolved -= unresolved.len() as u64;
-        if self.reader.as_ref().is_some_and(|(f, _)| *f == first) {
+        if self.reader.as_ref().is_some_and(|(f, _, _)| *f == first) {
             self.reader = None;
         }
         if self.writer.as_ref().is_some_and(|(f, _)| *f == first) {
@@ -350,32 +365,32 @@ impl Spool {
         Ok(evicted)
     }
 
-    /// Resolves, as dropped, the unresolved records at the head of the spool created before
-    /// `before_micros` and not in `skip`; returns how many. Records are in hand-over order, so
-    /// this stops at the first record inside the window.
-    pub(crate) fn expire(&mut self, before_micros: i64, skip: &HashSet<u64>) -> io::Result<u64> {
+    /// Resolves, as dropped, the records not handed out yet (from the cursor on) that were
+    /// created before `before_micros`; returns how many. Records are in hand-over order, so this
+    /// stops at the first record inside the window.
+    pub(crate) fn expire(&mut self, before_micros: i64) -> io::Result<u64> {
         let mut expired = Vec::new();
-        'segments: for seg in self.segments.values() {
-            let path = seg.path.clone();
-            let mut file = BufReader::new(File::open(&path)?);
-            for &(seq, offset) in &seg.records {
-                if self.resolved.contains(&seq) || skip.contains(&seq) {
-                    continue;
-                }
-                file.seek(SeekFrom::Start(offset))?;
-                let Some(r) = read_record(&mut file)? else {
-                    break 'segments;
-                };
-                if r.created_micros >= before_micros {
-                    break 'segments;
-                }
-                expired.push(seq);
+        loop {
+            let cursor = self.cursor;
+            let Some(record) = self.next(1)?.pop() else {
+                break;
+            };
+            if record.created_micros >= before_micros {
+                self.cursor = cursor; // not expired: leave it to be handed out
+                self.reader = None;
+                break;
             }
+            expired.push(record.seq);
         }
         let n = expired.len() as u64;
         self.resolve(&expired)?;
         Ok(n)
     }
+}
+
+/// The bytes a record takes in its segment.
+fn record_len(r: &Record) -> u64 {
+    HEADER + 8 + 8 + 2 + r.key.len() as u64 + r.value.len() as u64
 }
 
 /// Reads every valid record's (seq, offset) and the length of the valid prefix.
@@ -386,9 +401,8 @@ fn scan(path: &Path) -> io::Result<(Vec<(u64, u64)>, u64)> {
     loop {
         match read_record(&mut reader) {
             Ok(Some(r)) => {
-                let len = HEADER + 8 + 8 + 2 + r.key.len() as u64 + r.value.len() as u64;
                 records.push((r.seq, offset));
-                offset += len;
+                offset += record_len(&r);
             }
             Ok(None) | Err(_) => return Ok((records, offset)),
         }
@@ -467,7 +481,6 @@ mod tests {
     #[test]
     fn unresolved_records_survive_reopening_and_resolved_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
-        let none = HashSet::new();
         {
             let mut s = Spool::open(config(dir.path())).unwrap();
             let (recs, _) = s.append(&batch(5, "a"), 1).unwrap();
@@ -478,13 +491,13 @@ mod tests {
             s.resolve(&[1, 3]).unwrap();
             assert_eq!(s.unresolved(), 3);
             assert_eq!(
-                values(&s.next(10, &none).unwrap()),
+                values(&s.next(10).unwrap()),
                 ["{\"a\":1}", "{\"a\":3}", "{\"a\":4}"]
             );
         }
         let mut s = Spool::open(config(dir.path())).unwrap();
         assert_eq!(s.unresolved(), 3);
-        let again = s.next(10, &none).unwrap();
+        let again = s.next(10).unwrap();
         assert_eq!(again.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 4, 5]);
         let (more, _) = s.append(&batch(1, "b"), 2).unwrap();
         assert_eq!(more[0].seq, 6, "sequence numbers continue after a restart");
@@ -511,13 +524,10 @@ mod tests {
             .unwrap();
         let mut s = Spool::open(config(dir.path())).unwrap();
         assert_eq!(s.unresolved(), 2);
-        assert_eq!(
-            values(&s.next(10, &HashSet::new()).unwrap()),
-            ["{\"a\":0}", "{\"a\":1}"]
-        );
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"a\":0}", "{\"a\":1}"]);
         let (r, _) = s.append(&batch(1, "b"), 1).unwrap();
         assert_eq!(r[0].seq, 3);
-        assert_eq!(s.next(10, &HashSet::new()).unwrap().len(), 1);
+        assert_eq!(s.next(10).unwrap().len(), 1);
     }
 
     #[test]
@@ -557,21 +567,22 @@ mod tests {
     }
 
     #[test]
-    fn expiry_drops_old_records_at_the_head_only() {
+    fn expiry_drops_old_records_not_handed_out_yet() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Spool::open(config(dir.path())).unwrap();
         s.append(&batch(2, "old"), 100).unwrap();
         s.append(&batch(2, "new"), 200).unwrap();
-        let in_flight: HashSet<u64> = [1].into();
         assert_eq!(
-            s.expire(150, &in_flight).unwrap(),
+            s.next(1).unwrap()[0].seq,
             1,
-            "seq 1 is being sent: not expired here"
+            "handed out: the caller's to resolve"
+        );
+        assert_eq!(
+            s.expire(150).unwrap(),
+            1,
+            "seq 2 expired; seq 1 is the caller's"
         );
         assert_eq!(s.unresolved(), 3);
-        assert_eq!(
-            values(&s.next(10, &in_flight).unwrap()),
-            ["{\"new\":0}", "{\"new\":1}"]
-        );
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"new\":0}", "{\"new\":1}"]);
     }
 }
