@@ -328,16 +328,30 @@ impl Worker {
                         (key, p.json.clone())
                     })
                     .collect();
+                // When nothing waits in the spool and there is room, the producer takes these
+                // records straight from here instead of reading them back from disk.
+                let straight = self.spool.at_end()
+                    && self.producer.is_some()
+                    && self.in_flight.len() + self.retry.len() + rows.len()
+                        <= self.config.max_in_flight;
                 let result = self.spool.append(&rows, now_micros());
                 match result {
-                    Ok((_, evicted)) => {
+                    Ok((records, evicted)) => {
+                        if straight {
+                            self.spool.hand_out_all();
+                            self.retry.extend(records);
+                        }
+                        let mut dropped = HashSet::new();
                         for seq in evicted {
                             if self.in_flight.contains_key(&seq) {
                                 self.orphans.insert(seq);
                             } else {
-                                self.retry.retain(|r| r.seq != seq);
-                                self.drop_count("spool_full", 1);
+                                dropped.insert(seq);
                             }
+                        }
+                        if !dropped.is_empty() {
+                            self.retry.retain(|r| !dropped.contains(&r.seq));
+                            self.drop_count("spool_full", dropped.len() as u64);
                         }
                         let _ = reply.send(Ok(()));
                     }

@@ -365,6 +365,26 @@ impl Spool {
         Ok(evicted)
     }
 
+    /// True when every record has been handed out (nothing waits behind the cursor's end).
+    pub(crate) fn at_end(&self) -> bool {
+        match self.segments.range(self.cursor.0..).next() {
+            None => true,
+            Some((first, seg)) => {
+                *first == self.cursor.0
+                    && self.cursor.1 >= seg.records.len()
+                    && self.segments.range(first + 1..).next().is_none()
+            }
+        }
+    }
+
+    /// Moves the cursor past every record: the caller takes the records it just appended
+    /// straight from `append`'s answer instead of reading them back.
+    pub(crate) fn hand_out_all(&mut self) {
+        if let Some((&first, seg)) = self.segments.iter().next_back() {
+            self.cursor = (first, seg.records.len());
+        }
+    }
+
     /// Resolves, as dropped, the records not handed out yet (from the cursor on) that were
     /// created before `before_micros`; returns how many. Records are in hand-over order, so this
     /// stops at the first record inside the window.
@@ -564,6 +584,20 @@ mod tests {
         );
         assert!(s.bytes() <= 250);
         assert_eq!(s.unresolved(), 6);
+    }
+
+    #[test]
+    fn records_taken_straight_from_append_are_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        assert!(s.at_end());
+        s.append(&batch(2, "a"), 1).unwrap();
+        assert!(!s.at_end());
+        s.hand_out_all();
+        assert!(s.at_end());
+        assert!(s.next(10).unwrap().is_empty());
+        s.append(&batch(1, "b"), 1).unwrap();
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"b\":0}"]);
     }
 
     #[test]
