@@ -150,6 +150,8 @@ impl KafkaDelivery {
             specific_error: false,
             settings: None,
             renew_producer: false,
+            last_drop_log: None,
+            unlogged_drops: 0,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -272,6 +274,8 @@ struct Worker {
     settings: Option<ConnectionSettings>,
     /// Start a new producer before sending again (an attempt timed out).
     renew_producer: bool,
+    last_drop_log: Option<Instant>,
+    unlogged_drops: u64,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -532,7 +536,22 @@ impl Worker {
             _ => "kafka_window_expired",
         };
         metrics::counter!("insights_payloads_dropped_total", "reason" => label).increment(n);
-        tracing::warn!(reason, payloads = n, "payloads for Kafka dropped");
+        // Logged at most once a second: an outage past the window drops payloads by the
+        // thousand, and one line per payload would bury everything else.
+        self.unlogged_drops += n;
+        if self
+            .last_drop_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(
+                reason,
+                payloads = self.unlogged_drops,
+                total_dropped = self.counts.dropped,
+                "payloads for Kafka dropped"
+            );
+            self.unlogged_drops = 0;
+            self.last_drop_log = Some(Instant::now());
+        }
     }
 
     fn finish_resolve(&mut self, resolved: &mut Vec<u64>) {
