@@ -66,31 +66,37 @@ def all_payloads(server):
     return server["admin"].get(server["url"] + "/v1/admin/insights/payloads?" + query).json()
 
 
-def payloads(server, n, after):
-    """The `n` newest payloads once there are `after + n` (delivery is asynchronous: it waits
-    up to 10 s for them)."""
+def client(server):
+    """The official client, with a response hook that records each call's request id (the
+    server's `x-request-id` header), so that a test finds exactly its own payload."""
+    c = Algorithmia.client(server["key"], api_address=server["url"])
+    c.request_ids = []
+    c.requestSession.hooks["response"].append(
+        lambda r, *args, **kwargs: c.request_ids.append(r.headers.get("x-request-id"))
+    )
+    return c
+
+
+def payload_of(server, request_id):
+    """The payload of one execution (delivery is asynchronous: waits up to 10 s for it)."""
     deadline = time.monotonic() + 10
     while True:
-        got = all_payloads(server)
-        if len(got) >= after + n:
-            return got[:n]
-        assert time.monotonic() < deadline, "expected %d payloads, have %d" % (after + n, len(got))
+        found = [p for p in all_payloads(server) if p["request_id"] == request_id]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        assert time.monotonic() < deadline, "no payload for " + request_id
         time.sleep(0.02)
 
 
-def client(server):
-    return Algorithmia.client(server["key"], api_address=server["url"])
-
-
 def test_pipe_returns_the_result_and_the_payload_has_every_key_in_its_format(server):
-    before = len(all_payloads(server))
-    response = client(server).algo("%s/%s/1.0.0" % (OWNER, NAME)).pipe({"debt": 9000})
+    c = client(server)
+    response = c.algo("%s/%s/1.0.0" % (OWNER, NAME)).pipe({"debt": 9000})
     assert response.result == {"risk_score": 0.18, "approved": True}
     assert response.metadata.content_type == "json"
     assert isinstance(response.metadata.duration, float) and response.metadata.duration > 0
 
-    [p] = payloads(server, 1, before)
-    assert len(all_payloads(server)) == before + 1
+    p = payload_of(server, c.request_ids[-1])
     assert list(p.keys()) == ["risk_score", "approved"] + OPERATIONAL
     assert p["risk_score"] == 0.18 and isinstance(p["risk_score"], float)
     assert p["approved"] == 1
@@ -103,10 +109,10 @@ def test_pipe_returns_the_result_and_the_payload_has_every_key_in_its_format(ser
 
 
 def test_the_latest_version_is_used_without_one(server):
-    before = len(all_payloads(server))
-    response = client(server).algo("%s/%s" % (OWNER, NAME)).pipe({"debt": 30000})
+    c = client(server)
+    response = c.algo("%s/%s" % (OWNER, NAME)).pipe({"debt": 30000})
     assert response.result == {"risk_score": 0.6, "approved": False}
-    [p] = payloads(server, 1, before)
+    p = payload_of(server, c.request_ids[-1])
     assert (p["risk_score"], p["approved"], p["algorithm_version"]) == (0.6, 0, "1.0.0")
 
 
@@ -120,8 +126,8 @@ def test_text_binary_and_stdout(server):
 
 
 def test_an_algorithm_error_raises_its_message_and_still_produces_a_payload(server):
-    algo = client(server).algo("%s/%s/1.0.0" % (OWNER, NAME))
-    before = len(all_payloads(server))
+    c = client(server)
+    algo = c.algo("%s/%s/1.0.0" % (OWNER, NAME))
     with pytest.raises(AlgorithmException) as err:
         algo.pipe({"fail": True})
     # The algorithm's own exception reaches the caller.
@@ -134,7 +140,7 @@ def test_an_algorithm_error_raises_its_message_and_still_produces_a_payload(serv
         assert "crashed" in err.value.message and "etype" in err.value.message
     else:
         assert err.value.error_type == "AlgorithmError"
-    [p] = payloads(server, 1, before)
+    p = payload_of(server, c.request_ids[-1])
     assert list(p.keys()) == OPERATIONAL
     # The pool keeps serving.
     assert algo.pipe({"debt": 0}).result == {"risk_score": 0.0, "approved": True}

@@ -11,4 +11,4 @@ pub use settings::{
     BrokerList, CaCertificate, ConnectionRequest, ConnectionSettings, ConnectionView, FieldError,
     SaslScram, ScramMechanism, Secret, Security, TopicName,
 };
-pub use test::{Verdict, VerdictCode, test_connection};
+pub use test::{Verdict, VerdictCode, redacted, test_connection};

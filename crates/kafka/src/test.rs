@@ -65,6 +65,17 @@ impl rdkafka::producer::ProducerContext for Capture {
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
 
+/// A librdkafka error in words, without the configuration value it may quote (a
+/// `ClientConfig` error names the key and its value, which could be the password).
+pub fn redacted(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, description, key, _) => {
+            format!("invalid client setting {key}: {description}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Connects with `settings` and reports whether payloads could be delivered: brokers reachable,
 /// credentials accepted, TLS verified, topic present with a leader for every partition.
 /// Blocking: call it from a blocking thread. It writes nothing to the topic, because consumers
@@ -82,7 +93,7 @@ pub fn test_connection(settings: &ConnectionSettings, timeout: Duration) -> Verd
         Err(e) => {
             return Verdict {
                 code: VerdictCode::Error,
-                message: format!("the Kafka client could not be created: {e}"),
+                message: format!("the Kafka client could not be created: {}", redacted(&e)),
             };
         }
     };

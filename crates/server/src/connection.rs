@@ -22,11 +22,33 @@ const SETTING: &str = "kafka_connection";
 pub struct ConnectionStore {
     store: Arc<Store>,
     secrets: SecretBox,
+    /// Held while a change is saved and handed to delivery, so that concurrent changes
+    /// leave the database and delivery agreeing.
+    changing: std::sync::Mutex<()>,
 }
 
 impl ConnectionStore {
     pub fn new(store: Arc<Store>, secrets: SecretBox) -> Self {
-        Self { store, secrets }
+        Self {
+            store,
+            secrets,
+            changing: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Saves `settings` (or removes the connection) and switches delivery to it, as one step.
+    pub fn change(
+        &self,
+        settings: Option<&ConnectionSettings>,
+        kafka: &insights_delivery::KafkaDelivery,
+    ) -> Result<(), String> {
+        let _one_at_a_time = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        match settings {
+            Some(s) => self.save(s)?,
+            None => self.clear()?,
+        }
+        kafka.connect(settings.cloned());
+        Ok(())
     }
 
     pub fn load(&self) -> Result<Option<ConnectionSettings>, String> {
@@ -79,13 +101,21 @@ fn current(state: &AppState) -> Result<Option<ConnectionSettings>, ApiError> {
     state.connection.load().map_err(ApiError::internal)
 }
 
-/// Validates a request against the stored connection (whose password an edit may keep).
+/// Validates a request against the stored connection. An edit may leave the password out to
+/// keep the stored one, but only for the same brokers and username: the stored password is
+/// never sent to brokers the administrator has not already trusted with it.
 fn validated(
     state: &AppState,
     request: ConnectionRequest,
 ) -> Result<(ConnectionSettings, Vec<String>), ApiError> {
     let stored = current(state)?;
-    let stored_password = stored.as_ref().and_then(|s| s.password().cloned());
+    let stored_password = stored
+        .as_ref()
+        .filter(|s| {
+            let view = s.view();
+            view.brokers == request.brokers.trim() && view.username == request.username
+        })
+        .and_then(|s| s.password().cloned());
     request
         .validate(stored_password.as_ref())
         .map_err(ApiError::fields)
@@ -126,8 +156,10 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.admin.check(&headers)?;
-    state.connection.clear().map_err(ApiError::internal)?;
-    state.kafka.connect(None);
+    state
+        .connection
+        .change(None, &state.kafka)
+        .map_err(ApiError::internal)?;
     tracing::info!("Kafka connection removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

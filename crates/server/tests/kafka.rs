@@ -419,6 +419,54 @@ async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved(
     assert_eq!(got["connection"], Value::Null, "nothing was saved");
     assert_eq!(got["status"]["state"], "not_configured");
 
+    // An edit may keep the stored password, but never to send it to other brokers.
+    let ca = include_str!("../../kafka/tests/data/test-ca.pem");
+    let sasl = |brokers: &str, password: Option<&str>| {
+        let mut c = json!({"topic": "t", "brokers": brokers, "connection_type": "sasl_scram_tls",
+            "sasl_mechanism": "SCRAM-SHA-512", "username": "u", "ca_certificate": ca});
+        if let Some(p) = password {
+            c["password"] = p.into();
+        }
+        c
+    };
+    let (s, answer) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(sasl("127.0.0.1:1,127.0.0.1:2", Some("s3cret"))),
+        )
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    assert!(!answer.to_string().contains("s3cret"));
+    let (s, _) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(sasl("127.0.0.1:1,127.0.0.1:2", None)),
+        )
+        .await;
+    assert_eq!(s, 200, "same brokers: the stored password is kept");
+    let (s, answer) = t
+        .admin(
+            Method::PUT,
+            "/v1/admin/insights/connection",
+            Some(sasl("evil.example:9093,127.0.0.1:2", None)),
+        )
+        .await;
+    assert_eq!(s, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "password");
+    let (_, got) = t
+        .admin(Method::GET, "/v1/admin/insights/connection", None)
+        .await;
+    assert_eq!(got["connection"]["brokers"], "127.0.0.1:1,127.0.0.1:2");
+    assert_eq!(got["connection"]["password_set"], true);
+    assert!(!got.to_string().contains("s3cret"));
+    let sqlite = std::fs::read(dir.path().join("insights.sqlite")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sqlite).contains("s3cret"),
+        "sealed at rest"
+    );
+
     // One broker is accepted, with a warning.
     let (s, answer) = t
         .admin(

@@ -152,6 +152,7 @@ impl KafkaDelivery {
             renew_producer: false,
             last_drop_log: None,
             unlogged_drops: 0,
+            last_create: None,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -276,6 +277,8 @@ struct Worker {
     renew_producer: bool,
     last_drop_log: Option<Instant>,
     unlogged_drops: u64,
+    /// When a producer was last created (to space out retries when creation fails).
+    last_create: Option<Instant>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -309,8 +312,22 @@ impl Worker {
                 let (state, error) = (self.counts.state, self.counts.last_error.clone());
                 let settings = self.settings.clone();
                 self.reconnect(settings);
-                (self.counts.state, self.counts.last_error) = (state, error);
+                if self.producer.is_some() {
+                    (self.counts.state, self.counts.last_error) = (state, error);
+                }
             }
+            // A producer that could not be created is tried again, every few seconds.
+            if self.producer.is_none()
+                && self.settings.is_some()
+                && self
+                    .last_create
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+            {
+                let settings = self.settings.clone();
+                self.reconnect(settings);
+            }
+            let corrupt = self.spool.take_corrupt();
+            self.drop_count("corrupt", corrupt);
             busy = self.pump();
             if self.last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep();
@@ -445,6 +462,7 @@ impl Worker {
                 self.config.max_in_flight.to_string(),
             )
             .set("queue.buffering.max.kbytes", "1048576");
+        self.last_create = Some(Instant::now());
         let context = Context {
             generation: self.generation,
             events: Mutex::new(self.events_tx.clone()),
@@ -533,6 +551,7 @@ impl Worker {
         let label = match reason {
             "spool_full" => "kafka_spool_full",
             "rejected" => "kafka_rejected",
+            "corrupt" => "kafka_spool_corrupt",
             _ => "kafka_window_expired",
         };
         metrics::counter!("insights_payloads_dropped_total", "reason" => label).increment(n);
@@ -567,6 +586,13 @@ impl Worker {
     /// Hands records to the producer until it is full or nothing is waiting (up to 64k at a
     /// time, so that events are not starved). True if it may have more to send right away.
     fn pump(&mut self) -> bool {
+        let mut rejected = 0;
+        let more = self.pump_into_producer(&mut rejected);
+        self.drop_count("rejected", rejected);
+        more
+    }
+
+    fn pump_into_producer(&mut self, rejected: &mut u64) -> bool {
         let Some(producer) = self.producer.as_ref() else {
             return false;
         };
@@ -615,10 +641,22 @@ impl Worker {
                     }
                     Err((e, _)) => {
                         let code = e.rdkafka_error_code();
-                        self.retry.push_front(record);
+                        if is_permanent(code) {
+                            // This one can never be sent (too large, say): drop and count it,
+                            // and let the rest go on.
+                            tracing::error!(error = %e, "Kafka cannot take a payload; it is dropped");
+                            *rejected += 1;
+                            let seq = record.seq;
+                            if let Err(e) = self.spool.resolve(&[seq]) {
+                                tracing::error!(error = %e, "recording a dropped payload in the spool failed");
+                            }
+                            continue;
+                        }
+                        // Back to the front, in their order: the record, then the rest.
                         for r in rest.rev() {
                             self.retry.push_front(r);
                         }
+                        self.retry.push_front(record);
                         if code == Some(RDKafkaErrorCode::Fatal) {
                             // The idempotent producer cannot go on (the cluster lost its
                             // producer state, say, after a broker restart with empty storage):

@@ -68,6 +68,8 @@ pub(crate) struct Spool {
     reader: Option<(u64, BufReader<File>, u64)>,
     bytes: u64,
     unresolved: u64,
+    /// Records found unreadable since the last `take_corrupt`.
+    corrupt: u64,
 }
 
 const HEADER: u64 = 4 + 4;
@@ -78,11 +80,9 @@ impl Spool {
         fs::create_dir_all(&config.dir)?;
         let resolved_path = config.dir.join("resolved.log");
         let mut resolved = HashSet::new();
-        let mut entries = 0;
         if let Ok(bytes) = fs::read(&resolved_path) {
             for chunk in bytes.chunks_exact(8) {
                 resolved.insert(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-                entries += 1;
             }
         }
         let mut names: Vec<(u64, PathBuf)> = fs::read_dir(&config.dir)?
@@ -96,7 +96,9 @@ impl Spool {
             .collect();
         names.sort();
         let mut segments = BTreeMap::new();
-        let mut next_seq = 1;
+        // Sequence numbers never repeat: past every segment's first number, every record and
+        // every resolution ever logged (a resolution may outlive its deleted segment).
+        let mut next_seq = resolved.iter().max().map_or(1, |m| m + 1);
         let last = names.len().saturating_sub(1);
         for (i, (first, path)) in names.into_iter().enumerate() {
             let (records, valid_len) = scan(&path)?;
@@ -107,6 +109,7 @@ impl Spool {
                     .open(&path)?
                     .set_len(valid_len)?;
             }
+            next_seq = next_seq.max(first + 1);
             if let Some((seq, _)) = records.last() {
                 next_seq = next_seq.max(seq + 1);
             }
@@ -121,6 +124,27 @@ impl Spool {
                 },
             );
         }
+        // Keep only the resolutions of live records, and rewrite the log with them: this also
+        // drops a torn last entry (a crash mid-write) that would misalign every later one.
+        let live: HashSet<u64> = segments
+            .values()
+            .flat_map(|s: &Segment| s.records.iter().map(|r| r.0))
+            .collect();
+        resolved.retain(|seq| live.contains(seq));
+        // The high-water mark survives in the rewritten log as a sentinel entry only if needed:
+        // keep the largest resolution ever seen so that the next start numbers past it.
+        let high_water = next_seq - 1;
+        let mut log = Vec::with_capacity((resolved.len() + 1) * 8);
+        for seq in &resolved {
+            log.extend_from_slice(&seq.to_le_bytes());
+        }
+        if high_water > 0 && !live.contains(&high_water) {
+            log.extend_from_slice(&high_water.to_le_bytes());
+        }
+        let tmp = config.dir.join("resolved.log.tmp");
+        fs::write(&tmp, &log)?;
+        fs::rename(&tmp, &resolved_path)?;
+        let entries = (log.len() / 8) as u64;
         let resolved_log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -141,6 +165,7 @@ impl Spool {
             resolved_log_entries: entries,
             cursor: (first, 0),
             reader: None,
+            corrupt: 0,
         };
         spool.collect_garbage()?;
         Ok(spool)
@@ -155,6 +180,11 @@ impl Spool {
         self.bytes
     }
 
+    /// How many records were found unreadable (and resolved as dropped) since the last call.
+    pub(crate) fn take_corrupt(&mut self) -> u64 {
+        std::mem::take(&mut self.corrupt)
+    }
+
     /// Appends a batch as one write; returns the records (with their sequence numbers) and
     /// the unresolved records evicted to stay within `max_bytes`.
     pub(crate) fn append(
@@ -165,14 +195,11 @@ impl Spool {
         let mut buf = Vec::with_capacity(batch.iter().map(|(k, v)| k.len() + v.len() + 30).sum());
         let mut records = Vec::with_capacity(batch.len());
         let seg_first = self.writer_for_append()?;
-        let seg = self
-            .segments
-            .get_mut(&seg_first)
-            .expect("writer segment exists");
+        let seg_bytes = self.segments[&seg_first].bytes;
+        let mut offsets = Vec::with_capacity(batch.len());
+        let mut seq = self.next_seq;
         for (key, value) in batch {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let offset = seg.bytes + buf.len() as u64;
+            let offset = seg_bytes + buf.len() as u64;
             let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
             let body_len = 8 + 8 + 2 + key_len as usize + value.len();
             let start = buf.len();
@@ -185,23 +212,40 @@ impl Spool {
             buf.extend_from_slice(value.as_bytes());
             let crc = crc32fast::hash(&buf[start + 8..]);
             buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-            seg.records.push((seq, offset));
+            offsets.push((seq, offset));
             records.push(Record {
                 seq,
                 created_micros,
                 key: key.clone(),
                 value: value.clone(),
             });
+            seq += 1;
         }
-        seg.bytes += buf.len() as u64;
         let (_, file) = self.writer.as_mut().expect("writer_for_append opened it");
-        file.write_all(&buf)?;
-        if self.config.fsync {
-            file.sync_data()?;
+        let written = file.write_all(&buf).and_then(|()| {
+            if self.config.fsync {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Nothing of this batch counts: cut what was written, and start a new segment
+            // for the next batch (this file's end is no longer trusted).
+            let _ = file.set_len(seg_bytes);
+            self.writer = None;
+            return Err(e);
         }
+        self.next_seq = seq;
+        let seg = self
+            .segments
+            .get_mut(&seg_first)
+            .expect("writer segment exists");
+        seg.records.extend(offsets);
+        seg.bytes += buf.len() as u64;
         self.bytes += buf.len() as u64;
         self.unresolved += records.len() as u64;
-        let evicted = self.enforce_bound()?;
+        let evicted = self.enforce_bound();
         Ok((records, evicted))
     }
 
@@ -256,7 +300,17 @@ impl Spool {
                 continue;
             }
             let path = seg.path.clone();
-            out.push(self.read_at(first, &path, offset)?);
+            match self.read_at(first, &path, offset) {
+                Ok(record) => out.push(record),
+                Err(e) => {
+                    // Unreadable (the disk changed under us): dropped and counted, never
+                    // silently skipped, and the rest of the spool still goes out.
+                    tracing::error!(seq, path = %path.display(), error = %e, "a spooled payload cannot be read; it is dropped");
+                    self.corrupt += 1;
+                    self.reader = None;
+                    self.resolve(&[seq])?;
+                }
+            }
         }
         Ok(out)
     }
@@ -315,15 +369,17 @@ impl Spool {
             .map(|(first, _)| *first)
             .collect();
         for first in done {
-            self.remove_segment(first)?;
+            self.remove_segment(first);
         }
         // Rewrite the resolution log when most of its entries are for deleted segments.
         if self.resolved_log_entries > 2 * self.resolved.len() as u64 + 10_000 {
             let tmp = self.config.dir.join("resolved.log.tmp");
-            let mut bytes = Vec::with_capacity(self.resolved.len() * 8);
+            let mut bytes = Vec::with_capacity((self.resolved.len() + 1) * 8);
             for seq in &self.resolved {
                 bytes.extend_from_slice(&seq.to_le_bytes());
             }
+            // The high-water mark, so that a restart never reuses a sequence number.
+            bytes.extend_from_slice(&(self.next_seq - 1).to_le_bytes());
             fs::write(&tmp, &bytes)?;
             fs::rename(&tmp, self.config.dir.join("resolved.log"))?;
             self.resolved_log = OpenOptions::new()
@@ -334,7 +390,8 @@ impl Spool {
         Ok(())
     }
 
-    fn remove_segment(&mut self, first: u64) -> io::Result<Vec<u64>> {
+    /// Forgets a segment and deletes its file; returns its unresolved records.
+    fn remove_segment(&mut self, first: u64) -> Vec<u64> {
         let seg = self.segments.remove(&first).expect("exists");
         let mut unresolved = Vec::new();
         for (seq, _) in &seg.records {
@@ -350,19 +407,23 @@ impl Spool {
         if self.writer.as_ref().is_some_and(|(f, _)| *f == first) {
             self.writer = None;
         }
-        fs::remove_file(&seg.path)?;
-        Ok(unresolved)
+        if let Err(e) = fs::remove_file(&seg.path) {
+            // Harmless but for the disk space: a restart finds its records resolved or not
+            // at all, and deletes it again.
+            tracing::warn!(path = %seg.path.display(), error = %e, "deleting a spool segment failed");
+        }
+        unresolved
     }
 
     /// Drops the oldest segments while the spool is over `max_bytes` (never the one being
     /// written); returns their unresolved records.
-    fn enforce_bound(&mut self) -> io::Result<Vec<u64>> {
+    fn enforce_bound(&mut self) -> Vec<u64> {
         let mut evicted = Vec::new();
         while self.bytes > self.config.max_bytes && self.segments.len() > 1 {
             let first = *self.segments.keys().next().expect("non-empty");
-            evicted.extend(self.remove_segment(first)?);
+            evicted.extend(self.remove_segment(first));
         }
-        Ok(evicted)
+        evicted
     }
 
     /// True when every record has been handed out (nothing waits behind the cursor's end).
@@ -521,6 +582,52 @@ mod tests {
         assert_eq!(again.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 4, 5]);
         let (more, _) = s.append(&batch(1, "b"), 2).unwrap();
         assert_eq!(more[0].seq, 6, "sequence numbers continue after a restart");
+    }
+
+    #[test]
+    fn sequence_numbers_never_repeat_across_restarts_with_an_empty_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            s.append(&batch(3, "a"), 1).unwrap();
+            s.resolve(&[1, 2, 3]).unwrap();
+        }
+        // Reopened twice with nothing appended: every segment is gone.
+        drop(Spool::open(config(dir.path())).unwrap());
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        let (r, _) = s.append(&batch(2, "b"), 1).unwrap();
+        assert_eq!(r[0].seq, 4, "numbered past everything ever resolved");
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"b\":0}", "{\"b\":1}"]);
+        s.resolve(&[4, 5]).unwrap();
+        assert_eq!(s.unresolved(), 0);
+    }
+
+    #[test]
+    fn a_torn_resolution_log_is_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            s.append(&batch(3, "a"), 1).unwrap();
+            s.resolve(&[1]).unwrap();
+        }
+        let log = dir.path().join("resolved.log");
+        let mut bytes = fs::read(&log).unwrap();
+        bytes.extend_from_slice(&[7, 7, 7]); // a crash mid-entry
+        fs::write(&log, bytes).unwrap();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            assert_eq!(s.unresolved(), 2);
+            s.resolve(&[2]).unwrap();
+        }
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(
+            s.next(10)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            [3]
+        );
     }
 
     #[test]
