@@ -115,6 +115,15 @@ mod tests {
     }
 
     #[test]
+    fn regression_reported_floats_keep_every_digit() {
+        // serde_json's default float parsing is not correctly rounded; with `float_roundtrip`
+        // the value the algorithm sent is the value the payload carries (found by the bridge's
+        // property test).
+        let got = values(r#"[{"insight_key": "x", "insight_value": -971737139672.4539}]"#);
+        assert_eq!(got[0].1, Ok("-971737139672.4539".into()));
+    }
+
+    #[test]
     fn booleans_become_one_and_zero() {
         let got = values(
             r#"[{"insight_key": "approved", "insight_value": true}, {"insight_key": "x", "insight_value": false}]"#,
