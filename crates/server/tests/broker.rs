@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, report};
+use common::{TestServer, consume};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -318,51 +316,6 @@ impl ScramBroker {
     }
 }
 
-/// Reads `n` messages from the beginning of the topic (30 s at most).
-fn consume(config: &mut ClientConfig, n: usize) -> Vec<String> {
-    let consumer: BaseConsumer = config
-        .set("group.id", format!("check-{}", free_port()))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[TOPIC]).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < n && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
-        }
-    }
-    out
-}
-
-async fn wait_delivered(t: &TestServer, n: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = t
-            .admin(Method::GET, "/v1/admin/insights/connection", None)
-            .await;
-        if body["status"]["delivered"] == n && body["status"]["waiting"] == 0 {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waiting for {n} delivered: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn calls(t: &TestServer, key: &str, path: &str, n: usize) {
-    for i in 0..n {
-        let (s, _, body) = t
-            .call(key, path, json!({"reports": [report(&[("i", json!(i))])]}))
-            .await;
-        assert_eq!(s, 200, "{body}");
-    }
-}
-
 async fn verdict(t: &TestServer, connection: Value) -> Value {
     let (s, v) = t
         .admin(
@@ -390,9 +343,11 @@ async fn plaintext_delivery_to_tansu_matches_the_embedded_store_byte_for_byte() 
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    calls(&t, &key, "acme/plain", 15).await;
-    let status = wait_delivered(&t, 15).await;
-    assert_eq!(status["status"]["state"], "connected");
+    t.calls(&key, "acme/plain", 15).await;
+    let status = t
+        .wait_kafka("delivered", |s| s["delivered"] == 15 && s["waiting"] == 0)
+        .await;
+    assert_eq!(status["state"], "connected");
     let v = verdict(
         &t,
         json!({"topic": TOPIC, "brokers": brokers, "connection_type": "plaintext"}),
@@ -400,22 +355,14 @@ async fn plaintext_delivery_to_tansu_matches_the_embedded_store_byte_for_byte() 
     .await;
     assert_eq!(v["code"], "ok", "{v}");
 
-    let raw = t
-        .http
-        .get(format!(
-            "{}/v1/admin/insights/payloads?algorithm=acme/plain&limit=100",
-            t.url
-        ))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let messages = consume(ClientConfig::new().set("bootstrap.servers", &brokers), 15);
+    let raw = t.raw_payloads("algorithm=acme/plain&limit=100").await;
+    let messages = consume(
+        ClientConfig::new().set("bootstrap.servers", &brokers),
+        TOPIC,
+        15,
+    );
     assert_eq!(messages.len(), 15);
-    for m in &messages {
+    for (_, m) in &messages {
         assert!(
             raw.contains(m.as_str()),
             "not byte-for-byte in the store: {m}"
@@ -475,7 +422,7 @@ async fn sasl_scram_over_tls_delivers_and_bad_credentials_or_certificates_get_cl
         )
         .await;
     assert_eq!(s, 200);
-    calls(&t, &key, "acme/secure", 3).await;
+    t.calls(&key, "acme/secure", 3).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (_, body) = t
@@ -513,12 +460,15 @@ async fn sasl_scram_over_tls_delivers_and_bad_credentials_or_certificates_get_cl
             )
             .await;
         assert_eq!(s, 200);
-        calls(&t, &key, "acme/secure", n).await;
+        t.calls(&key, "acme/secure", n).await;
         delivered += n as u64;
         if delivered == 4 {
             delivered += 3; // the three that waited through the wrong password
         }
-        wait_delivered(&t, delivered).await;
+        t.wait_kafka("delivered", |s| {
+            s["delivered"] == delivered && s["waiting"] == 0
+        })
+        .await;
     }
     let messages = consume(
         ClientConfig::new()
@@ -528,6 +478,7 @@ async fn sasl_scram_over_tls_delivers_and_bad_credentials_or_certificates_get_cl
             .set("sasl.username", USER)
             .set("sasl.password", PASSWORD)
             .set("ssl.ca.pem", &ca),
+        TOPIC,
         12,
     );
     assert_eq!(messages.len(), 12);

@@ -7,10 +7,8 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestServer, report};
+use common::{TestServer, consume};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use reqwest::Method;
@@ -22,40 +20,6 @@ fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> 
     let mock = MockCluster::new(3).expect("mock cluster");
     mock.create_topic(TOPIC, 3, 3).expect("topic");
     mock
-}
-
-/// Reads the topic from the beginning until `n` messages arrived (or 30 s passed); returns
-/// (key, value) pairs.
-fn consume(bootstrap: &str, n: usize) -> Vec<(String, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("test-{}", uuid_like()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[TOPIC]).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut out = Vec::new();
-    while out.len() < n && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-            ));
-        }
-    }
-    // A little longer, to see duplicates if there are any.
-    let settle = std::time::Instant::now() + Duration::from_millis(500);
-    while std::time::Instant::now() < settle {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            out.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-            ));
-        }
-    }
-    out
 }
 
 /// The objects of a JSON array, as the exact text of each.
@@ -85,13 +49,6 @@ fn split_top_level(array: &str) -> HashSet<String> {
     out
 }
 
-fn uuid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
 async fn connect(t: &TestServer, brokers: &str) {
     let (s, body) = t
         .admin(
@@ -103,42 +60,6 @@ async fn connect(t: &TestServer, brokers: &str) {
     assert_eq!(s, 200, "{body}");
 }
 
-async fn status(t: &TestServer) -> Value {
-    let (s, body) = t
-        .admin(Method::GET, "/v1/admin/insights/connection", None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    body["status"].clone()
-}
-
-/// Waits until the connection status satisfies `done` (delivery is asynchronous), for 30 s.
-async fn wait_status(t: &TestServer, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = status(t).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn calls(t: &TestServer, key: &str, path: &str, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let (s, rid, body) = t
-            .call(key, path, json!({"reports": [report(&[("i", json!(i))])]}))
-            .await;
-        assert_eq!(s, 200, "{body}");
-        ids.push(rid.unwrap());
-    }
-    ids
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
     let mock = cluster();
@@ -147,25 +68,17 @@ async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
     t.probe("acme", "kafka", 2, true).await;
     let key = t.new_key().await;
     connect(&t, &mock.bootstrap_servers()).await;
-    let ids = calls(&t, &key, "acme/kafka", 20).await;
-    wait_status(&t, "20 delivered", |s| s["delivered"] == 20).await;
+    let ids = t.calls(&key, "acme/kafka", 20).await;
+    t.wait_kafka("20 delivered", |s| s["delivered"] == 20).await;
 
-    let messages = consume(&mock.bootstrap_servers(), 20);
+    let messages = consume(
+        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()),
+        TOPIC,
+        20,
+    );
     assert_eq!(messages.len(), 20, "no duplicates");
     // The store's API answers the stored bytes as they are: `[p1,p2,...]`.
-    let raw = t
-        .http
-        .get(format!(
-            "{}/v1/admin/insights/payloads?algorithm=acme/kafka&limit=100",
-            t.url
-        ))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = t.raw_payloads("algorithm=acme/kafka&limit=100").await;
     let stored: HashSet<String> = split_top_level(&raw);
     assert_eq!(stored.len(), 20);
     for (k, v) in &messages {
@@ -174,7 +87,7 @@ async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
         let parsed: Value = serde_json::from_str(v).unwrap();
         assert!(ids.contains(&parsed["request_id"].as_str().unwrap().to_string()));
     }
-    let s = status(&t).await;
+    let s = t.kafka_status().await;
     assert_eq!(
         (
             s["state"].as_str(),
@@ -194,22 +107,26 @@ async fn brokers_down_for_part_of_the_window_then_up_lose_and_duplicate_nothing(
     t.probe("acme", "outage", 2, true).await;
     let key = t.new_key().await;
     connect(&t, &mock.bootstrap_servers()).await;
-    calls(&t, &key, "acme/outage", 5).await;
-    wait_status(&t, "5 delivered", |s| s["delivered"] == 5).await;
+    t.calls(&key, "acme/outage", 5).await;
+    t.wait_kafka("5 delivered", |s| s["delivered"] == 5).await;
     for b in 1..=3 {
         mock.broker_down(b).unwrap();
     }
-    let ids = calls(&t, &key, "acme/outage", 30).await;
-    let s = wait_status(&t, "30 waiting", |s| s["waiting"] == 30).await;
+    let ids = t.calls(&key, "acme/outage", 30).await;
+    let s = t.wait_kafka("30 waiting", |s| s["waiting"] == 30).await;
     assert_eq!(s["delivered"], 5);
     for b in 1..=3 {
         mock.broker_up(b).unwrap();
     }
-    wait_status(&t, "35 delivered", |s| {
+    t.wait_kafka("35 delivered", |s| {
         s["delivered"] == 35 && s["waiting"] == 0
     })
     .await;
-    let messages = consume(&mock.bootstrap_servers(), 35);
+    let messages = consume(
+        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()),
+        TOPIC,
+        35,
+    );
     let request_ids: Vec<String> = messages
         .iter()
         .map(|(_, v)| {
@@ -223,7 +140,7 @@ async fn brokers_down_for_part_of_the_window_then_up_lose_and_duplicate_nothing(
     let distinct: HashSet<&String> = request_ids.iter().collect();
     assert_eq!(distinct.len(), 35, "no duplicates");
     assert!(ids.iter().all(|id| distinct.contains(id)));
-    assert_eq!(status(&t).await["dropped"], 0);
+    assert_eq!(t.kafka_status().await["dropped"], 0);
     t.stop().await;
 }
 
@@ -242,8 +159,8 @@ async fn brokers_down_past_a_short_window_count_every_payload_as_dropped() {
     for b in 1..=3 {
         mock.broker_down(b).unwrap();
     }
-    calls(&t, &key, "acme/expire", 12).await;
-    let s = wait_status(&t, "12 dropped", |s| s["dropped"] == 12).await;
+    t.calls(&key, "acme/expire", 12).await;
+    let s = t.wait_kafka("12 dropped", |s| s["dropped"] == 12).await;
     assert_eq!(
         (s["delivered"].as_u64(), s["waiting"].as_u64()),
         (Some(0), Some(0))
@@ -274,12 +191,16 @@ async fn retriable_request_errors_are_retried_until_delivered() {
     t.probe("acme", "retry", 1, true).await;
     let key = t.new_key().await;
     connect(&t, &mock.bootstrap_servers()).await;
-    calls(&t, &key, "acme/retry", 10).await;
-    wait_status(&t, "10 delivered", |s| s["delivered"] == 10).await;
-    let distinct: HashSet<String> = consume(&mock.bootstrap_servers(), 10)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    t.calls(&key, "acme/retry", 10).await;
+    t.wait_kafka("10 delivered", |s| s["delivered"] == 10).await;
+    let distinct: HashSet<String> = consume(
+        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()),
+        TOPIC,
+        10,
+    )
+    .into_iter()
+    .map(|(_, v)| v)
+    .collect();
     assert_eq!(distinct.len(), 10);
     t.stop().await;
 }
@@ -295,27 +216,31 @@ async fn a_restart_delivers_what_was_spooled_during_an_outage() {
     for b in 1..=3 {
         mock.broker_down(b).unwrap();
     }
-    let ids = calls(&t, &key, "acme/durable", 8).await;
-    wait_status(&t, "8 waiting", |s| s["waiting"] == 8).await;
+    let ids = t.calls(&key, "acme/durable", 8).await;
+    t.wait_kafka("8 waiting", |s| s["waiting"] == 8).await;
     t.stop().await;
 
     for b in 1..=3 {
         mock.broker_up(b).unwrap();
     }
     let t = TestServer::start(dir.path()).await;
-    wait_status(&t, "8 delivered after the restart", |s| {
+    t.wait_kafka("8 delivered after the restart", |s| {
         s["delivered"] == 8 && s["waiting"] == 0
     })
     .await;
-    let got: HashSet<String> = consume(&mock.bootstrap_servers(), 8)
-        .iter()
-        .map(|(_, v)| {
-            serde_json::from_str::<Value>(v).unwrap()["request_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let got: HashSet<String> = consume(
+        ClientConfig::new().set("bootstrap.servers", mock.bootstrap_servers()),
+        TOPIC,
+        8,
+    )
+    .iter()
+    .map(|(_, v)| {
+        serde_json::from_str::<Value>(v).unwrap()["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
+    .collect();
     assert_eq!(got, ids.into_iter().collect());
     t.stop().await;
 }

@@ -206,3 +206,93 @@ pub fn report(items: &[(&str, Value)]) -> Value {
             .collect(),
     )
 }
+
+// --- Kafka -------------------------------------------------------------------------------
+
+impl TestServer {
+    /// The Kafka connection's live status.
+    pub async fn kafka_status(&self) -> Value {
+        let (s, body) = self
+            .admin(reqwest::Method::GET, "/v1/admin/insights/connection", None)
+            .await;
+        assert_eq!(s, 200, "{body}");
+        body["status"].clone()
+    }
+
+    /// Waits until the Kafka status satisfies `done` (delivery is asynchronous), for 30 s.
+    pub async fn wait_kafka(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let s = self.kafka_status().await;
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {s}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `n` calls of `path`, each reporting one metric; returns their request ids.
+    pub async fn calls(&self, key: &str, path: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let (s, rid, body) = self
+                .call(key, path, json!({"reports": [report(&[("i", json!(i))])]}))
+                .await;
+            assert_eq!(s, 200, "{body}");
+            ids.push(rid.unwrap());
+        }
+        ids
+    }
+
+    /// The stored payloads as the API sends them: the exact bytes, `[p1,p2,...]`.
+    pub async fn raw_payloads(&self, query: &str) -> String {
+        self.http
+            .get(format!("{}/v1/admin/insights/payloads?{query}", self.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Reads `topic` from the beginning with a new consumer group until `n` messages arrived (30 s
+/// at most), then half a second more to catch duplicates; returns (key, value) pairs.
+pub fn consume(config: &mut rdkafka::ClientConfig, topic: &str, n: usize) -> Vec<(String, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use std::time::{Duration, Instant};
+    static GROUP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let group = format!(
+        "check-{}-{}",
+        std::process::id(),
+        GROUP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let consumer: BaseConsumer = config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut settle: Option<Instant> = None;
+    while settle.is_none_or(|s| Instant::now() < s) && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            out.push((text(m.key()), text(m.payload())));
+        }
+        if out.len() >= n && settle.is_none() {
+            settle = Some(Instant::now() + Duration::from_millis(500));
+        }
+    }
+    out
+}
