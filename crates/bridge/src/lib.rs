@@ -2,9 +2,17 @@
 //! setup), without its flaws: points carry the payload's own `time`, so a redelivered payload
 //! overwrites its point instead of adding one.
 //!
-//! Built so far: [`Mapping`], the conversion of one payload into one line-protocol point.
-//! The consumer, the InfluxDB writers and the dead-letter sink come next.
+//! - [`config`]: `bridge.toml`, validated into a [`BridgeConfig`];
+//! - [`Mapping`]: one payload → one line-protocol point;
+//! - `writer`: the InfluxDB v1 / v2 / v3 write APIs;
+//! - [`run`]: consume a batch, write it (retrying while InfluxDB is unavailable), dead-letter
+//!   what can never be written, and only then mark the offsets consumed (at least once).
 
+pub mod config;
 mod mapping;
+mod run;
+mod writer;
 
+pub use config::{BridgeConfig, ConfigError, InfluxApi};
 pub use mapping::{Encoded, Mapping, Rejection};
+pub use run::{BridgeError, run};

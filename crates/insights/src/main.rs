@@ -27,6 +27,15 @@ struct Cli {
 enum Command {
     /// Run the model runtime and the Insights pipeline.
     Serve(ServeArgs),
+    /// Move payloads from the Kafka topic into InfluxDB (what Telegraf did in the classic setup).
+    Bridge(BridgeArgs),
+}
+
+#[derive(clap::Args)]
+struct BridgeArgs {
+    /// The bridge's TOML file: [kafka], [influxdb], [batch], [dead_letter] (see docs/bridge.md).
+    #[arg(long, env = "INSIGHTS_BRIDGE_CONFIG")]
+    config: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -64,6 +73,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Bridge(args) => bridge(args).await,
         }
     });
     match result {
@@ -127,6 +137,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: finishing calls in flight, then stopping workers and delivery");
     server.shutdown().await;
+    Ok(())
+}
+
+async fn bridge(args: BridgeArgs) -> anyhow::Result<()> {
+    let config = insights_bridge::BridgeConfig::load(&args.config)
+        .with_context(|| format!("in the bridge config {}", args.config.display()))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: writing the batch in hand, committing, leaving the group");
+        stop.cancel();
+    });
+    insights_bridge::run(config, shutdown).await?;
     Ok(())
 }
 

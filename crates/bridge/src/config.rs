@@ -1,0 +1,314 @@
+//! `bridge.toml`: where to read (Kafka) and where to write (InfluxDB v1, v2 or v3), parsed and
+//! validated once, every error naming its field.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use insights_kafka::{ConnectionRequest, ConnectionSettings, Secret};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    kafka: KafkaFile,
+    influxdb: InfluxFile,
+    #[serde(default)]
+    batch: BatchFile,
+    #[serde(default)]
+    dead_letter: DeadLetterFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaFile {
+    brokers: String,
+    topic: String,
+    #[serde(default = "default_group")]
+    group: String,
+    #[serde(default = "default_plaintext")]
+    connection_type: String,
+    sasl_mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    ca_certificate_file: Option<PathBuf>,
+}
+
+fn default_group() -> String {
+    "insights-bridge".into()
+}
+
+fn default_plaintext() -> String {
+    "plaintext".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InfluxFile {
+    api: String,
+    url: String,
+    database: Option<String>,
+    retention_policy: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    bucket: Option<String>,
+    org: Option<String>,
+    token: Option<String>,
+    #[serde(default = "default_measurement")]
+    measurement: String,
+}
+
+fn default_measurement() -> String {
+    "algorithmia".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFile {
+    max_points: Option<usize>,
+    max_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterFile {
+    directory: Option<PathBuf>,
+}
+
+/// Which InfluxDB write API, with what it needs.
+#[derive(Debug, Clone)]
+pub enum InfluxApi {
+    /// `/write?db=&rp=&precision=ns`, optional basic credentials.
+    V1 {
+        database: String,
+        retention_policy: Option<String>,
+        credentials: Option<(String, Secret)>,
+    },
+    /// `/api/v2/write?org=&bucket=&precision=ns`, `Authorization: Token`.
+    V2 {
+        org: String,
+        bucket: String,
+        token: Secret,
+    },
+    /// `/api/v3/write_lp?db=&precision=nanosecond`, bearer token.
+    V3 {
+        database: String,
+        token: Option<Secret>,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub kafka: ConnectionSettings,
+    pub group: String,
+    pub influx_url: String,
+    pub influx_api: InfluxApi,
+    pub measurement: String,
+    /// Points per write, at most.
+    pub max_points: usize,
+    /// How long a batch that is not full waits before it is written.
+    pub max_wait: Duration,
+    /// Where `dead-letter.jsonl` goes.
+    pub dead_letter_dir: PathBuf,
+}
+
+impl BridgeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses a config; relative paths are relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let invalid = |field: &str, msg: String| ConfigError::Invalid(format!("{field}: {msg}"));
+        let rel = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let ca_certificate = match &file.kafka.ca_certificate_file {
+            Some(p) => Some(std::fs::read_to_string(rel(p)).map_err(|e| {
+                invalid(
+                    "kafka.ca_certificate_file",
+                    format!("{}: {e}", rel(p).display()),
+                )
+            })?),
+            None => None,
+        };
+        let (kafka, _warnings) = ConnectionRequest {
+            topic: file.kafka.topic,
+            brokers: file.kafka.brokers,
+            connection_type: file.kafka.connection_type,
+            sasl_mechanism: file.kafka.sasl_mechanism,
+            username: file.kafka.username,
+            password: file.kafka.password.map(Secret::new),
+            ca_certificate,
+        }
+        .validate(None)
+        .map_err(|errors| {
+            ConfigError::Invalid(
+                errors
+                    .iter()
+                    .map(|e| format!("kafka.{e}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        if file.kafka.group.trim().is_empty() {
+            return Err(invalid("kafka.group", "must not be empty".into()));
+        }
+
+        let i = file.influxdb;
+        let url = i.url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "influxdb.url",
+                format!("must start with http:// or https:// (got {url:?})"),
+            ));
+        }
+        let required = |field: &str, v: Option<String>| {
+            v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                invalid(
+                    &format!("influxdb.{field}"),
+                    format!("is required for api = {:?}", i.api),
+                )
+            })
+        };
+        let influx_api = match i.api.as_str() {
+            "v1" => InfluxApi::V1 {
+                database: required("database", i.database.clone())?,
+                retention_policy: i.retention_policy.clone(),
+                credentials: match (i.username.clone(), i.password.clone()) {
+                    (Some(u), Some(p)) => Some((u, Secret::new(p))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(invalid(
+                            "influxdb.password",
+                            "username and password go together".into(),
+                        ));
+                    }
+                },
+            },
+            "v2" => InfluxApi::V2 {
+                org: required("org", i.org.clone())?,
+                bucket: required("bucket", i.bucket.clone())?,
+                token: Secret::new(required("token", i.token.clone())?),
+            },
+            "v3" => InfluxApi::V3 {
+                database: required("database", i.database.clone())?,
+                token: i.token.clone().map(Secret::new),
+            },
+            other => {
+                return Err(invalid(
+                    "influxdb.api",
+                    format!("must be \"v1\", \"v2\" or \"v3\" (got {other:?})"),
+                ));
+            }
+        };
+        if i.measurement.is_empty() {
+            return Err(invalid("influxdb.measurement", "must not be empty".into()));
+        }
+        let max_points = file.batch.max_points.unwrap_or(5000);
+        if !(1..=100_000).contains(&max_points) {
+            return Err(invalid(
+                "batch.max_points",
+                format!("must be between 1 and 100000 (got {max_points})"),
+            ));
+        }
+        let max_wait_ms = file.batch.max_wait_ms.unwrap_or(1000);
+        if !(1..=60_000).contains(&max_wait_ms) {
+            return Err(invalid(
+                "batch.max_wait_ms",
+                format!("must be between 1 and 60000 (got {max_wait_ms})"),
+            ));
+        }
+        Ok(BridgeConfig {
+            kafka,
+            group: file.kafka.group,
+            influx_url: url,
+            influx_api,
+            measurement: i.measurement,
+            max_points,
+            max_wait: Duration::from_millis(max_wait_ms),
+            dead_letter_dir: rel(&file
+                .dead_letter
+                .directory
+                .unwrap_or_else(|| PathBuf::from("dead-letter"))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[kafka]
+brokers = "127.0.0.1:9092"
+topic = "insights"
+group = "insights-bridge"
+connection_type = "plaintext"
+[influxdb]
+api = "v1"
+url = "http://127.0.0.1:8086"
+database = "insights"
+"#;
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let c = BridgeConfig::parse(GOOD, Path::new("/etc/insights")).unwrap();
+        assert_eq!(c.group, "insights-bridge");
+        assert!(
+            matches!(c.influx_api, InfluxApi::V1 { ref database, .. } if database == "insights")
+        );
+        assert_eq!(c.measurement, "algorithmia");
+        assert_eq!(c.dead_letter_dir, Path::new("/etc/insights/dead-letter"));
+    }
+
+    #[test]
+    fn every_wrong_field_is_named() {
+        for (from, to, needle) in [
+            ("127.0.0.1:9092", "127.0.0.1", "kafka.brokers"),
+            (
+                "topic = \"insights\"",
+                "topic = \"in sights\"",
+                "kafka.topic",
+            ),
+            ("\"plaintext\"", "\"tls\"", "kafka.connection_type"),
+            ("api = \"v1\"", "api = \"v4\"", "influxdb.api"),
+            (
+                "url = \"http://127.0.0.1:8086\"",
+                "url = \"127.0.0.1:8086\"",
+                "influxdb.url",
+            ),
+            ("database = \"insights\"", "", "influxdb.database"),
+            ("group = \"insights-bridge\"", "group = \"\"", "kafka.group"),
+            ("[influxdb]", "[influxdb]\nbukket = \"x\"", "bukket"),
+            ("api = \"v1\"", "api = \"v2\"", "influxdb.org"),
+        ] {
+            let text = GOOD.replace(from, to);
+            let err = BridgeConfig::parse(&text, Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The bridge loop: consume a batch, encode it, write it (retrying until InfluxDB takes it),
+//! dead-letter what can never be written, and only then mark the batch's offsets consumed.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BridgeConfig;
+use crate::writer::{InfluxWriter, WriteError};
+use crate::{Mapping, Rejection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the Kafka consumer could not be created: {0}")]
+    Consumer(String),
+    #[error("the dead-letter file could not be written: {0}")]
+    DeadLetter(std::io::Error),
+}
+
+/// One message of a batch, encoded or not.
+struct Entry {
+    partition: i32,
+    offset: i64,
+    /// Byte range of its line in the batch body, if it encoded.
+    line: Option<std::ops::Range<usize>>,
+    payload: Vec<u8>,
+}
+
+/// Runs until `shutdown`; then finishes the batch in hand, commits, and leaves the group.
+pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<(), BridgeError> {
+    let mut client = config.kafka.client_config();
+    client
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        // An InfluxDB outage holds a batch for as long as it lasts; the bridge keeps its
+        // partitions meanwhile instead of being thrown out of the group.
+        .set("max.poll.interval.ms", "86400000");
+    let consumer: StreamConsumer = client
+        .create()
+        .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?;
+    consumer
+        .subscribe(&[config.kafka.topic.as_str()])
+        .map_err(|e| BridgeError::Consumer(e.to_string()))?;
+    let mapping = Mapping::new(&config.measurement);
+    let writer = InfluxWriter::new(&config.influx_url, config.influx_api.clone());
+    std::fs::create_dir_all(&config.dead_letter_dir).map_err(BridgeError::DeadLetter)?;
+    let dead_letter_path = config.dead_letter_dir.join("dead-letter.jsonl");
+    tracing::info!(topic = %config.kafka.topic, group = %config.group, influxdb = %config.influx_url, "bridge running");
+
+    loop {
+        // Collect a batch: up to max_points, or what came within max_wait of the first one.
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut dead: Vec<(Entry, String)> = Vec::new();
+        let first = tokio::select! {
+            () = shutdown.cancelled() => break,
+            m = consumer.recv() => m,
+        };
+        let deadline = tokio::time::Instant::now() + config.max_wait;
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Ok(m) => take(&mapping, &m, &mut batch, &mut body, &mut dead),
+                Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+            }
+            if batch.len() + dead.len() >= config.max_points {
+                break;
+            }
+            next = tokio::select! {
+                () = shutdown.cancelled() => None,
+                () = tokio::time::sleep_until(deadline) => None,
+                m = consumer.recv() => Some(m),
+            };
+        }
+
+        write_batch(&writer, &mut batch, &mut body, &mut dead).await;
+        if !dead.is_empty() {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&dead_letter_path)
+                .map_err(BridgeError::DeadLetter)?;
+            for (e, reason) in &dead {
+                let line = json!({
+                    "reason": reason,
+                    "topic": config.kafka.topic.as_str(),
+                    "partition": e.partition,
+                    "offset": e.offset,
+                    "message": String::from_utf8_lossy(&e.payload),
+                });
+                writeln!(f, "{line}").map_err(BridgeError::DeadLetter)?;
+            }
+            f.sync_data().map_err(BridgeError::DeadLetter)?;
+            tracing::warn!(messages = dead.len(), file = %dead_letter_path.display(), "messages dead-lettered");
+        }
+        // Written (or dead-lettered): now, and only now, their offsets may be committed.
+        for e in batch.iter().chain(dead.iter().map(|(e, _)| e)) {
+            if let Err(err) =
+                consumer.store_offset(config.kafka.topic.as_str(), e.partition, e.offset)
+            {
+                tracing::warn!(error = %err, "storing an offset failed; the message may be read again");
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "the final commit failed; the last batch may be read again");
+    }
+    consumer.unsubscribe();
+    tracing::info!("bridge stopped");
+    Ok(())
+}
+
+fn take(
+    mapping: &Mapping,
+    m: &BorrowedMessage<'_>,
+    batch: &mut Vec<Entry>,
+    body: &mut Vec<u8>,
+    dead: &mut Vec<(Entry, String)>,
+) {
+    let payload = m.payload().unwrap_or_default().to_vec();
+    let mut entry = Entry {
+        partition: m.partition(),
+        offset: m.offset(),
+        line: None,
+        payload,
+    };
+    let start = body.len();
+    match mapping.encode(&entry.payload, body) {
+        Ok(_) => {
+            entry.line = Some(start..body.len());
+            batch.push(entry);
+        }
+        Err(rejection) => dead.push((entry, reason(&rejection))),
+    }
+}
+
+fn reason(r: &Rejection) -> String {
+    format!("{}: {r}", r.label())
+}
+
+/// Writes the batch, retrying with backoff while InfluxDB is unavailable. A refused batch is
+/// split in halves until the refused points are found; they move to `dead`.
+async fn write_batch(
+    writer: &InfluxWriter,
+    batch: &mut Vec<Entry>,
+    body: &mut [u8],
+    dead: &mut Vec<(Entry, String)>,
+) {
+    // A batch in hand is written even during shutdown: its messages are already consumed.
+    // Ranges of `batch` still to write; a refused range is split in two.
+    let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
+    pending.push(0..batch.len());
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    while let Some(range) = pending.pop() {
+        if range.is_empty() {
+            continue;
+        }
+        let bytes: Vec<u8> = batch[range.clone()]
+            .iter()
+            .flat_map(|e| body[e.line.clone().expect("encoded")].iter().copied())
+            .collect();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match writer.write(bytes.clone()).await {
+                Ok(()) => break,
+                Err(WriteError::Retriable(message)) => {
+                    tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "writing to InfluxDB failed; retrying");
+                    // Jitter: up to a quarter of the backoff, from the clock's nanoseconds.
+                    let jitter = Duration::from_nanos(
+                        (std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.subsec_nanos() as u64)
+                            .unwrap_or(0))
+                            % (backoff.as_nanos() as u64 / 4 + 1),
+                    );
+                    tokio::time::sleep(backoff + jitter).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(WriteError::Rejected { status, message }) => {
+                    if range.len() == 1 {
+                        refused.push((
+                            range.start,
+                            format!("influxdb_rejected: {status} {message}"),
+                        ));
+                    } else {
+                        let mid = range.start + range.len() / 2;
+                        pending.push(mid..range.end);
+                        pending.push(range.start..mid);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    refused.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    for (i, reason) in refused {
+        let e = batch.remove(i);
+        dead.push((e, reason));
+    }
+}

@@ -1,0 +1,317 @@
+//! The bridge end to end: payloads produced to a real Kafka-protocol broker (tansu), consumed by
+//! the bridge and written to a real `influxd` 1.6.7 (Debian's `influxdb`), checked with InfluxQL.
+//! Poison messages go to the dead-letter file, and only they.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use insights_bridge::BridgeConfig;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tansu_bin() -> PathBuf {
+    let p = std::env::var("INSIGHTS_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/insights/tansu-0.6.0/bin/tansu")
+        });
+    assert!(
+        p.exists(),
+        "tansu is not at {} (scripts/test builds it)",
+        p.display()
+    );
+    p
+}
+
+fn tansu(topic: &str) -> (Proc, String) {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let p = Proc(
+        Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (p, format!("127.0.0.1:{port}"))
+}
+
+/// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
+fn influxd(dir: &Path) -> (Proc, String) {
+    let http = free_port();
+    let rpc = free_port();
+    let conf = dir.join("influxdb.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+[[graphite]]
+  enabled = false
+[[collectd]]
+  enabled = false
+[[opentsdb]]
+  enabled = false
+[[udp]]
+  enabled = false
+"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let p = Proc(
+        Command::new("influxd")
+            .args(["run", "-config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("influxd (Debian's influxdb; scripts/test installs it)"),
+    );
+    wait_for_port(http);
+    (p, format!("http://127.0.0.1:{http}"))
+}
+
+async fn influxql(url: &str, q: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}/query"))
+        .query(&[("db", "insights"), ("q", q), ("epoch", "ns")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn payload(i: usize) -> Value {
+    json!({
+        "risk_score": (i as f64) / 100.0,
+        "approved": i % 2,
+        "duration_milliseconds": 8,
+        "algorithm_version": "1.0.0",
+        "request_id": format!("req-00000000-0000-0000-0000-{i:012}"),
+        "time": format!("2021-02-20T00:21:{:02}.{:06}", i % 60, i),
+        "algorithm_name": "credit_card_approval",
+        "session_id": "rses-f28bb94a-5556-4aeb-a6d2-89493626bf4f",
+        "algorithm_owner": "asli"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_become_points_with_their_own_times_and_poison_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (_influx, influx_url) = influxd(dir.path());
+    let created = influxql(&influx_url, "CREATE DATABASE insights").await;
+    assert!(created["results"][0].get("error").is_none(), "{created}");
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    const N: usize = 50;
+    let poison = ["not json", "[1,2,3]", r#"{"algorithm_name": "x"}"#];
+    for i in 0..N {
+        let body = payload(i).to_string();
+        producer
+            .send(
+                FutureRecord::<str, str>::to("insights")
+                    .key("asli/credit_card_approval")
+                    .payload(&body),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        if i % 20 == 0 {
+            let p = poison[i / 20];
+            producer
+                .send(
+                    FutureRecord::<str, str>::to("insights")
+                        .key("poison")
+                        .payload(p),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    let config = BridgeConfig::parse(
+        &format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topic = "insights"
+group = "bridge-test"
+[influxdb]
+api = "v1"
+url = "{influx_url}"
+database = "insights"
+[batch]
+max_points = 20
+max_wait_ms = 100
+[dead_letter]
+directory = "{}"
+"#,
+            dir.path().join("dead").display()
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(insights_bridge::run(config, shutdown.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let count = loop {
+        let r = influxql(
+            &influx_url,
+            r#"SELECT COUNT("request_id") FROM "algorithmia""#,
+        )
+        .await;
+        let n = r["results"][0]["series"][0]["values"][0][1]
+            .as_u64()
+            .unwrap_or(0);
+        if n as usize >= N || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(count as usize, N);
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
+
+    // Tags, float fields, string fields, and the payload's own timestamps.
+    let fields = influxql(&influx_url, r#"SHOW FIELD KEYS FROM "algorithmia""#).await;
+    let types: Vec<(String, String)> = fields["results"][0]["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v[0].as_str().unwrap().to_string(),
+                v[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (name, want) in [
+        ("risk_score", "float"),
+        ("approved", "float"),
+        ("duration_milliseconds", "float"),
+        ("session_id", "string"),
+        ("request_id", "string"),
+    ] {
+        assert!(
+            types.contains(&(name.to_string(), want.to_string())),
+            "{name}: {types:?}"
+        );
+    }
+    let tags = influxql(&influx_url, r#"SHOW TAG KEYS FROM "algorithmia""#).await;
+    let tag_keys: Vec<&str> = tags["results"][0]["series"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tag_keys,
+        ["algorithm_name", "algorithm_owner", "algorithm_version"]
+    );
+    let one = influxql(&influx_url, r#"SELECT "risk_score", "request_id" FROM "algorithmia" WHERE "request_id" = 'req-00000000-0000-0000-0000-000000000007'"#).await;
+    let row = &one["results"][0]["series"][0]["values"][0];
+    assert_eq!(
+        row[0].as_i64().unwrap(),
+        1_613_780_467_000_007_000,
+        "time = the payload's `time`: {one}"
+    );
+    assert_eq!(row[1].as_f64().unwrap(), 0.07);
+
+    let dead = std::fs::read_to_string(dir.path().join("dead/dead-letter.jsonl")).unwrap();
+    let dead: Vec<Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<&str> = dead
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, poison, "exactly the poison messages");
+    assert!(
+        dead[2]["reason"].as_str().unwrap().contains("missing_key"),
+        "{:?}",
+        dead[2]
+    );
+}
