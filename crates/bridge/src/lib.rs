@@ -15,4 +15,4 @@ mod writer;
 
 pub use config::{BridgeConfig, ConfigError, InfluxApi};
 pub use mapping::{Encoded, Mapping, Rejection};
-pub use run::{BridgeError, run};
+pub use run::{BridgeError, BridgeStats, run, run_with_stats};

@@ -3,6 +3,8 @@
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -31,8 +33,26 @@ struct Entry {
     payload: Vec<u8>,
 }
 
+/// What the bridge has done so far (also recorded as `insights_bridge_*` metrics).
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    pub consumed: AtomicU64,
+    pub points_written: AtomicU64,
+    pub write_retries: AtomicU64,
+    pub dead_lettered: AtomicU64,
+}
+
 /// Runs until `shutdown`; then finishes the batch in hand, commits, and leaves the group.
 pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<(), BridgeError> {
+    run_with_stats(config, shutdown, Arc::new(BridgeStats::default())).await
+}
+
+/// [`run`], counting into `stats`.
+pub async fn run_with_stats(
+    config: BridgeConfig,
+    shutdown: CancellationToken,
+    stats: Arc<BridgeStats>,
+) -> Result<(), BridgeError> {
     let mut client = config.kafka.client_config();
     client
         .set("group.id", &config.group)
@@ -81,7 +101,16 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
             };
         }
 
-        write_batch(&writer, &mut batch, &mut body, &mut dead).await;
+        stats
+            .consumed
+            .fetch_add((batch.len() + dead.len()) as u64, Ordering::Relaxed);
+        write_batch(&writer, &mut batch, &mut body, &mut dead, &stats).await;
+        stats
+            .points_written
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .dead_lettered
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
         if !dead.is_empty() {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -156,6 +185,7 @@ async fn write_batch(
     batch: &mut Vec<Entry>,
     body: &mut [u8],
     dead: &mut Vec<(Entry, String)>,
+    stats: &BridgeStats,
 ) {
     // A batch in hand is written even during shutdown: its messages are already consumed.
     // Ranges of `batch` still to write; a refused range is split in two.
@@ -175,6 +205,7 @@ async fn write_batch(
             match writer.write(bytes.clone()).await {
                 Ok(()) => break,
                 Err(WriteError::Retriable(message)) => {
+                    stats.write_retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "writing to InfluxDB failed; retrying");
                     // Jitter: up to a quarter of the backoff, from the clock's nanoseconds.
                     let jitter = Duration::from_nanos(

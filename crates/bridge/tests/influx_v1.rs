@@ -101,8 +101,11 @@ fn tansu(topic: &str) -> (Proc, String) {
 
 /// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
 fn influxd(dir: &Path) -> (Proc, String) {
-    let http = free_port();
-    let rpc = free_port();
+    influxd_on(dir, free_port(), free_port())
+}
+
+/// `influxd` on given ports (to start it again where it was).
+fn influxd_on(dir: &Path, http: u16, rpc: u16) -> (Proc, String) {
     let conf = dir.join("influxdb.conf");
     std::fs::write(
         &conf,
@@ -155,6 +158,74 @@ async fn influxql(url: &str, q: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+async fn produce(brokers: &str, messages: &[String]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for m in messages {
+        producer
+            .send(
+                FutureRecord::<str, str>::to("insights").key("k").payload(m),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn bridge_config(brokers: &str, influx_url: &str, dir: &Path) -> BridgeConfig {
+    BridgeConfig::parse(
+        &format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topic = "insights"
+group = "bridge-test"
+[influxdb]
+api = "v1"
+url = "{influx_url}"
+database = "insights"
+[batch]
+max_points = 20
+max_wait_ms = 100
+[dead_letter]
+directory = "{}"
+"#,
+            dir.join("dead").display()
+        ),
+        dir,
+    )
+    .unwrap()
+}
+
+/// Distinct request ids in InfluxDB, polled until `n` (60 s at most).
+async fn wait_count(influx_url: &str, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = influxql(
+            influx_url,
+            r#"SELECT COUNT(DISTINCT("request_id")) FROM "algorithmia""#,
+        )
+        .await;
+        let got = r["results"][0]["series"][0]["values"][0][1]
+            .as_u64()
+            .unwrap_or(0) as usize;
+        if got >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn dead_letters(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("dead/dead-letter.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn payload(i: usize) -> Value {
@@ -313,5 +384,130 @@ directory = "{}"
         dead[2]["reason"].as_str().unwrap().contains("missing_key"),
         "{:?}",
         dead[2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn influxd_stopped_mid_stream_loses_nothing_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (http, rpc) = (free_port(), free_port());
+    let influx_dir = dir.path().join("influx");
+    std::fs::create_dir_all(&influx_dir).unwrap();
+    let (influx, influx_url) = influxd_on(&influx_dir, http, rpc);
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    let shutdown = CancellationToken::new();
+    let stats = std::sync::Arc::new(insights_bridge::BridgeStats::default());
+    let bridge = tokio::spawn(insights_bridge::run_with_stats(
+        bridge_config(&brokers, &influx_url, dir.path()),
+        shutdown.clone(),
+        stats.clone(),
+    ));
+
+    let first: Vec<String> = (0..30).map(|i| payload(i).to_string()).collect();
+    produce(&brokers, &first).await;
+    assert_eq!(wait_count(&influx_url, 30).await, 30);
+    drop(influx); // InfluxDB goes away
+    let second: Vec<String> = (30..70).map(|i| payload(i).to_string()).collect();
+    produce(&brokers, &second).await;
+    // Bring InfluxDB back where it was once the bridge has failed to write at least twice.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats
+        .write_retries
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never noticed the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_influx, influx_url) = influxd_on(&influx_dir, http, rpc);
+    assert_eq!(
+        wait_count(&influx_url, 70).await,
+        70,
+        "nothing lost across the outage"
+    );
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
+    assert!(dead_letters(dir.path()).is_empty());
+    let s = &stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        (
+            s.consumed.load(Relaxed),
+            s.points_written.load(Relaxed),
+            s.dead_lettered.load(Relaxed)
+        ),
+        (70, 70, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn points_influxdb_refuses_are_found_and_dead_lettered_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (_influx, influx_url) = influxd(dir.path());
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    // `segment` already exists as a string field in this shard: a float for it is refused.
+    let pre = reqwest::Client::new()
+        .post(format!("{influx_url}/write"))
+        .query(&[("db", "insights"), ("precision", "ns")])
+        .body("algorithmia,algorithm_name=x,algorithm_owner=y,algorithm_version=1 segment=\"gold\" 1613780460000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+
+    let mut messages = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..40 {
+        let mut p = payload(i);
+        if i % 10 == 3 {
+            p["segment"] = json!(2.5);
+            refused.push(p.to_string());
+        }
+        messages.push(p.to_string());
+    }
+    messages.insert(5, "{\"broken\": ".to_string());
+    produce(&brokers, &messages).await;
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(insights_bridge::run(
+        bridge_config(&brokers, &influx_url, dir.path()),
+        shutdown.clone(),
+    ));
+    // 40 payloads, 4 refused; the pre-written point has no request_id.
+    assert_eq!(wait_count(&influx_url, 36).await, 36);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead_letters(dir.path()).len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
+    let dead = dead_letters(dir.path());
+    let mut got: Vec<String> = dead
+        .iter()
+        .map(|d| d["message"].as_str().unwrap().to_string())
+        .collect();
+    let mut want = refused.clone();
+    want.push("{\"broken\": ".to_string());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the dead letters are exactly the bad ones");
+    assert!(
+        dead.iter()
+            .filter(|d| d["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("influxdb_rejected"))
+            .count()
+            == 4,
+        "{dead:?}"
+    );
+    assert_eq!(
+        wait_count(&influx_url, 36).await,
+        36,
+        "every other payload was written"
     );
 }
