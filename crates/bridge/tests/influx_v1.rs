@@ -2,151 +2,17 @@
 //! the bridge and written to a real `influxd` 1.6.7 (Debian's `influxdb`), checked with InfluxQL.
 //! Poison messages go to the dead-letter file, and only they.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{free_port, influxd, influxd_on, produce, tansu};
 use insights_bridge::BridgeConfig;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn tansu_bin() -> PathBuf {
-    let p = std::env::var("INSIGHTS_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/insights/tansu-0.6.0/bin/tansu")
-        });
-    assert!(
-        p.exists(),
-        "tansu is not at {} (scripts/test builds it)",
-        p.display()
-    );
-    p
-}
-
-fn tansu(topic: &str) -> (Proc, String) {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let p = Proc(
-        Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new(tansu_bin())
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                "3",
-                "--broker",
-                &url,
-            ])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (p, format!("127.0.0.1:{port}"))
-}
-
-/// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
-fn influxd(dir: &Path) -> (Proc, String) {
-    influxd_on(dir, free_port(), free_port())
-}
-
-/// `influxd` on given ports (to start it again where it was).
-fn influxd_on(dir: &Path, http: u16, rpc: u16) -> (Proc, String) {
-    let conf = dir.join("influxdb.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{d}/meta"
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http}"
-  log-enabled = false
-[[graphite]]
-  enabled = false
-[[collectd]]
-  enabled = false
-[[opentsdb]]
-  enabled = false
-[[udp]]
-  enabled = false
-"#,
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    let p = Proc(
-        Command::new("influxd")
-            .args(["run", "-config"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("influxd (Debian's influxdb; scripts/test installs it)"),
-    );
-    wait_for_port(http);
-    (p, format!("http://127.0.0.1:{http}"))
-}
 
 async fn influxql(url: &str, q: &str) -> Value {
     reqwest::Client::new()
@@ -158,22 +24,6 @@ async fn influxql(url: &str, q: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-async fn produce(brokers: &str, messages: &[String]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    for m in messages {
-        producer
-            .send(
-                FutureRecord::<str, str>::to("insights").key("k").payload(m),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
 }
 
 fn bridge_config(brokers: &str, influx_url: &str, dir: &Path) -> BridgeConfig {

@@ -1,0 +1,161 @@
+//! Real services for the bridge tests: tansu (Kafka protocol) and influxd, started here.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn tansu_bin() -> PathBuf {
+    let p = std::env::var("INSIGHTS_TANSU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/insights/tansu-0.6.0/bin/tansu")
+        });
+    assert!(
+        p.exists(),
+        "tansu is not at {} (scripts/test builds it)",
+        p.display()
+    );
+    p
+}
+
+pub fn tansu(topic: &str) -> (Proc, String) {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let p = Proc(
+        Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (p, format!("127.0.0.1:{port}"))
+}
+
+/// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
+pub fn influxd(dir: &Path) -> (Proc, String) {
+    influxd_on(dir, free_port(), free_port())
+}
+
+/// `influxd` on given ports (to start it again where it was).
+pub fn influxd_on(dir: &Path, http: u16, rpc: u16) -> (Proc, String) {
+    let conf = dir.join("influxdb.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+[[graphite]]
+  enabled = false
+[[collectd]]
+  enabled = false
+[[opentsdb]]
+  enabled = false
+[[udp]]
+  enabled = false
+"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let p = Proc(
+        Command::new("influxd")
+            .args(["run", "-config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("influxd (Debian's influxdb; scripts/test installs it)"),
+    );
+    wait_for_port(http);
+    (p, format!("http://127.0.0.1:{http}"))
+}
+
+pub async fn produce(brokers: &str, messages: &[String]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for m in messages {
+        producer
+            .send(
+                FutureRecord::<str, str>::to("insights").key("k").payload(m),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
