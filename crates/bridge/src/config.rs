@@ -27,6 +27,15 @@ struct File {
     batch: BatchFile,
     #[serde(default)]
     dead_letter: DeadLetterFile,
+    #[serde(default)]
+    metrics: MetricsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    /// Where `/metrics` is served (default 127.0.0.1:9273).
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +130,8 @@ pub struct BridgeConfig {
     pub max_wait: Duration,
     /// Where `dead-letter.jsonl` goes.
     pub dead_letter_dir: PathBuf,
+    /// Where `/metrics` is served.
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 impl BridgeConfig {
@@ -252,6 +263,10 @@ impl BridgeConfig {
                 .dead_letter
                 .directory
                 .unwrap_or_else(|| PathBuf::from("dead-letter"))),
+            metrics_listen: file
+                .metrics
+                .listen
+                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9273))),
         })
     }
 }

@@ -11,8 +11,10 @@
 pub mod config;
 mod mapping;
 mod run;
+mod telemetry;
 mod writer;
 
 pub use config::{BridgeConfig, ConfigError, InfluxApi};
 pub use mapping::{Encoded, Mapping, Rejection};
 pub use run::{BridgeError, BridgeStats, run, run_with_stats};
+pub use telemetry::serve_metrics;

@@ -24,6 +24,25 @@ pub enum BridgeError {
     DeadLetter(std::io::Error),
 }
 
+/// Reports consumer lag (messages behind the end of each partition) from librdkafka's
+/// statistics, every 5 s.
+struct LagContext;
+
+impl rdkafka::ClientContext for LagContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        metrics::gauge!("insights_bridge_consumer_lag").set(lag as f64);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagContext {}
+
 /// One message of a batch, encoded or not.
 struct Entry {
     partition: i32,
@@ -63,8 +82,9 @@ pub async fn run_with_stats(
         // An InfluxDB outage holds a batch for as long as it lasts; the bridge keeps its
         // partitions meanwhile instead of being thrown out of the group.
         .set("max.poll.interval.ms", "86400000");
-    let consumer: StreamConsumer = client
-        .create()
+    client.set("statistics.interval.ms", "5000");
+    let consumer: StreamConsumer<LagContext> = client
+        .create_with_context(LagContext)
         .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?;
     consumer
         .subscribe(&[config.kafka.topic.as_str()])
@@ -104,6 +124,8 @@ pub async fn run_with_stats(
         stats
             .consumed
             .fetch_add((batch.len() + dead.len()) as u64, Ordering::Relaxed);
+        metrics::counter!("insights_bridge_messages_consumed_total")
+            .increment((batch.len() + dead.len()) as u64);
         write_batch(&writer, &mut batch, &mut body, &mut dead, &stats).await;
         stats
             .points_written
@@ -111,6 +133,12 @@ pub async fn run_with_stats(
         stats
             .dead_lettered
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        metrics::counter!("insights_bridge_points_written_total").increment(batch.len() as u64);
+        for (_, reason) in &dead {
+            let label = reason.split(':').next().unwrap_or("unknown").to_string();
+            metrics::counter!("insights_bridge_dead_lettered_total", "reason" => label)
+                .increment(1);
+        }
         if !dead.is_empty() {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -202,10 +230,15 @@ async fn write_batch(
             .collect();
         let mut backoff = Duration::from_millis(100);
         loop {
-            match writer.write(bytes.clone()).await {
+            let started = std::time::Instant::now();
+            let written = writer.write(bytes.clone()).await;
+            metrics::histogram!("insights_bridge_write_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match written {
                 Ok(()) => break,
                 Err(WriteError::Retriable(message)) => {
                     stats.write_retries.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("insights_bridge_batches_retried_total").increment(1);
                     tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "writing to InfluxDB failed; retrying");
                     // Jitter: up to a quarter of the backoff, from the clock's nanoseconds.
                     let jitter = Duration::from_nanos(

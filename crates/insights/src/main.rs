@@ -143,6 +143,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn bridge(args: BridgeArgs) -> anyhow::Result<()> {
     let config = insights_bridge::BridgeConfig::load(&args.config)
         .with_context(|| format!("in the bridge config {}", args.config.display()))?;
+    insights_bridge::serve_metrics(config.metrics_listen)
+        .await
+        .context("serving the bridge's /metrics")?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
