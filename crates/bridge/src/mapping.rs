@@ -9,16 +9,13 @@
 //! the separator after it) is refused here rather than written as a broken line. The property
 //! test below found the trailing backslash.
 
+use std::borrow::Cow;
+
 use influxdb_line_protocol::LineProtocolBuilder;
-use serde_json::{Map, Value};
-use time::PrimitiveDateTime;
-use time::format_description::FormatItem;
-use time::macros::format_description;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 const TAGS: [&str; 3] = ["algorithm_name", "algorithm_owner", "algorithm_version"];
 const STRING_FIELDS: [&str; 2] = ["session_id", "request_id"];
-const TIME_FORMAT: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
 
 /// Why a message cannot become a point: it goes to the dead-letter sink with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,24 +73,26 @@ impl Mapping {
     /// Appends the point for `payload` (one line, newline-terminated) to `out`. On rejection
     /// nothing is appended.
     pub fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<Encoded, Rejection> {
-        let object: Map<String, Value> = match serde_json::from_slice::<Value>(payload) {
-            Ok(Value::Object(o)) => o,
-            Ok(other) => return Err(Rejection::NotAnObject(kind(&other).to_string())),
+        let Flat(entries) = match serde_json::from_slice::<Top<'_>>(payload) {
+            Ok(Top::Object(flat)) => flat,
+            Ok(Top::Other(kind)) => return Err(Rejection::NotAnObject(kind.to_string())),
             Err(e) => return Err(Rejection::NotAnObject(e.to_string())),
         };
         let string = |key: &'static str| {
-            object
-                .get(key)
-                .and_then(Value::as_str)
+            entries
+                .iter()
+                .rev() // JSON's last duplicate wins, as serde_json's own maps have it
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| match v {
+                    Val::Str(s) => Some(s.as_ref()),
+                    _ => None,
+                })
                 .ok_or(Rejection::MissingKey(key))
         };
         let tags = [string(TAGS[0])?, string(TAGS[1])?, string(TAGS[2])?];
         let ids = [string(STRING_FIELDS[0])?, string(STRING_FIELDS[1])?];
         let time = string("time")?;
-        let timestamp = PrimitiveDateTime::parse(time, TIME_FORMAT)
-            .map_err(|_| Rejection::BadTime(time.to_string()))?
-            .assume_utc()
-            .unix_timestamp_nanos() as i64;
+        let timestamp = parse_time(time).ok_or_else(|| Rejection::BadTime(time.to_string()))?;
         for (key, value) in TAGS.iter().zip(tags) {
             if !encodable(value) {
                 return Err(Rejection::Unencodable {
@@ -111,17 +110,18 @@ impl Mapping {
             .tag(TAGS[2], tags[2])
             .field(STRING_FIELDS[0], ids[0])
             .field(STRING_FIELDS[1], ids[1]);
-        for (key, value) in &object {
-            if TAGS.contains(&key.as_str())
-                || STRING_FIELDS.contains(&key.as_str())
-                || key == "time"
-            {
+        for (i, (key, value)) in entries.iter().enumerate() {
+            let key: &str = key;
+            if TAGS.contains(&key) || STRING_FIELDS.contains(&key) || key == "time" {
                 continue;
             }
+            if entries[i + 1..].iter().any(|(k, _)| k == key) {
+                continue; // a later duplicate of this key wins
+            }
             let number = match value {
-                Value::Number(n) => n.as_f64(),
-                Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-                _ => None,
+                Val::Num(n) => Some(*n),
+                Val::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+                Val::Str(_) | Val::Other => None,
             };
             let Some(number) = number.filter(|n| n.is_finite()) else {
                 encoded.skipped_values += 1;
@@ -138,20 +138,167 @@ impl Mapping {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]` (UTC, no zone) → nanoseconds since the epoch. Written by
+/// hand: it is on the bridge's hot path, and the format is fixed.
+fn parse_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let mut n = 0i64;
+            for c in digits {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                n = n * 10 + i64::from(c - b'0');
+            }
+            n * 10i64.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// A payload's top level: an object, flattened without copying its strings.
+enum Top<'a> {
+    Object(Flat<'a>),
+    Other(&'static str),
+}
+
+struct Flat<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
+
+/// A top-level value, as much of it as the mapping needs.
+enum Val<'a> {
+    Num(f64),
+    Bool(bool),
+    Str(Cow<'a, str>),
+    /// null, arrays, objects: never a field.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    entries.push((key, map.next_value::<Val<'de>>()?));
+                }
+                Ok(Top::Object(Flat(entries)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Top::Other("an array"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Top<'de>, E> {
+                Ok(Top::Other("a string"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
+                Ok(Top::Other("a boolean"))
+            }
+            fn visit_unit<E>(self) -> Result<Top<'de>, E> {
+                Ok(Top::Other("null"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Val<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Val<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {
+                Ok(Val::Num(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
+                Ok(Val::Num(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
+                Ok(Val::Num(v as f64))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Val<'de>, E> {
+                Ok(Val::Bool(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
+                Ok(Val::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Val<'de>, E> {
+                Ok(Val::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Val::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Val::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Whether line protocol can carry `s` as a name or tag value.
 fn encodable(s: &str) -> bool {
     !s.is_empty() && !s.contains(['\n', '\r']) && !s.ends_with('\\')
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
@@ -159,6 +306,7 @@ mod tests {
     use super::*;
     use influxdb_line_protocol::{FieldValue, parse_lines};
     use proptest::prelude::*;
+    use serde_json::Value;
     use serde_json::json;
 
     fn payload(extra: Value) -> Value {
@@ -208,6 +356,38 @@ mod tests {
         assert!(parse_lines(&line).next().unwrap().is_ok(), "{line}");
         let err = encode(&payload(json!({"algorithm_owner": "acme\\"}))).unwrap_err();
         assert_eq!(err.label(), "unencodable");
+    }
+
+    #[test]
+    fn timestamps_parse_by_hand_as_the_time_crate_would() {
+        for t in [
+            "2021-02-20T00:21:54.867231",
+            "1970-01-01T00:00:00",
+            "2000-02-29T23:59:59.5",
+            "2024-12-31T12:00:00.000000001",
+            "1969-12-31T23:59:59.999999",
+        ] {
+            let want = time::PrimitiveDateTime::parse(
+                t,
+                time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+                ),
+            )
+            .unwrap()
+            .assume_utc()
+            .unix_timestamp_nanos() as i64;
+            assert_eq!(parse_time(t), Some(want), "{t}");
+        }
+        for bad in [
+            "2021-02-20 00:21:54",
+            "2021-13-01T00:00:00",
+            "2021-02-20T00:21:54.",
+            "2021-02-20T00:21:54Z",
+            "yesterday",
+            "2021-02-20T00:21:54.1234567890",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 
     #[test]
