@@ -26,7 +26,9 @@ pub enum BridgeError {
 
 /// Reports consumer lag (messages behind the end of each partition) from librdkafka's
 /// statistics, every 5 s.
-struct LagContext;
+struct LagContext {
+    stats: Arc<BridgeStats>,
+}
 
 impl rdkafka::ClientContext for LagContext {
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -41,7 +43,24 @@ impl rdkafka::ClientContext for LagContext {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for LagContext {}
+impl rdkafka::consumer::ConsumerContext for LagContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        use rdkafka::consumer::Rebalance;
+        let held = match rebalance {
+            Rebalance::Assign(partitions) => partitions.count() as u64,
+            Rebalance::Revoke(_) | Rebalance::Error(_) => 0,
+        };
+        self.stats
+            .assigned_partitions
+            .store(held, Ordering::Relaxed);
+        metrics::gauge!("insights_bridge_assigned_partitions").set(held as f64);
+        tracing::info!(partitions = held, "partitions assigned");
+    }
+}
 
 /// One message of a batch, encoded or not.
 struct Entry {
@@ -59,6 +78,8 @@ pub struct BridgeStats {
     pub points_written: AtomicU64,
     pub write_retries: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Partitions this bridge holds right now (several bridges in a group share them).
+    pub assigned_partitions: AtomicU64,
 }
 
 /// Runs until `shutdown`; then finishes the batch in hand, commits, and leaves the group.
@@ -84,7 +105,9 @@ pub async fn run_with_stats(
         .set("max.poll.interval.ms", "86400000");
     client.set("statistics.interval.ms", "5000");
     let consumer: StreamConsumer<LagContext> = client
-        .create_with_context(LagContext)
+        .create_with_context(LagContext {
+            stats: stats.clone(),
+        })
         .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?;
     consumer
         .subscribe(&[config.kafka.topic.as_str()])

@@ -361,3 +361,69 @@ async fn points_influxdb_refuses_are_found_and_dead_lettered_and_the_rest_writte
         "every other payload was written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bridges_in_one_group_share_the_partitions_and_write_everything_once() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (_influx, influx_url) = influxd(dir.path());
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    let shutdown = CancellationToken::new();
+    let stats: Vec<_> = (0..2)
+        .map(|_| std::sync::Arc::new(insights_bridge::BridgeStats::default()))
+        .collect();
+    let tasks: Vec<_> = stats
+        .iter()
+        .map(|s| {
+            tokio::spawn(insights_bridge::run_with_stats(
+                bridge_config(&brokers, &influx_url, dir.path()),
+                shutdown.clone(),
+                s.clone(),
+            ))
+        })
+        .collect();
+    // Both bridges hold partitions (3 between them) before anything is produced.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(stats
+        .iter()
+        .all(|s| s.assigned_partitions.load(Relaxed) > 0)
+        && stats
+            .iter()
+            .map(|s| s.assigned_partitions.load(Relaxed))
+            .sum::<u64>()
+            == 3)
+    {
+        assert!(Instant::now() < deadline, "the group never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Keys spread the payloads over the three partitions.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for i in 0..300 {
+        let body = payload(i).to_string();
+        let key = format!("k{i}");
+        producer
+            .send(
+                FutureRecord::<str, str>::to("insights")
+                    .key(&key)
+                    .payload(&body),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(wait_count(&influx_url, 300).await, 300);
+    shutdown.cancel();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let consumed: Vec<u64> = stats.iter().map(|s| s.consumed.load(Relaxed)).collect();
+    assert!(
+        consumed.iter().all(|c| *c > 0),
+        "both bridges did part of the work: {consumed:?}"
+    );
+    assert_eq!(consumed.iter().sum::<u64>(), 300, "{consumed:?}");
+}
