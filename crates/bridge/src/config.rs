@@ -136,16 +136,85 @@ pub struct BridgeConfig {
 
 impl BridgeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+        Self::load_with(Some(path), &[])
+    }
+
+    /// Loads the file (if any) with overrides on top; see [`BridgeConfig::parse_with`].
+    pub fn load_with(
+        path: Option<&Path>,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let (text, base) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            ),
+            None => (String::new(), PathBuf::from(".")),
+        };
+        Self::parse_with(&text, &base, overrides)
+    }
+
+    /// `INSIGHTS_BRIDGE_<SECTION>_<KEY>=value` variables as overrides, e.g.
+    /// `INSIGHTS_BRIDGE_KAFKA_BROKERS` → `kafka.brokers`, `INSIGHTS_BRIDGE_DEAD_LETTER_DIRECTORY`
+    /// → `dead_letter.directory`.
+    pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+        const SECTIONS: [&str; 5] = ["kafka", "influxdb", "batch", "dead_letter", "metrics"];
+        let mut out = Vec::new();
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("INSIGHTS_BRIDGE_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            if rest == "config" {
+                continue;
+            }
+            if let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) {
+                out.push((format!("{section}.{}", &rest[section.len() + 1..]), value));
+            }
+        }
+        out
     }
 
     /// Parses a config; relative paths are relative to `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Self::parse_with(text, base, &[])
+    }
+
+    /// Parses a config with overrides `section.key=value` applied on top (from flags or from
+    /// `INSIGHTS_BRIDGE_<SECTION>_<KEY>` environment variables). A value is read as TOML when it
+    /// parses as TOML (`5000`, `true`), else as a string.
+    pub fn parse_with(
+        text: &str,
+        base: &Path,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (path, value) in overrides {
+            let (section, key) = path.split_once('.').ok_or_else(|| {
+                ConfigError::Invalid(format!("{path}: an override is section.key=value"))
+            })?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let section = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section) = section.as_table_mut() else {
+                return Err(ConfigError::Invalid(format!(
+                    "{path}: {} is not a section",
+                    path
+                )));
+            };
+            section.insert(key.to_string(), value);
+        }
+        let file: File = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         let invalid = |field: &str, msg: String| ConfigError::Invalid(format!("{field}: {msg}"));
         let rel = |p: &Path| {
             if p.is_absolute() {
@@ -296,6 +365,54 @@ database = "insights"
         );
         assert_eq!(c.measurement, "algorithmia");
         assert_eq!(c.dead_letter_dir, Path::new("/etc/insights/dead-letter"));
+    }
+
+    #[test]
+    fn flags_and_environment_override_the_file() {
+        let env = BridgeConfig::env_overrides(
+            [
+                (
+                    "INSIGHTS_BRIDGE_KAFKA_BROKERS".to_string(),
+                    "k1:9092,k2:9092".to_string(),
+                ),
+                (
+                    "INSIGHTS_BRIDGE_BATCH_MAX_POINTS".to_string(),
+                    "77".to_string(),
+                ),
+                (
+                    "INSIGHTS_BRIDGE_DEAD_LETTER_DIRECTORY".to_string(),
+                    "/var/dl".to_string(),
+                ),
+                ("UNRELATED".to_string(), "x".to_string()),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            env[0],
+            ("kafka.brokers".to_string(), "k1:9092,k2:9092".to_string())
+        );
+        let c = BridgeConfig::parse_with(GOOD, Path::new("."), &env).unwrap();
+        assert_eq!(c.kafka.brokers.len(), 2);
+        assert_eq!(c.max_points, 77);
+        assert_eq!(c.dead_letter_dir, Path::new("/var/dl"));
+        // Everything from overrides, no file at all.
+        let all = [
+            ("kafka.brokers", "k:1"),
+            ("kafka.topic", "t"),
+            ("influxdb.api", "v3"),
+            ("influxdb.url", "http://h:1"),
+            ("influxdb.database", "d"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = BridgeConfig::parse_with("", Path::new("."), &all).unwrap();
+        assert!(matches!(c.influx_api, InfluxApi::V3 { .. }));
+        let err = BridgeConfig::parse_with(
+            GOOD,
+            Path::new("."),
+            &[("batch.max_points".into(), "0".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("batch.max_points"), "{err}");
     }
 
     #[test]

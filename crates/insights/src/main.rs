@@ -33,9 +33,20 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BridgeArgs {
-    /// The bridge's TOML file: [kafka], [influxdb], [batch], [dead_letter] (see docs/bridge.md).
+    /// The bridge's TOML file: [kafka], [influxdb], [batch], [dead_letter], [metrics]
+    /// (see docs/bridge.md).
     #[arg(long, env = "INSIGHTS_BRIDGE_CONFIG")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Sets one setting, overriding the file and the environment: `--set kafka.brokers=h:9092`.
+    /// Every setting can also come from `INSIGHTS_BRIDGE_<SECTION>_<KEY>`.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", value_parser = parse_override)]
+    overrides: Vec<(String, String)>,
+}
+
+fn parse_override(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not section.key=value"))
 }
 
 #[derive(clap::Args)]
@@ -141,8 +152,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn bridge(args: BridgeArgs) -> anyhow::Result<()> {
-    let config = insights_bridge::BridgeConfig::load(&args.config)
-        .with_context(|| format!("in the bridge config {}", args.config.display()))?;
+    // The file, then the environment, then flags: each overrides the one before.
+    let mut overrides = insights_bridge::BridgeConfig::env_overrides(std::env::vars());
+    overrides.extend(args.overrides);
+    let config = insights_bridge::BridgeConfig::load_with(args.config.as_deref(), &overrides)
+        .context("in the bridge's configuration")?;
     insights_bridge::serve_metrics(config.metrics_listen)
         .await
         .context("serving the bridge's /metrics")?;
