@@ -92,6 +92,8 @@ struct BatchFile {
 #[serde(deny_unknown_fields)]
 struct DeadLetterFile {
     directory: Option<PathBuf>,
+    /// A Kafka topic on the same cluster, instead of the directory.
+    topic: Option<String>,
 }
 
 /// Which InfluxDB write API, with what it needs.
@@ -128,8 +130,10 @@ pub struct BridgeConfig {
     pub max_points: usize,
     /// How long a batch that is not full waits before it is written.
     pub max_wait: Duration,
-    /// Where `dead-letter.jsonl` goes.
+    /// Where `dead-letter.jsonl` goes (when no dead-letter topic is set).
     pub dead_letter_dir: PathBuf,
+    /// A topic for dead letters, on the same cluster, instead of the file.
+    pub dead_letter_topic: Option<insights_kafka::TopicName>,
     /// Where `/metrics` is served.
     pub metrics_listen: std::net::SocketAddr,
 }
@@ -328,6 +332,10 @@ impl BridgeConfig {
             measurement: i.measurement,
             max_points,
             max_wait: Duration::from_millis(max_wait_ms),
+            dead_letter_topic: match file.dead_letter.topic.as_deref() {
+                None => None,
+                Some(t) => Some(t.parse().map_err(|e| invalid("dead_letter.topic", e))?),
+            },
             dead_letter_dir: rel(&file
                 .dead_letter
                 .directory

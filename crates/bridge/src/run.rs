@@ -114,7 +114,23 @@ pub async fn run_with_stats(
         .map_err(|e| BridgeError::Consumer(e.to_string()))?;
     let mapping = Mapping::new(&config.measurement);
     let writer = InfluxWriter::new(&config.influx_url, config.influx_api.clone());
-    std::fs::create_dir_all(&config.dead_letter_dir).map_err(BridgeError::DeadLetter)?;
+    let dead_letter_producer: Option<rdkafka::producer::FutureProducer> = match &config
+        .dead_letter_topic
+    {
+        Some(_) => Some(
+            config
+                .kafka
+                .client_config()
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .create()
+                .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?,
+        ),
+        None => {
+            std::fs::create_dir_all(&config.dead_letter_dir).map_err(BridgeError::DeadLetter)?;
+            None
+        }
+    };
     let dead_letter_path = config.dead_letter_dir.join("dead-letter.jsonl");
     tracing::info!(topic = %config.kafka.topic, group = %config.group, influxdb = %config.influx_url, "bridge running");
 
@@ -163,23 +179,53 @@ pub async fn run_with_stats(
                 .increment(1);
         }
         if !dead.is_empty() {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&dead_letter_path)
-                .map_err(BridgeError::DeadLetter)?;
-            for (e, reason) in &dead {
-                let line = json!({
-                    "reason": reason,
-                    "topic": config.kafka.topic.as_str(),
-                    "partition": e.partition,
-                    "offset": e.offset,
-                    "message": String::from_utf8_lossy(&e.payload),
-                });
-                writeln!(f, "{line}").map_err(BridgeError::DeadLetter)?;
+            let letters: Vec<String> = dead
+                .iter()
+                .map(|(e, reason)| {
+                    json!({
+                        "reason": reason,
+                        "topic": config.kafka.topic.as_str(),
+                        "partition": e.partition,
+                        "offset": e.offset,
+                        "message": String::from_utf8_lossy(&e.payload),
+                    })
+                    .to_string()
+                })
+                .collect();
+            match (&dead_letter_producer, &config.dead_letter_topic) {
+                (Some(producer), Some(topic)) => {
+                    // Each dead letter is acknowledged before the offsets move past it.
+                    for letter in &letters {
+                        let mut backoff = Duration::from_millis(100);
+                        loop {
+                            let record =
+                                rdkafka::producer::FutureRecord::<(), str>::to(topic.as_str())
+                                    .payload(letter.as_str());
+                            match producer.send(record, Duration::from_secs(30)).await {
+                                Ok(_) => break,
+                                Err((e, _)) => {
+                                    tracing::warn!(error = %e, "writing a dead letter to Kafka failed; retrying");
+                                    tokio::time::sleep(backoff).await;
+                                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                                }
+                            }
+                        }
+                    }
+                    tracing::warn!(messages = dead.len(), topic = %topic, "messages dead-lettered");
+                }
+                _ => {
+                    let mut f = OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&dead_letter_path)
+                        .map_err(BridgeError::DeadLetter)?;
+                    for letter in &letters {
+                        writeln!(f, "{letter}").map_err(BridgeError::DeadLetter)?;
+                    }
+                    f.sync_data().map_err(BridgeError::DeadLetter)?;
+                    tracing::warn!(messages = dead.len(), file = %dead_letter_path.display(), "messages dead-lettered");
+                }
             }
-            f.sync_data().map_err(BridgeError::DeadLetter)?;
-            tracing::warn!(messages = dead.len(), file = %dead_letter_path.display(), "messages dead-lettered");
         }
         // Written (or dead-lettered): now, and only now, their offsets may be committed.
         for e in batch.iter().chain(dead.iter().map(|(e, _)| e)) {

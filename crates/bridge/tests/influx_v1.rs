@@ -427,3 +427,91 @@ async fn two_bridges_in_one_group_share_the_partitions_and_write_everything_once
     );
     assert_eq!(consumed.iter().sum::<u64>(), 300, "{consumed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_can_go_to_a_kafka_topic_instead() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    // The dead-letter topic (memory storage creates topics on first use; create it anyway).
+    let _ = std::process::Command::new(common::tansu_bin())
+        .args([
+            "topic",
+            "create",
+            "insights-dead",
+            "--partitions",
+            "1",
+            "--broker",
+            &format!("tcp://{brokers}"),
+        ])
+        .output();
+    let (_influx, influx_url) = influxd(dir.path());
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    let mut messages: Vec<String> = (0..10).map(|i| payload(i).to_string()).collect();
+    messages.insert(3, "garbage".to_string());
+    messages.insert(7, r#"{"time": "2021-02-20T00:00:00.000000"}"#.to_string());
+    produce(&brokers, &messages).await;
+    let config = BridgeConfig::parse_with(
+        &format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ntopic = \"insights\"\ngroup = \"dl-topic\"\n\
+             [influxdb]\napi = \"v1\"\nurl = \"{influx_url}\"\ndatabase = \"insights\"\n[batch]\nmax_wait_ms = 50\n"
+        ),
+        dir.path(),
+        &[("dead_letter.topic".into(), "insights-dead".into())],
+    )
+    .unwrap();
+    let stats = std::sync::Arc::new(insights_bridge::BridgeStats::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(insights_bridge::run_with_stats(
+        config,
+        shutdown.clone(),
+        stats.clone(),
+    ));
+    assert_eq!(wait_count(&influx_url, 10).await, 10);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats
+        .dead_lettered
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 2
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    assert!(
+        !dir.path().join("dead-letter").exists(),
+        "no file when a topic is configured"
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "dl-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["insights-dead"]).unwrap();
+    let mut letters: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while letters.len() < 2 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            letters.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+        }
+    }
+    let got: Vec<&str> = letters
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        ["garbage", r#"{"time": "2021-02-20T00:00:00.000000"}"#]
+    );
+    assert!(
+        letters[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing_key"),
+        "{letters:?}"
+    );
+}
