@@ -3,9 +3,6 @@
 //! points posted directly as pre-encoded line protocol, (c) the bridge end to end; and the
 //! conversion alone (JSON payload → line) on one core.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -48,8 +45,8 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
     let dir = tempfile::tempdir().unwrap();
-    let (_kafka, brokers) = common::tansu("insights");
-    let (_influx, influx) = common::influxd(dir.path());
+    let (_kafka, brokers) = insights_testkit::tansu("insights");
+    let (_influx, influx) = insights_testkit::influxd(dir.path());
     query(&influx, "CREATE DATABASE direct").await;
     query(&influx, "CREATE DATABASE bridge").await;
     let messages: Vec<String> = (0..n).map(payload).collect();

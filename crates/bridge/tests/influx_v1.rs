@@ -2,13 +2,11 @@
 //! the bridge and written to a real `influxd` 1.6.7 (Debian's `influxdb`), checked with InfluxQL.
 //! Poison messages go to the dead-letter file, and only they.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{free_port, influxd, influxd_on, produce, tansu};
 use insights_bridge::BridgeConfig;
+use insights_testkit::{free_port, influxd, influxd_on, produce, tansu};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
@@ -100,59 +98,17 @@ async fn payloads_become_points_with_their_own_times_and_poison_is_dead_lettered
     let created = influxql(&influx_url, "CREATE DATABASE insights").await;
     assert!(created["results"][0].get("error").is_none(), "{created}");
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
     const N: usize = 50;
     let poison = ["not json", "[1,2,3]", r#"{"algorithm_name": "x"}"#];
+    let mut messages = Vec::new();
     for i in 0..N {
-        let body = payload(i).to_string();
-        producer
-            .send(
-                FutureRecord::<str, str>::to("insights")
-                    .key("asli/credit_card_approval")
-                    .payload(&body),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
+        messages.push(payload(i).to_string());
         if i % 20 == 0 {
-            let p = poison[i / 20];
-            producer
-                .send(
-                    FutureRecord::<str, str>::to("insights")
-                        .key("poison")
-                        .payload(p),
-                    Duration::from_secs(10),
-                )
-                .await
-                .unwrap();
+            messages.push(poison[i / 20].to_string());
         }
     }
-
-    let config = BridgeConfig::parse(
-        &format!(
-            r#"
-[kafka]
-brokers = "{brokers}"
-topic = "insights"
-group = "bridge-test"
-[influxdb]
-api = "v1"
-url = "{influx_url}"
-database = "insights"
-[batch]
-max_points = 20
-max_wait_ms = 100
-[dead_letter]
-directory = "{}"
-"#,
-            dir.path().join("dead").display()
-        ),
-        dir.path(),
-    )
-    .unwrap();
+    produce(&brokers, &messages).await;
+    let config = bridge_config(&brokers, &influx_url, dir.path());
     let shutdown = CancellationToken::new();
     let bridge = tokio::spawn(insights_bridge::run(config, shutdown.clone()));
 
@@ -435,7 +391,7 @@ async fn dead_letters_can_go_to_a_kafka_topic_instead() {
     let dir = tempfile::tempdir().unwrap();
     let (_kafka, brokers) = tansu("insights");
     // The dead-letter topic (memory storage creates topics on first use; create it anyway).
-    let _ = std::process::Command::new(common::tansu_bin())
+    let _ = std::process::Command::new(insights_testkit::tansu_bin())
         .args([
             "topic",
             "create",

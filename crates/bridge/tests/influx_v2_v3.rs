@@ -3,16 +3,14 @@
 //! path, query, headers and body: no InfluxDB 3 server can run on this machine, so this one is a
 //! stand-in, and says so.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Proc, free_port, produce, tansu, wait_for_port};
 use insights_bridge::{BridgeConfig, BridgeStats};
+use insights_testkit::{Proc, free_port, produce, tansu, wait_for_port};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

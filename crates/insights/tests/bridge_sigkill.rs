@@ -2,13 +2,10 @@
 //! payload exactly once (points are stamped with the payload's time, so a message read again
 //! overwrites its own point). Real tansu and influxd, as in the bridge's own tests.
 
-#[path = "../../bridge/tests/common/mod.rs"]
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, influxd, produce, tansu};
+use insights_testkit::{free_port, influxd, produce, tansu};
 use serde_json::{Value, json};
 
 struct Bridge(Child);

@@ -5,7 +5,7 @@
 //!    messages to the same broker with the same producer settings; rounds interleaved;
 //! 2. the resident memory of the `insights` server during a broker outage under steady load.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use insights_delivery::{
 };
 use insights_kafka::ConnectionRequest;
 use insights_payload::{AlgorithmRef, MetricSet, MetricValue, Payload, RequestId, SessionId};
+use insights_testkit::{Proc, free_port};
 use rdkafka::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -47,24 +48,8 @@ fn args() -> Args {
     a
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn tansu_bin() -> String {
     std::env::var("INSIGHTS_TANSU").expect("INSIGHTS_TANSU (scripts/bench-delivery sets it)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// tansu on `port`: memory storage, or SQLite in `dir` (which survives a restart, as a real

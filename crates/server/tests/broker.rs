@@ -5,58 +5,17 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::{TestServer, consume};
+use insights_testkit::{Proc, free_port, tansu_bin, tansu_ok, wait_for_port};
 use rdkafka::ClientConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const TOPIC: &str = "insights";
-
-fn tansu_bin() -> PathBuf {
-    let path = std::env::var("INSIGHTS_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/insights/tansu-0.6.0/bin/tansu")
-        });
-    assert!(
-        path.exists(),
-        "tansu is not at {} (scripts/test builds it; or set INSIGHTS_TANSU)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child process killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(mut cmd: Command) -> Proc {
     Proc(
@@ -71,49 +30,6 @@ fn tansu(args: &[&str]) -> Command {
     let mut c = Command::new(tansu_bin());
     c.args(args);
     c
-}
-
-/// Runs a tansu client command until it succeeds (the broker may still be starting).
-fn tansu_ok(args: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = tansu(args).output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tansu {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A plaintext tansu with in-memory storage (topics are created on first use).
-fn plaintext_broker() -> (Proc, String) {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let p = spawn(tansu(&[
-        "broker",
-        "--listener-url",
-        &url,
-        "--advertised-listener-url",
-        &url,
-        "--storage-engine",
-        "memory://tansu/",
-    ]));
-    wait_for_port(port);
-    tansu_ok(&[
-        "topic",
-        "create",
-        TOPIC,
-        "--partitions",
-        "3",
-        "--broker",
-        &url,
-    ]);
-    (p, format!("127.0.0.1:{port}"))
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -330,7 +246,7 @@ async fn verdict(t: &TestServer, connection: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plaintext_delivery_to_tansu_matches_the_embedded_store_byte_for_byte() {
-    let (_broker, brokers) = plaintext_broker();
+    let (_broker, brokers) = insights_testkit::tansu(TOPIC);
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
     t.probe("acme", "plain", 2, true).await;

@@ -1,5 +1,7 @@
-//! Real services for the bridge tests: tansu (Kafka protocol) and influxd, started here.
-#![allow(dead_code, unreachable_pub)]
+//! Real services for tests and benchmarks, started here and stopped when dropped: tansu (a
+//! Kafka-protocol broker, built and cached by `scripts/test`) and `influxd` (Debian's
+//! `influxdb`). Shared by the server's, the bridge's and the binary's tests, so that every suite
+//! starts them the same way.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// A child process, killed and reaped when dropped.
 pub struct Proc(pub Child);
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -48,6 +51,8 @@ pub fn tansu_bin() -> PathBuf {
     p
 }
 
+/// A plaintext tansu with memory storage and `topic` (3 partitions) created; returns the
+/// process and its `host:port`.
 pub fn tansu(topic: &str) -> (Proc, String) {
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
@@ -68,31 +73,33 @@ pub fn tansu(topic: &str) -> (Proc, String) {
             .unwrap(),
     );
     wait_for_port(port);
+    tansu_ok(&[
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        "3",
+        "--broker",
+        &url,
+    ]);
+    (p, format!("127.0.0.1:{port}"))
+}
+
+/// Runs a tansu client command until it succeeds (the broker may still be starting).
+pub fn tansu_ok(args: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = Command::new(tansu_bin())
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                "3",
-                "--broker",
-                &url,
-            ])
-            .output()
-            .unwrap();
+        let out = Command::new(tansu_bin()).args(args).output().unwrap();
         if out.status.success() {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "{}",
+            "tansu {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    (p, format!("127.0.0.1:{port}"))
 }
 
 /// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
