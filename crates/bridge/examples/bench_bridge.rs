@@ -1,7 +1,7 @@
 //! Bridge benchmark (run it with `scripts/bench-bridge`), in one run on the same topic:
 //! (a) a bare rdkafka consumer that only reads the messages, (b) `influxd` ingesting the same
-//! points posted directly as pre-encoded line protocol, (c) the bridge end to end; and the
-//! conversion alone (JSON payload → line) on one core.
+//! points posted directly as pre-encoded line protocol, (c) the bridge end to end. The conversion
+//! alone is a criterion benchmark (benches/conversion.rs), which `scripts/bench-bridge` runs too.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,24 +10,11 @@ use std::time::{Duration, Instant};
 use insights_bridge::{BridgeConfig, BridgeStats, Mapping};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-fn payload(i: usize) -> String {
-    json!({
-        "risk_score": (i % 1000) as f64 / 1000.0,
-        "approved": i % 2,
-        "credit_limit": i % 9000,
-        "duration_milliseconds": i % 50,
-        "algorithm_version": "1.0.0",
-        "request_id": format!("req-00000000-0000-0000-0000-{i:012}"),
-        "time": format!("2021-02-20T{:02}:{:02}:{:02}.{:06}", (i / 3600) % 24, (i / 60) % 60, i % 60, i % 1_000_000),
-        "algorithm_name": format!("algo_{}", i % 8),
-        "session_id": "rses-f28bb94a-5556-4aeb-a6d2-89493626bf4f",
-        "algorithm_owner": "bench"
-    })
-    .to_string()
-}
+#[path = "../benches/sample/mod.rs"]
+mod sample;
+use sample::payload;
 
 async fn query(url: &str, q: &str) {
     reqwest::Client::new()
@@ -76,15 +63,13 @@ async fn main() {
         p.flush(Duration::from_secs(120)).unwrap();
     }
 
-    // (d) conversion alone, one core.
+    // The points for (b), pre-encoded. The conversion alone is measured by criterion:
+    // `cargo bench -p insights-bridge --bench conversion` (benches/conversion.rs).
     let mapping = Mapping::default();
-    let mut out = Vec::with_capacity(64 << 20);
-    let start = Instant::now();
+    let mut lines = Vec::with_capacity(64 << 20);
     for m in &messages {
-        mapping.encode(m.as_bytes(), &mut out).unwrap();
+        mapping.encode(m.as_bytes(), &mut lines).unwrap();
     }
-    let convert = n as f64 / start.elapsed().as_secs_f64();
-    let lines = out;
 
     // (a) bare consumer.
     let b = brokers.clone();
@@ -164,5 +149,4 @@ async fn main() {
         "| (c) / min(a, b) (goal ≥ 0.8) | {:.3} |",
         bridge / consume.min(direct)
     );
-    println!("| conversion alone, one core (goal ≥ 1,000,000) | {convert:.0} |");
 }

@@ -31,6 +31,12 @@ struct LagContext {
 }
 
 impl rdkafka::ClientContext for LagContext {
+    /// librdkafka keeps reconnecting by itself; this says so, in the bridge's words (the default
+    /// would log the bare error).
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka is unreachable or failing; the bridge keeps retrying");
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let lag: i64 = statistics
             .topics

@@ -54,7 +54,11 @@ pub fn tansu_bin() -> PathBuf {
 /// A plaintext tansu with memory storage and `topic` (3 partitions) created; returns the
 /// process and its `host:port`.
 pub fn tansu(topic: &str) -> (Proc, String) {
-    let port = free_port();
+    tansu_on(free_port(), topic)
+}
+
+/// `tansu` on a given port (to start a broker where a client is already trying to connect).
+pub fn tansu_on(port: u16, topic: &str) -> (Proc, String) {
     let url = format!("tcp://127.0.0.1:{port}");
     let p = Proc(
         Command::new(tansu_bin())
