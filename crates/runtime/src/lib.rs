@@ -163,6 +163,14 @@ pub enum ReportError {
 
 type PoolKey = (String, String, String);
 
+/// What a version has done since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub calls: u64,
+    /// Insights payloads emitted (handed to delivery).
+    pub payloads: u64,
+}
+
 struct Pool {
     spec: Arc<WorkerSpec>,
     permits: Arc<Semaphore>,
@@ -173,6 +181,9 @@ struct Pool {
 /// Handles of the metrics a pool records on every call, registered once: looking a labelled
 /// metric up by its labels on every call would cost more than the rest of the bookkeeping.
 struct PoolMetrics {
+    /// Calls and payloads since the process started, for the admin panel.
+    calls: AtomicU64,
+    payloads: AtomicU64,
     busy: metrics::Gauge,
     duration: metrics::Histogram,
     successes: metrics::Counter,
@@ -192,6 +203,8 @@ impl PoolMetrics {
             ("outcome", "success".to_string()),
         ];
         Self {
+            calls: AtomicU64::new(0),
+            payloads: AtomicU64::new(0),
             busy: metrics::gauge!("insights_pool_busy_workers", &labels),
             duration: metrics::histogram!("insights_call_duration_seconds", &labels),
             successes: metrics::counter!("insights_calls_total", &outcome),
@@ -255,6 +268,23 @@ impl Runtime {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// Calls and payloads per version (`owner`, `name`, `version`) since the process started.
+    /// A version not called yet is absent.
+    pub fn call_counts(&self) -> HashMap<(String, String, String), CallCounts> {
+        self.pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(key, pool)| {
+                let counts = CallCounts {
+                    calls: pool.metrics.calls.load(Ordering::Relaxed),
+                    payloads: pool.metrics.payloads.load(Ordering::Relaxed),
+                };
+                (key.clone(), counts)
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -380,6 +410,7 @@ impl Runtime {
             }),
             Err(f) => Err(failure_to_error(&f, request.timeout)),
         };
+        pool.metrics.calls.fetch_add(1, Ordering::Relaxed);
         match &outcome {
             Ok(_) => pool.metrics.successes.increment(1),
             Err(e) => metrics::counter!("insights_calls_total", "algorithm" => algorithm.path(), "version" => version.clone(), "outcome" => e.error_type.clone())
@@ -403,6 +434,7 @@ impl Runtime {
         if resolved.settings.insights_enabled {
             let session_id = session_id.unwrap_or_default();
             pool.metrics.emitted.increment(1);
+            pool.metrics.payloads.fetch_add(1, Ordering::Relaxed);
             self.handoff.offer(Payload {
                 algorithm,
                 session_id,

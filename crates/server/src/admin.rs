@@ -7,13 +7,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use insights_store::PayloadQuery;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::panel::session::Admin;
 use crate::error::{ApiError, parse_json};
 
 const MAX_PAYLOADS_PER_PAGE: usize = 1000;
@@ -27,10 +28,9 @@ pub(crate) struct NewKey {
 /// `POST /v1/admin/api-keys`: the key is in this answer and nowhere else, ever.
 pub(crate) async fn create_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let new: NewKey = parse_json(&body)?;
     let created = state.keys.create(&new.name)?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
@@ -39,9 +39,8 @@ pub(crate) async fn create_key(
 /// `GET /v1/admin/api-keys`: names and dates, never the keys.
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     Ok(Json(json!({"results": state.keys.list()?})).into_response())
 }
 
@@ -49,9 +48,8 @@ pub(crate) async fn list_keys(
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     state.keys.revoke(&id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -59,9 +57,8 @@ pub(crate) async fn revoke_key(
 /// `GET /v1/admin/algorithms`
 pub(crate) async fn list_algorithms(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     Ok(Json(json!({"results": state.runtime.catalog().algorithms()})).into_response())
 }
 
@@ -70,9 +67,8 @@ pub(crate) async fn list_algorithms(
 pub(crate) async fn list_payloads(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let mut q = PayloadQuery {
         limit: 100,
         ..Default::default()

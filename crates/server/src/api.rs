@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::panel::session::Admin;
 use crate::auth::credential;
 use crate::error::{ApiError, parse_json};
 
@@ -206,10 +207,9 @@ pub(crate) async fn report_insights(
 pub(crate) async fn register_algorithm(
     State(state): State<AppState>,
     Path(owner): Path<String>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let new: NewAlgorithm = parse_json(&body)?;
     let view = state.runtime.catalog().register(&owner, new)?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -229,10 +229,9 @@ pub(crate) async fn get_algorithm(
 pub(crate) async fn publish_version(
     State(state): State<AppState>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let request: PublishRequest = parse_json(&body)?;
     let view = state
         .runtime
@@ -263,10 +262,9 @@ pub(crate) struct PatchVersion {
 pub(crate) async fn patch_version(
     State(state): State<AppState>,
     Path((owner, name, version)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let patch: PatchVersion = parse_json(&body)?;
     let view =
         state

@@ -7,13 +7,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use insights_kafka::{ConnectionRequest, ConnectionSettings, Secret, test_connection};
 use insights_store::{SecretBox, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::panel::session::Admin;
 use crate::error::{ApiError, parse_json};
 
 const SETTING: &str = "kafka_connection";
@@ -121,23 +122,24 @@ fn validated(
         .map_err(ApiError::fields)
 }
 
-/// `GET /v1/admin/insights/connection`: the connection (never its password) and its live state.
+/// `GET /v1/admin/insights/connection`: the connection (never its password), its live state, and
+/// that state in words (`summary`: `label` and `sentence`, as the panel shows them).
 pub(crate) async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let connection = current(&state)?.map(|s| s.view());
-    Ok(Json(json!({"connection": connection, "status": state.kafka.status()})).into_response())
+    let status = state.kafka.status();
+    let summary = crate::panel::status_in_words(&status);
+    Ok(Json(json!({"connection": connection, "status": status, "summary": summary})).into_response())
 }
 
 /// `PUT /v1/admin/insights/connection`: validates, saves, and switches delivery to it.
 pub(crate) async fn put(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let request: ConnectionRequest = parse_json(&body)?;
     let (settings, warnings) = validated(&state, request)?;
     state
@@ -153,9 +155,8 @@ pub(crate) async fn put(
 /// spool until their window ends, in case a connection is saved again in time.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     state
         .connection
         .change(None, &state.kafka)
@@ -168,10 +169,9 @@ pub(crate) async fn delete(
 /// the stored ones) and answers with a verdict.
 pub(crate) async fn test(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.admin.check(&headers)?;
     let settings = if body.iter().all(u8::is_ascii_whitespace) {
         current(&state)?.ok_or_else(|| {
             ApiError::invalid("body", "no connection is stored; send the settings to test")

@@ -3,7 +3,8 @@
 //! - the public API (`/v1/algo`, `/v1/algorithms`), compatible with Algorithmia's clients;
 //! - the per-worker insights endpoint (`/worker/{token}/v1/insights`), which algorithms reach
 //!   through the `ALGORITHMIA_API` their worker was given;
-//! - the admin API (`/v1/admin/...`);
+//! - the admin API (`/v1/admin/...`), with the admin token or a panel session;
+//! - the admin panel (`/admin/...`), web pages over the admin API;
 //! - operations: `/metrics` (Prometheus) and `/healthz`.
 //!
 //! [`start`] binds, builds every stage, and returns a [`RunningServer`] whose
@@ -15,6 +16,7 @@ mod api;
 pub mod auth;
 mod connection;
 mod error;
+mod panel;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -83,6 +85,7 @@ pub struct AppState {
     pub handoff: Handoff,
     pub kafka: Arc<KafkaDelivery>,
     pub connection: Arc<connection::ConnectionStore>,
+    pub sessions: Arc<panel::session::Sessions>,
 }
 
 /// The whole HTTP surface.
@@ -120,6 +123,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/admin/insights/connection/test", post(connection::test))
         .route("/metrics", get(telemetry::metrics))
         .route("/healthz", get(telemetry::healthz))
+        .merge(panel::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -236,14 +240,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         handoff,
         kafka,
         connection,
+        sessions: Arc::default(),
     };
 
     let http_shutdown = CancellationToken::new();
     let router = app(state.clone(), config.max_body_bytes);
     let stop = http_shutdown.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
+        // The peer address is what the panel's sign-in rate limit counts failures by.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");

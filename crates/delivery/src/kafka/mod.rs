@@ -107,6 +107,9 @@ enum Event {
         code: Option<RDKafkaErrorCode>,
         message: String,
     },
+    BrokerUp {
+        generation: u64,
+    },
     Stop(oneshot::Sender<()>),
 }
 
@@ -216,9 +219,49 @@ impl PayloadSink for KafkaDelivery {
 struct Context {
     generation: u64,
     events: Mutex<mpsc::Sender<Event>>,
+    /// A broker connection came up (from librdkafka's statistics); reported once.
+    broker_up: AtomicBool,
+}
+
+/// The part of librdkafka's statistics that says whether a broker connection is up.
+#[derive(serde::Deserialize)]
+struct BrokerStates {
+    brokers: HashMap<String, BrokerState>,
+}
+
+#[derive(serde::Deserialize)]
+struct BrokerState {
+    nodeid: i32,
+    state: String,
 }
 
 impl ClientContext for Context {
+    /// The connection counts as up once librdkafka has a broker connection in state `UP`
+    /// (connected, TLS and SASL done), so the admin sees *connected* before the first payload.
+    /// After that the statistics are ignored; deliveries tell the rest.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if self.broker_up.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(stats) = serde_json::from_slice::<BrokerStates>(statistics) else {
+            return;
+        };
+        if stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP")
+        {
+            self.broker_up.store(true, Ordering::Relaxed);
+            let _ = self
+                .events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send(Event::BrokerUp {
+                    generation: self.generation,
+                });
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let _ = self
             .events
@@ -387,6 +430,11 @@ impl Worker {
                 seq,
                 result,
             } => self.delivered(generation, seq, result, resolved),
+            Event::BrokerUp { generation } => {
+                if generation == self.generation && self.counts.state == "connecting" {
+                    self.counts.state = "connected";
+                }
+            }
             Event::ClientError {
                 generation,
                 code,
@@ -461,11 +509,14 @@ impl Worker {
                 "queue.buffering.max.messages",
                 self.config.max_in_flight.to_string(),
             )
-            .set("queue.buffering.max.kbytes", "1048576");
+            .set("queue.buffering.max.kbytes", "1048576")
+            // Only until a broker connection is up (see `Context::stats_raw`).
+            .set("statistics.interval.ms", "1000");
         self.last_create = Some(Instant::now());
         let context = Context {
             generation: self.generation,
             events: Mutex::new(self.events_tx.clone()),
+            broker_up: AtomicBool::new(false),
         };
         match config.create_with_context(context) {
             Ok(p) => {

@@ -1,0 +1,303 @@
+//! Who is signed in to the admin panel: sessions (a random token in an `HttpOnly`,
+//! `SameSite=Strict` cookie, only its hash kept), each with its CSRF token; the rate limit on
+//! failed sign-ins; and [`Admin`], the extractor every admin handler takes, which accepts either
+//! the admin token (`Authorization: Bearer`, for programs) or a session (for the panel, with the
+//! CSRF token on every request that changes something).
+//!
+//! Sessions live in memory: a restart signs everyone out, which is the safe direction.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use insights_store::hash_secret;
+
+use crate::AppState;
+use crate::auth::credential;
+use crate::error::ApiError;
+
+pub(crate) const SESSION_COOKIE: &str = "insights_session";
+/// The sign-in form's own CSRF token (double submit: cookie and hidden field must match), so
+/// that another site cannot sign a browser in to an account of its choosing.
+pub(crate) const SIGN_IN_COOKIE: &str = "insights_sign_in";
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A session unused this long is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// A session older than this is gone, used or not.
+const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Sessions held at most; beyond it the least recently used is signed out (counted).
+const MAX_SESSIONS: usize = 1000;
+/// Failed sign-ins allowed per client address within [`FAILURE_WINDOW`].
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses tracked for failures at most; when full, unknown addresses are refused
+/// until entries expire (counted), so a flood cannot grow the table or bypass the limit.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+struct Session {
+    csrf: String,
+    created: Instant,
+    last_seen: Instant,
+}
+
+struct Failures {
+    since: Instant,
+    count: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_hash: HashMap<String, Session>,
+    failures: HashMap<IpAddr, Failures>,
+}
+
+/// The panel's sessions and sign-in failures.
+#[derive(Default)]
+pub struct Sessions {
+    inner: Mutex<Inner>,
+}
+
+/// A signed-in session, as a handler sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn {
+    pub(crate) csrf: String,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new session: returns the cookie token (shown to the browser only) and its CSRF token.
+    pub(crate) fn create(&self) -> (String, String) {
+        let token = random_token();
+        let csrf = random_token();
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.by_hash.retain(|_, s| alive(s, now));
+        if inner.by_hash.len() >= MAX_SESSIONS {
+            let oldest = inner
+                .by_hash
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                inner.by_hash.remove(&k);
+                metrics::counter!("insights_admin_sessions_evicted_total").increment(1);
+            }
+        }
+        inner.by_hash.insert(
+            hash_secret(&token),
+            Session {
+                csrf: csrf.clone(),
+                created: now,
+                last_seen: now,
+            },
+        );
+        (token, csrf)
+    }
+
+    /// The session of this cookie token, if it is alive (and marks it used).
+    pub(crate) fn get(&self, token: &str) -> Option<SignedIn> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let key = hash_secret(token);
+        let session = inner.by_hash.get_mut(&key)?;
+        if !alive(session, now) {
+            inner.by_hash.remove(&key);
+            return None;
+        }
+        session.last_seen = now;
+        Some(SignedIn {
+            csrf: session.csrf.clone(),
+        })
+    }
+
+    pub(crate) fn remove(&self, token: &str) {
+        self.lock().by_hash.remove(&hash_secret(token));
+    }
+
+    /// `Err(retry_after)` when `ip` has failed too often lately.
+    pub(crate) fn may_try(&self, ip: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if let Some(f) = inner.failures.get(&ip) {
+            let elapsed = now.duration_since(f.since);
+            if elapsed < FAILURE_WINDOW && f.count >= MAX_FAILURES {
+                return Err(FAILURE_WINDOW - elapsed);
+            }
+            return Ok(());
+        }
+        if inner.failures.len() >= MAX_TRACKED_ADDRESSES {
+            inner
+                .failures
+                .retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+            if inner.failures.len() >= MAX_TRACKED_ADDRESSES {
+                return Err(FAILURE_WINDOW);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn failed(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let f = inner.failures.entry(ip).or_insert(Failures {
+            since: now,
+            count: 0,
+        });
+        if now.duration_since(f.since) >= FAILURE_WINDOW {
+            *f = Failures {
+                since: now,
+                count: 0,
+            };
+        }
+        f.count += 1;
+    }
+
+    pub(crate) fn succeeded(&self, ip: IpAddr) {
+        self.lock().failures.remove(&ip);
+    }
+}
+
+fn alive(s: &Session, now: Instant) -> bool {
+    now.duration_since(s.last_seen) < IDLE_TIMEOUT && now.duration_since(s.created) < MAX_AGE
+}
+
+pub(crate) fn random_token() -> String {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).expect("the operating system's random source works");
+    hex::encode(buf)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, and `Secure` when the browser reached
+/// us over TLS (a proxy in front says so with `X-Forwarded-Proto: https`). `max_age` zero
+/// deletes the cookie; `None` makes it last until the browser closes.
+pub(crate) fn set_cookie(
+    request: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age: Option<Duration>,
+) -> String {
+    let tls = request
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={}", age.as_secs()));
+    }
+    if tls {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// The signed-in session of a request, if any.
+pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(String, SignedIn)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    state
+        .sessions
+        .get(token)
+        .map(|s| (token.to_string(), s))
+}
+
+/// Proof that a request comes from the administrator: the admin token in `Authorization`, or a
+/// panel session (with the session's CSRF token in `X-CSRF-Token` unless the method is safe).
+/// Refused requests get 401 (or 403 for a missing CSRF token), as JSON.
+pub(crate) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if credential(&parts.headers).is_some() {
+            state.admin.check(&parts.headers)?;
+            return Ok(Admin);
+        }
+        let Some((_, session)) = signed_in(state, &parts.headers) else {
+            return state.admin.check(&parts.headers).map(|()| Admin);
+        };
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            return Ok(Admin);
+        }
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if sent.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes())) {
+            Ok(Admin)
+        } else {
+            metrics::counter!("insights_admin_csrf_refused_total").increment(1);
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationError",
+                "a signed-in request that changes something needs the page's CSRF token in the X-CSRF-Token header; reload the page",
+            ))
+        }
+    }
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn five_failures_per_address_then_a_wait() {
+        let s = Sessions::default();
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        for _ in 0..MAX_FAILURES {
+            assert!(s.may_try(a).is_ok());
+            s.failed(a);
+        }
+        let wait = s.may_try(a).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= FAILURE_WINDOW);
+        assert!(s.may_try(b).is_ok(), "another address is not affected");
+    }
+
+    #[test]
+    fn sessions_are_found_by_token_and_gone_after_sign_out() {
+        let s = Sessions::default();
+        let (token, csrf) = s.create();
+        assert_eq!(s.get(&token).unwrap().csrf, csrf);
+        assert!(s.get("not-a-session").is_none());
+        s.remove(&token);
+        assert!(s.get(&token).is_none());
+    }
+
+    #[test]
+    fn cookies_are_read_from_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; insights_session=abc"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
+        let set = set_cookie(&h, SESSION_COOKIE, "x", None);
+        assert_eq!(set, "insights_session=x; Path=/; HttpOnly; SameSite=Strict");
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(set_cookie(&h, SESSION_COOKIE, "x", None).ends_with("; Secure"));
+    }
+}
