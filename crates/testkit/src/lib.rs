@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod scram;
+
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -168,5 +170,34 @@ pub async fn produce(brokers: &str, messages: &[String]) {
             )
             .await
             .unwrap();
+    }
+}
+
+/// `chromedriver` (Debian's `chromium-driver`) on a free loopback port, in its own process
+/// group so that the Chromium it starts goes with it; returns the driver and its URL.
+pub fn chromedriver() -> (ProcGroup, String) {
+    use std::os::unix::process::CommandExt as _;
+    let port = free_port();
+    let p = ProcGroup(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (scripts/test installs Debian's chromium-driver)"),
+    );
+    wait_for_port(port);
+    (p, format!("http://127.0.0.1:{port}"))
+}
+
+/// A child process leading its own process group; the whole group is killed when dropped.
+pub struct ProcGroup(pub Child);
+impl Drop for ProcGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
     }
 }
