@@ -75,6 +75,9 @@ pub(crate) async fn run(
         "
 Insights is serving on {url}. Try:
 
+  # the admin panel: open {url}/admin and sign in with the admin token
+  # (in {data}/admin-token, unless INSIGHTS_ADMIN_TOKEN is set)
+
   # call the algorithm (this key was created for the demo; it is also in {data}/demo-api-key)
   curl -s -X POST {url}/v1/algo/{OWNER}/{NAME} \\
        -H 'Authorization: Simple {key}' -H 'Content-Type: application/json' \\

@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use insights_store::PayloadQuery;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::panel::session::Admin;
 use crate::error::{ApiError, parse_json};
+use crate::panel::session::Admin;
 
 const MAX_PAYLOADS_PER_PAGE: usize = 1000;
 

@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::panel::session::Admin;
 use crate::auth::credential;
 use crate::error::{ApiError, parse_json};
+use crate::panel::session::Admin;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 

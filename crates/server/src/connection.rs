@@ -14,8 +14,8 @@ use insights_store::{SecretBox, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::panel::session::Admin;
 use crate::error::{ApiError, parse_json};
+use crate::panel::session::Admin;
 
 const SETTING: &str = "kafka_connection";
 
@@ -131,7 +131,10 @@ pub(crate) async fn get(
     let connection = current(&state)?.map(|s| s.view());
     let status = state.kafka.status();
     let summary = crate::panel::status_in_words(&status);
-    Ok(Json(json!({"connection": connection, "status": status, "summary": summary})).into_response())
+    Ok(
+        Json(json!({"connection": connection, "status": status, "summary": summary}))
+            .into_response(),
+    )
 }
 
 /// `PUT /v1/admin/insights/connection`: validates, saves, and switches delivery to it.

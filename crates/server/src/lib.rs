@@ -253,7 +253,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        .await
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     Ok(RunningServer {

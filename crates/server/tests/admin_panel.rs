@@ -201,9 +201,7 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
     b.goto("/admin/api-keys").await;
     b.fill("#token", "not-the-token").await;
     b.click("form button[type=submit]").await;
-    let error = b
-        .wait_text("#token-error", |t| !t.is_empty())
-        .await;
+    let error = b.wait_text("#token-error", |t| !t.is_empty()).await;
     assert_eq!(error, "That is not the admin token.");
     assert!(b.at().await.starts_with("/admin/sign-in"));
     b.screenshot("refused").await;
@@ -310,7 +308,8 @@ async fn connecting_through_the_modal_shows_connected_then_a_call_is_delivered()
     b.click("#connect").await;
 
     // Tested, saved, reloaded; the state comes from the delivery thread.
-    b.wait_text("#kafka-state-label", |t| t == "Connected").await;
+    b.wait_text("#kafka-state-label", |t| t == "Connected")
+        .await;
     assert_eq!(b.text("#open-connection").await, "Edit Connection");
     assert_eq!(connection(&t).await["connection"]["topic"], TOPIC);
 
@@ -324,9 +323,8 @@ async fn connecting_through_the_modal_shows_connected_then_a_call_is_delivered()
     // Readable on a phone: nothing wider than the screen.
     b.c.set_window_size(390, 844).await.unwrap();
     b.goto("/admin/insights").await;
-    let overflow = b
-        .c
-        .execute(
+    let overflow =
+        b.c.execute(
             "return document.documentElement.scrollWidth - window.innerWidth",
             vec![],
         )
@@ -406,7 +404,7 @@ async fn every_invalid_field_shows_the_apis_message_inline_and_nothing_is_saved(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits_keep_the_password()
- {
+{
     let broker = scram_broker();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
@@ -418,7 +416,8 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     b.click("input[name=connection_type][value=sasl_scram_tls]")
         .await;
     assert!(b.displayed("#sasl-fields").await);
-    b.click("input[name=connection_type][value=plaintext]").await;
+    b.click("input[name=connection_type][value=plaintext]")
+        .await;
     assert!(!b.displayed("#sasl-fields").await);
     b.click("input[name=connection_type][value=sasl_scram_tls]")
         .await;
@@ -441,9 +440,8 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
         .send_keys(ca.to_str().unwrap())
         .await
         .unwrap();
-    let pasted = b
-        .c
-        .execute(
+    let pasted =
+        b.c.execute(
             "return document.getElementById('ca_certificate').value",
             vec![],
         )
@@ -466,16 +464,13 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     assert_eq!(code.as_deref(), Some("authentication_failed"), "{verdict}");
     assert!(b.displayed("#save-anyway").await);
     b.screenshot("wrong-password").await;
-    assert_eq!(
-        connection(&t).await["connection"],
-        Value::Null,
-        "not saved"
-    );
+    assert_eq!(connection(&t).await["connection"], Value::Null, "not saved");
 
     // The right password: tested, saved, connected.
     b.fill("#password", PASSWORD).await;
     b.click("#connect").await;
-    b.wait_text("#kafka-state-label", |t| t == "Connected").await;
+    b.wait_text("#kafka-state-label", |t| t == "Connected")
+        .await;
     let source = b.c.source().await.unwrap();
     assert!(!source.contains(PASSWORD), "the password is in the page");
     assert!(source.contains("A password is set"));
@@ -489,7 +484,8 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     b.click("#connect").await;
     b.wait_text("#connection-summary", |t| t.contains(OTHER_TOPIC))
         .await;
-    b.wait_text("#kafka-state-label", |t| t == "Connected").await;
+    b.wait_text("#kafka-state-label", |t| t == "Connected")
+        .await;
     let stored = connection(&t).await;
     assert_eq!(stored["connection"]["topic"], OTHER_TOPIC);
     assert_eq!(stored["connection"]["password_set"], true);
@@ -522,9 +518,7 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
     b.screenshot("on").await;
 
     let enabled = || async {
-        let (s, body) = t
-            .admin(Method::GET, "/v1/admin/algorithms", None)
-            .await;
+        let (s, body) = t.admin(Method::GET, "/v1/admin/algorithms", None).await;
         assert_eq!(s, 200);
         body["results"]
             .as_array()
@@ -538,7 +532,10 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
     b.click(switch).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while enabled().await {
-        assert!(tokio::time::Instant::now() < deadline, "the switch did not save");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the switch did not save"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, off, _) = t.call(&key, "acme/switch", scored()).await;
@@ -547,7 +544,10 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
     b.click(switch).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !enabled().await {
-        assert!(tokio::time::Instant::now() < deadline, "the switch did not save");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the switch did not save"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, third, _) = t.call(&key, "acme/switch", scored()).await;
@@ -564,9 +564,8 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
 
     // Counts, and the version's latest payloads as a table.
     b.goto("/admin/algorithms").await;
-    let row = b
-        .c
-        .find(Locator::XPath(
+    let row =
+        b.c.find(Locator::XPath(
             "//tr[.//input[@data-algorithm='acme/switch']]",
         ))
         .await
@@ -614,7 +613,8 @@ async fn an_api_key_is_shown_once_and_a_revoked_key_gets_401() {
 
     b.click("#keys button.revoke").await;
     b.c.accept_alert().await.unwrap();
-    b.wait_text("#keys tbody", |t| !t.contains("ci runner")).await;
+    b.wait_text("#keys tbody", |t| !t.contains("ci runner"))
+        .await;
     let (status, _, _) = t.call(&key, "acme/keyed", json!({})).await;
     assert_eq!(status, 401, "a revoked key");
     b.close().await;

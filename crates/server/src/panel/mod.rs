@@ -67,7 +67,10 @@ async fn security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -286,8 +289,10 @@ async fn sign_in(
                 wait.as_secs().max(1)
             )),
         );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
         return r;
     }
     if !state.admin.matches(form.token.trim()) {
@@ -308,7 +313,12 @@ async fn sign_in(
     let mut r = Redirect::to(&next).into_response();
     for c in [
         set_cookie(&headers, SESSION_COOKIE, &token, None),
-        set_cookie(&headers, SIGN_IN_COOKIE, "", Some(std::time::Duration::ZERO)),
+        set_cookie(
+            &headers,
+            SIGN_IN_COOKIE,
+            "",
+            Some(std::time::Duration::ZERO),
+        ),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::SET_COOKIE, v);
@@ -329,12 +339,21 @@ async fn sign_out(
 ) -> Response {
     if let Some((token, s)) = session::signed_in(&state, &headers) {
         if !constant_time_eq(s.csrf.as_bytes(), form.csrf.as_bytes()) {
-            return (StatusCode::FORBIDDEN, "The form had expired; reload the page.").into_response();
+            return (
+                StatusCode::FORBIDDEN,
+                "The form had expired; reload the page.",
+            )
+                .into_response();
         }
         state.sessions.remove(&token);
     }
     let mut r = Redirect::to("/admin/sign-in?signed_out=1").into_response();
-    let gone = set_cookie(&headers, SESSION_COOKIE, "", Some(std::time::Duration::ZERO));
+    let gone = set_cookie(
+        &headers,
+        SESSION_COOKIE,
+        "",
+        Some(std::time::Duration::ZERO),
+    );
     if let Ok(v) = HeaderValue::from_str(&gone) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -482,7 +501,7 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
 }
 
 fn window_in_words(seconds: u64) -> String {
-    if seconds >= 60 && seconds % 60 == 0 {
+    if seconds >= 60 && seconds.is_multiple_of(60) {
         let m = seconds / 60;
         format!("{m} minute{}", if m == 1 { "" } else { "s" })
     } else {

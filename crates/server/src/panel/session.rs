@@ -213,10 +213,7 @@ pub(crate) fn set_cookie(
 /// The signed-in session of a request, if any.
 pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(String, SignedIn)> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    state
-        .sessions
-        .get(token)
-        .map(|s| (token.to_string(), s))
+    state.sessions.get(token).map(|s| (token.to_string(), s))
 }
 
 /// Proof that a request comes from the administrator: the admin token in `Authorization`, or a
@@ -238,10 +235,7 @@ impl FromRequestParts<AppState> for Admin {
         if parts.method == Method::GET || parts.method == Method::HEAD {
             return Ok(Admin);
         }
-        let sent = parts
-            .headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         if sent.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes())) {
             Ok(Admin)
         } else {
@@ -290,7 +284,10 @@ mod tests {
     #[test]
     fn cookies_are_read_from_any_cookie_header() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; insights_session=abc"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; insights_session=abc"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "b"), Some("2"));

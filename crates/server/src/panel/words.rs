@@ -82,8 +82,14 @@ mod tests {
         assert!(failing("Client error: Local: Authentication failure: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512").contains("username or password"));
         assert!(failing("Client error: Local: SSL error: ssl/tls alert handshake failure: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed").contains("TLS handshake"));
         assert!(failing("Message production error: UnknownTopicOrPartition (Broker: Unknown topic or partition)").contains("does not exist"));
-        assert!(failing("Client error: Local: All broker connections are down: 1/1 brokers are down").contains("No broker can be reached"));
-        assert!(failing("Message production error: MessageTimedOut (Local: Message timed out)").contains("in time"));
+        assert!(
+            failing("Client error: Local: All broker connections are down: 1/1 brokers are down")
+                .contains("No broker can be reached")
+        );
+        assert!(
+            failing("Message production error: MessageTimedOut (Local: Message timed out)")
+                .contains("in time")
+        );
         assert!(failing("something new").contains("technical detail"));
         let idle = status_in_words(&KafkaStatus {
             state: "not_configured",
