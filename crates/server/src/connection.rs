@@ -147,9 +147,8 @@ pub(crate) async fn put(
     let (settings, warnings) = validated(&state, request)?;
     state
         .connection
-        .save(&settings)
+        .change(Some(&settings), &state.kafka)
         .map_err(ApiError::internal)?;
-    state.kafka.connect(Some(settings.clone()));
     tracing::info!(topic = %settings.topic, brokers = %settings.brokers.joined(), "Kafka connection saved");
     Ok(Json(json!({"connection": settings.view(), "warnings": warnings})).into_response())
 }

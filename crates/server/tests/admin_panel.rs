@@ -144,14 +144,21 @@ impl Browser {
         std::fs::write(dir.join(format!("{}-{name}.png", self.test)), png).unwrap();
     }
 
-    /// Form controls without a label, on the current page (keyboard and screen-reader use).
+    /// Form controls without a label, and descriptions pointing nowhere, on the current page
+    /// (keyboard and screen-reader use).
     async fn unlabelled_controls(&self) -> Vec<Value> {
         let v = self
             .c
             .execute(
-                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+                "const controls = [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')];
+                 const unlabelled = controls
                    .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() : !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
-                   .map(e => e.id || e.name || e.outerHTML)",
+                   .map(e => 'no label: ' + (e.id || e.name || e.outerHTML));
+                 const dangling = [...document.querySelectorAll('[aria-describedby]')]
+                   .flatMap(e => e.getAttribute('aria-describedby').split(' ')
+                     .filter(id => !document.getElementById(id))
+                     .map(id => 'no #' + id + ' for ' + (e.id || e.name)));
+                 return unlabelled.concat(dangling);",
                 vec![],
             )
             .await
@@ -192,10 +199,35 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
         let at = b.at().await;
         assert!(at.starts_with("/admin/sign-in?next="), "{page} → {at}");
     }
-    let api = reqwest::get(format!("{}/v1/admin/insights/connection", t.url))
+    assert_eq!(
+        b.unlabelled_controls().await,
+        Vec::<Value>::new(),
+        "sign-in"
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let api = http
+        .get(format!("{}/v1/admin/insights/connection", t.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(api.status(), 401, "the admin API without a session");
+    let api = http
+        .put(format!("{}/v1/admin/insights/connection", t.url))
+        .json(&json!({"topic": "t", "brokers": "127.0.0.1:9", "connection_type": "plaintext"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401, "a change without a session");
+    let forged = http
+        .post(format!("{}/admin/sign-in", t.url))
+        .form(&[("token", ADMIN), ("csrf", "0".repeat(64).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a sign-in form from elsewhere");
 
     // A wrong token is refused, and says so.
     b.goto("/admin/api-keys").await;
@@ -211,12 +243,19 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
     b.click("form button[type=submit]").await;
     b.wait_at("/admin/api-keys").await;
 
-    // The session cookie is out of reach of scripts (HttpOnly).
+    // The session cookie is out of reach of scripts (HttpOnly) and other sites (Strict).
     let cookies = b.c.execute("return document.cookie", vec![]).await.unwrap();
     assert!(
         !cookies.as_str().unwrap().contains("insights_session"),
         "{cookies}"
     );
+    let session = b.c.get_named_cookie("insights_session").await.unwrap();
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(
+        session.same_site().map(|s| s.to_string()).as_deref(),
+        Some("Strict")
+    );
+    let session = format!("insights_session={}", session.value());
     // A signed-in request that changes something needs the page's CSRF token.
     let status = b
         .c
@@ -229,6 +268,17 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
         .await
         .unwrap();
     assert_eq!(status, json!(403));
+    let status = b
+        .c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/v1/admin/api-keys', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': 'guess'}, body: '{\"name\":\"forged\"}'})
+               .then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403), "a wrong CSRF token");
     let (_, keys) = t.admin(Method::GET, "/v1/admin/api-keys", None).await;
     assert_eq!(keys["results"], json!([]), "nothing was created");
 
@@ -244,10 +294,24 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
     b.goto("/admin/insights").await;
     assert!(b.at().await.starts_with("/admin/sign-in"));
     b.close().await;
+    // The session is gone on the server too: its cookie, replayed, opens nothing.
+    let replayed = http
+        .get(format!("{}/admin/insights", t.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 303);
+    let replayed = http
+        .get(format!("{}/v1/admin/api-keys", t.url))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
 
     // Failed attempts are rate-limited per address: the sixth in a minute is refused even with
     // the right token.
-    let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for token in ["a", "b", "c", "d", "e", ADMIN] {
         let page = http
@@ -466,7 +530,15 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     b.screenshot("wrong-password").await;
     assert_eq!(connection(&t).await["connection"], Value::Null, "not saved");
 
+    // Saved anyway: the page says what is wrong, in words.
+    b.click("#save-anyway").await;
+    b.wait_text("#kafka-state-label", |t| t == "Failing").await;
+    let sentence = b.text("#kafka-state-sentence").await;
+    assert!(sentence.contains("username or password"), "{sentence}");
+    b.screenshot("failing").await;
+
     // The right password: tested, saved, connected.
+    b.click("#open-connection").await;
     b.fill("#password", PASSWORD).await;
     b.click("#connect").await;
     b.wait_text("#kafka-state-label", |t| t == "Connected")

@@ -124,7 +124,14 @@ impl FromRequestParts<AppState> for Page {
 /// Where to go after signing in: only a path of this panel, never another site.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/admin/") && !n.starts_with("//") && !n.contains('\\') => n,
+        // Printable ASCII only: anything else could not go in a Location header.
+        Some(n)
+            if n.starts_with("/admin/")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/admin/insights",
     }
 }
@@ -209,7 +216,10 @@ fn sign_in_form(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let csrf = session::random_token();
+    // One token per browser, kept while it is valid: two sign-in tabs both work.
+    let csrf = cookie(headers, SIGN_IN_COOKIE)
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(session::random_token, str::to_string);
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -228,7 +238,8 @@ fn sign_in_form(
                         input type="hidden" name="next" value=(next);
                         label for="token" { "Admin token" }
                         input id="token" name="token" type="password" autocomplete="current-password"
-                            required autofocus aria-describedby="token-hint token-error"
+                            required autofocus
+                            aria-describedby=(if error.is_some() { "token-hint token-error" } else { "token-hint" })
                             aria-invalid=[error.map(|_| "true")];
                         p.hint id="token-hint" {
                             "The token is in " code { "<data-dir>/admin-token" }
@@ -276,7 +287,7 @@ async fn sign_in(
             Some("The form had expired. Please sign in again."),
         );
     }
-    if let Err(wait) = state.sessions.may_try(ip) {
+    if let Err(wait) = state.sessions.begin_attempt(ip) {
         metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
             .increment(1);
         let mut r = sign_in_form(
@@ -296,7 +307,6 @@ async fn sign_in(
         return r;
     }
     if !state.admin.matches(form.token.trim()) {
-        state.sessions.failed(ip);
         metrics::counter!("insights_admin_sign_ins_total", "outcome" => "wrong_token").increment(1);
         tracing::warn!(%ip, "a sign-in to the admin panel failed: wrong token");
         return sign_in_form(
@@ -379,6 +389,7 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
     let main = html! {
         h1 { "Insights" }
         p.form-error id="page-error" role="alert" hidden {}
+        p.notice id="connection-warnings" role="status" hidden {}
         p.lead {
             "Every execution of a version with Insights on sends one payload to Kafka. "
             "Payloads wait while the connection is down, for up to the delivery window, then are dropped and counted."
@@ -443,11 +454,13 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
                 fieldset {
                     legend { "Connection type" }
                     label.choice {
-                        input type="radio" name="connection_type" value="sasl_scram_tls" checked[is_sasl];
+                        input type="radio" name="connection_type" value="sasl_scram_tls" checked[is_sasl]
+                            aria-describedby="error-connection_type";
                         " SASL/SCRAM over TLS"
                     }
                     label.choice {
-                        input type="radio" name="connection_type" value="plaintext" checked[!is_sasl];
+                        input type="radio" name="connection_type" value="plaintext" checked[!is_sasl]
+                            aria-describedby="error-connection_type";
                         " Unencrypted/plaintext"
                     }
                     (field("connection_type"))
@@ -470,8 +483,13 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
                     input id="password" name="password" type="password" autocomplete="new-password"
                         placeholder=[connection.as_ref().filter(|c| c.password_set).map(|_| "A password is set; leave empty to keep it")]
                         aria-describedby="password-hint error-password";
-                    @if connection.as_ref().is_some_and(|c| c.password_set) {
-                        p.hint id="password-hint" { "A password is set. It stays unchanged unless you type a new one." }
+                    p.hint id="password-hint" {
+                        @if connection.as_ref().is_some_and(|c| c.password_set) {
+                            "A password is set. It stays unchanged unless you type a new one; "
+                            "for other brokers or another username, type it again."
+                        } @else {
+                            "Never shown again once saved."
+                        }
                     }
                     (field("password"))
                     label for="ca_certificate" { "CA certificate (PEM)" }
@@ -485,7 +503,7 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
                     (field("ca_certificate"))
                 }
                 p.form-error id="form-error" role="alert" hidden {}
-                div id="verdict" role="status" aria-live="polite" hidden {}
+                div id="verdict" role="status" aria-live="polite" {}
                 div.actions {
                     button type="submit" id="connect" { "Connect" }
                     button type="button" id="save-anyway" hidden { "Save anyway" }
@@ -528,7 +546,7 @@ async fn algorithms_page(State(state): State<AppState>, Page(signed_in): Page) -
                 } @else {
                     div.table-wrap {
                         table {
-                            thead { tr { th scope="col" { "Version" } th scope="col" { "Published" } th scope="col" { "Insights" } th scope="col" { "Calls" } th scope="col" { "Payloads" } th scope="col" { span.visually-hidden { "Payloads" } } } }
+                            thead { tr { th scope="col" { "Version" } th scope="col" { "Published" } th scope="col" { "Insights" } th scope="col" { "Calls" } th scope="col" { "Payloads" } th scope="col" { span.visually-hidden { "Latest payloads" } } } }
                             tbody {
                                 @for v in a.versions.iter().rev() {
                                     @let version = &v.version_info.semantic_version;
@@ -659,8 +677,8 @@ async fn api_keys_page(State(state): State<AppState>, Page(signed_in): Page) -> 
                 p.field-error id="error-name" hidden {}
                 div.actions { button type="submit" { "Create key" } }
             }
-            div.new-key id="new-key" role="status" hidden {
-                p { "Copy this key now; it will not be shown again." }
+            div.new-key id="new-key" role="status" aria-live="polite" {
+                p id="new-key-notice" hidden { "Copy this key now; it will not be shown again." }
                 code id="new-key-value" {}
             }
         }
@@ -675,7 +693,8 @@ async fn api_keys_page(State(state): State<AppState>, Page(signed_in): Page) -> 
                                 th scope="row" { (k.name) }
                                 td { (k.created_at) }
                                 td { (k.last_used_at.as_deref().unwrap_or("never")) }
-                                td { button.danger.revoke type="button" data-key-id=(k.id) data-key-name=(k.name) { "Revoke" } }
+                                td { button.danger.revoke type="button" data-key-id=(k.id) data-key-name=(k.name)
+                                    aria-label={"Revoke key " (k.name)} { "Revoke" } }
                             }
                         }
                     }

@@ -25,6 +25,8 @@ pub(crate) const SESSION_COOKIE: &str = "insights_session";
 /// that another site cannot sign a browser in to an account of its choosing.
 pub(crate) const SIGN_IN_COOKIE: &str = "insights_sign_in";
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+/// Sent by the panel's background status poll: such a request does not count as activity.
+pub(crate) const BACKGROUND_HEADER: &str = "x-insights-background";
 
 /// A session unused this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
@@ -102,8 +104,9 @@ impl Sessions {
         (token, csrf)
     }
 
-    /// The session of this cookie token, if it is alive (and marks it used).
-    pub(crate) fn get(&self, token: &str) -> Option<SignedIn> {
+    /// The session of this cookie token, if it is alive; `touch` marks it used (a page's
+    /// background status poll does not, so an open tab does not keep a session alive).
+    pub(crate) fn get(&self, token: &str, touch: bool) -> Option<SignedIn> {
         let now = Instant::now();
         let mut inner = self.lock();
         let key = hash_secret(token);
@@ -112,7 +115,9 @@ impl Sessions {
             inner.by_hash.remove(&key);
             return None;
         }
-        session.last_seen = now;
+        if touch {
+            session.last_seen = now;
+        }
         Some(SignedIn {
             csrf: session.csrf.clone(),
         })
@@ -122,18 +127,15 @@ impl Sessions {
         self.lock().by_hash.remove(&hash_secret(token));
     }
 
-    /// `Err(retry_after)` when `ip` has failed too often lately.
-    pub(crate) fn may_try(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Starts a sign-in attempt from `ip`: counted as a failure at once (so parallel attempts
+    /// cannot all pass the check before any failure is recorded), and forgiven by
+    /// [`Sessions::succeeded`]. `Err(retry_after)` when the address has failed too often lately.
+    /// IPv6 addresses count per /64, the block one client usually holds.
+    pub(crate) fn begin_attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+        let ip = client_block(ip);
         let now = Instant::now();
         let mut inner = self.lock();
-        if let Some(f) = inner.failures.get(&ip) {
-            let elapsed = now.duration_since(f.since);
-            if elapsed < FAILURE_WINDOW && f.count >= MAX_FAILURES {
-                return Err(FAILURE_WINDOW - elapsed);
-            }
-            return Ok(());
-        }
-        if inner.failures.len() >= MAX_TRACKED_ADDRESSES {
+        if !inner.failures.contains_key(&ip) && inner.failures.len() >= MAX_TRACKED_ADDRESSES {
             inner
                 .failures
                 .retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
@@ -141,27 +143,37 @@ impl Sessions {
                 return Err(FAILURE_WINDOW);
             }
         }
-        Ok(())
-    }
-
-    pub(crate) fn failed(&self, ip: IpAddr) {
-        let now = Instant::now();
-        let mut inner = self.lock();
         let f = inner.failures.entry(ip).or_insert(Failures {
             since: now,
             count: 0,
         });
-        if now.duration_since(f.since) >= FAILURE_WINDOW {
+        let elapsed = now.duration_since(f.since);
+        if elapsed >= FAILURE_WINDOW {
             *f = Failures {
                 since: now,
                 count: 0,
             };
+        } else if f.count >= MAX_FAILURES {
+            return Err(FAILURE_WINDOW - elapsed);
         }
         f.count += 1;
+        Ok(())
     }
 
+    /// The attempt begun from `ip` was right: its failures are forgotten.
     pub(crate) fn succeeded(&self, ip: IpAddr) {
-        self.lock().failures.remove(&ip);
+        self.lock().failures.remove(&client_block(ip));
+    }
+}
+
+/// The unit a failure is counted against: the address (IPv4), or its /64 (IPv6).
+fn client_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
     }
 }
 
@@ -213,7 +225,12 @@ pub(crate) fn set_cookie(
 /// The signed-in session of a request, if any.
 pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(String, SignedIn)> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    state.sessions.get(token).map(|s| (token.to_string(), s))
+    // A page's background status poll does not count as activity.
+    let touch = !headers.contains_key(BACKGROUND_HEADER);
+    state
+        .sessions
+        .get(token, touch)
+        .map(|s| (token.to_string(), s))
 }
 
 /// Proof that a request comes from the administrator: the admin token in `Authorization`, or a
@@ -263,22 +280,32 @@ mod tests {
         let s = Sessions::default();
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
         for _ in 0..MAX_FAILURES {
-            assert!(s.may_try(a).is_ok());
-            s.failed(a);
+            assert!(s.begin_attempt(a).is_ok());
         }
-        let wait = s.may_try(a).unwrap_err();
+        let wait = s.begin_attempt(a).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= FAILURE_WINDOW);
-        assert!(s.may_try(b).is_ok(), "another address is not affected");
+        assert!(
+            s.begin_attempt(b).is_ok(),
+            "another address is not affected"
+        );
+        s.succeeded(b);
+        // An IPv6 client cannot get fresh tries by moving within its /64.
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8::{i}").parse().unwrap();
+            assert!(s.begin_attempt(ip).is_ok());
+        }
+        assert!(s.begin_attempt("2001:db8::ffff".parse().unwrap()).is_err());
+        assert!(s.begin_attempt("2001:db8:0:1::1".parse().unwrap()).is_ok());
     }
 
     #[test]
     fn sessions_are_found_by_token_and_gone_after_sign_out() {
         let s = Sessions::default();
         let (token, csrf) = s.create();
-        assert_eq!(s.get(&token).unwrap().csrf, csrf);
-        assert!(s.get("not-a-session").is_none());
+        assert_eq!(s.get(&token, true).unwrap().csrf, csrf);
+        assert!(s.get("not-a-session", true).is_none());
         s.remove(&token);
-        assert!(s.get(&token).is_none());
+        assert!(s.get(&token, true).is_none());
     }
 
     #[test]

@@ -4,9 +4,14 @@
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
-/** Calls the admin API; answers {status, body}. A lost session sends the browser to sign in. */
-async function api(method, url, body) {
+/**
+ * Calls the admin API; answers {status, body}. A lost session sends the browser to sign in.
+ * `background` marks a request the person did not make (the status poll): it does not keep the
+ * session alive.
+ */
+async function api(method, url, body, background = false) {
   const init = { method, credentials: "same-origin", headers: { "X-CSRF-Token": csrf } };
+  if (background) init.headers["X-Insights-Background"] = "1";
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -26,6 +31,11 @@ function show(el, text) {
   if (!el) return;
   el.textContent = text;
   el.hidden = !text;
+}
+
+/** Sets the text of a live region, which stays in the page (hiding it would silence it). */
+function say(el, text) {
+  if (el && el.textContent !== text) el.textContent = text;
 }
 
 function pageError(text) {
@@ -87,7 +97,8 @@ function connectionForm() {
 
   document.getElementById("open-connection")?.addEventListener("click", () => {
     clearFields(form);
-    show(verdict, "");
+    say(verdict, "");
+    delete verdict.dataset.code;
     show(formError, "");
     saveAnyway.hidden = true;
     dialog.showModal();
@@ -110,46 +121,70 @@ function connectionForm() {
     return body;
   };
 
+  const buttons = [document.getElementById("connect"), saveAnyway];
+  const busy = (on) => { for (const b of buttons) b.disabled = on; };
+
   const save = async (body) => {
     const saved = await api("PUT", "/v1/admin/insights/connection", body);
     if (saved.status !== 200) {
       if (!markFields(form, saved.body?.error)) show(formError, errorMessage(saved.body, "Saving failed."));
-      return false;
+      return;
     }
+    // Shown after the reload (e.g. "a single broker is a single point of failure").
+    if (saved.body.warnings?.length) sessionStorage.setItem("connection-warnings", saved.body.warnings.join(" "));
     location.reload();
-    return true;
   };
+
+  // A verdict is about the values tested: once they change, only Connect (test again) is offered.
+  form.addEventListener("input", () => { saveAnyway.hidden = true; });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFields(form);
     show(formError, "");
-    show(verdict, "");
     saveAnyway.hidden = true;
     const body = request();
-    const button = document.getElementById("connect");
-    button.disabled = true;
-    show(verdict, "Testing the connection…");
+    busy(true);
+    delete verdict.dataset.code;
+    say(verdict, "Testing the connection…");
     try {
       const tested = await api("POST", "/v1/admin/insights/connection/test", body);
       if (tested.status !== 200) {
-        show(verdict, "");
+        say(verdict, "");
         if (!markFields(form, tested.body?.error)) show(formError, errorMessage(tested.body, "The test failed."));
         return;
       }
       verdict.dataset.code = tested.body.code;
       if (tested.body.code === "ok") {
-        show(verdict, "Connection works. Saving…");
+        say(verdict, "Connection works. Saving…");
         await save(body);
       } else {
-        show(verdict, tested.body.message);
+        say(verdict, tested.body.message);
         saveAnyway.hidden = false;
       }
+    } catch (e) {
+      say(verdict, "");
+      show(formError, "The server could not be reached: " + e.message);
     } finally {
-      button.disabled = false;
+      busy(false);
     }
   });
-  saveAnyway.addEventListener("click", () => save(request()));
+  saveAnyway.addEventListener("click", async () => {
+    busy(true);
+    try {
+      await save(request());
+    } catch (e) {
+      show(formError, "The server could not be reached: " + e.message);
+    } finally {
+      busy(false);
+    }
+  });
+
+  const warnings = sessionStorage.getItem("connection-warnings");
+  if (warnings) {
+    sessionStorage.removeItem("connection-warnings");
+    show(document.getElementById("connection-warnings"), warnings);
+  }
 
   document.getElementById("disconnect")?.addEventListener("click", async () => {
     if (!confirm("Disconnect from Kafka? Payloads waiting now stay on disk until their delivery window ends.")) return;
@@ -163,17 +198,26 @@ function connectionForm() {
 function liveStatus() {
   const state = document.getElementById("kafka-state");
   if (!state) return;
+  let inFlight = false;
   const refresh = async () => {
-    const r = await api("GET", "/v1/admin/insights/connection");
-    if (r.status !== 200) return;
-    const { status, summary } = r.body;
-    state.dataset.state = status.state;
-    document.getElementById("kafka-state-label").textContent = summary.label;
-    document.getElementById("kafka-state-sentence").textContent = summary.sentence;
-    document.getElementById("kafka-error").textContent = status.last_error ?? "";
-    document.getElementById("kafka-error-detail").hidden = !status.last_error;
-    for (const key of ["delivered", "waiting", "dropped"]) {
-      document.getElementById(key).textContent = String(status[key]);
+    // Not while the tab is hidden, and never two at once (a slow server would pile them up).
+    if (document.hidden || inFlight) return;
+    inFlight = true;
+    try {
+      const r = await api("GET", "/v1/admin/insights/connection", undefined, true);
+      if (r.status !== 200) return;
+      const { status, summary } = r.body;
+      state.dataset.state = status.state;
+      // Only what changed is written: the state is a live region, read out on each change.
+      say(document.getElementById("kafka-state-label"), summary.label);
+      say(document.getElementById("kafka-state-sentence"), summary.sentence);
+      say(document.getElementById("kafka-error"), status.last_error ?? "");
+      document.getElementById("kafka-error-detail").hidden = !status.last_error;
+      for (const key of ["delivered", "waiting", "dropped"]) {
+        say(document.getElementById(key), String(status[key]));
+      }
+    } finally {
+      inFlight = false;
     }
   };
   setInterval(() => refresh().catch(() => {}), 2000);
@@ -217,8 +261,8 @@ function apiKeys() {
       return;
     }
     form.reset();
-    document.getElementById("new-key-value").textContent = r.body.key;
-    document.getElementById("new-key").hidden = false;
+    document.getElementById("new-key-notice").hidden = false;
+    say(document.getElementById("new-key-value"), r.body.key);
     const row = document.createElement("tr");
     row.dataset.keyId = r.body.id;
     const name = document.createElement("th");
@@ -234,6 +278,7 @@ function apiKeys() {
     revoke.className = "danger revoke";
     revoke.dataset.keyId = r.body.id;
     revoke.dataset.keyName = r.body.name;
+    revoke.setAttribute("aria-label", "Revoke key " + r.body.name);
     revoke.textContent = "Revoke";
     actions.append(revoke);
     row.append(name, created, used, actions);
