@@ -22,6 +22,8 @@ pub(crate) struct FileConfig {
     pub(crate) kafka: Option<insights_kafka::ConnectionRequest>,
     #[serde(default)]
     pub(crate) delivery: Delivery,
+    #[serde(default)]
+    pub(crate) admin: Admin,
     /// Algorithms to register (or update) at start, with the versions to publish.
     #[serde(default, rename = "algorithm")]
     algorithms: Vec<DeclaredAlgorithm>,
@@ -64,6 +66,27 @@ impl Limits {
             bail!("limits.max_body_bytes must be at least 1");
         }
         Ok(())
+    }
+}
+
+/// The admin panel behind a reverse proxy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Admin {
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    #[serde(default)]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    /// Always mark the panel's cookies `Secure`.
+    #[serde(default)]
+    secure_cookies: bool,
+}
+
+impl Admin {
+    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) {
+        c.panel = insights_server::PanelConfig {
+            trusted_proxies: self.trusted_proxies.clone(),
+            secure_cookies: self.secure_cookies,
+        };
     }
 }
 
@@ -232,6 +255,8 @@ brokers = "k1:9092,k2:9092"
 connection_type = "plaintext"
 [delivery]
 window_seconds = 60
+[admin]
+trusted_proxies = ["10.0.0.2", "::1"]
 [[algorithm]]
 owner = "demo"
 name = "scorer"
@@ -248,6 +273,7 @@ insights_enabled = true
         assert_eq!(r.listen.port(), 9999);
         assert_eq!(r.data_dir, dir.path().join("data"));
         assert_eq!(c.algorithms[0].settings.pool_size, 3);
+        assert_eq!(c.admin.trusted_proxies.len(), 2);
         assert!(c.algorithms[0].versions[0].settings.insights_enabled);
         assert_eq!(
             c.relative(&c.algorithms[0].source.path),
@@ -268,6 +294,10 @@ insights_enabled = true
             ("[limits]\nhandoff_capacity = 0", "handoff_capacity"),
             ("[kafka]\ntopic = 't'\nbrokerz = 'x'", "brokerz"),
             ("[delivery]\nwindow = 5", "window"),
+            (
+                "[admin]\ntrusted_proxies = ['proxy.local']",
+                "trusted_proxies",
+            ),
             (
                 "[[algorithm]]\nowner='a'\nname='b'\nsource={path='.', command=['x']}\n[[algorithm.version]]\nversion='one'",
                 "version",

@@ -123,6 +123,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         insights_server::ServerConfig::new(settings.listen, settings.data_dir.clone(), admin_token);
     file.limits.apply(&mut server_config);
     file.delivery.apply(&mut server_config)?;
+    file.admin.apply(&mut server_config);
     server_config.kafka_connection = file.kafka.clone();
     if let (Some(c), Ok(p)) = (
         server_config.kafka_connection.as_mut(),

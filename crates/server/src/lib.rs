@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use panel::session::PanelConfig;
 
 /// Everything the server needs, resolved and validated by the binary.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub kafka: KafkaConfig,
     /// A connection declared in the config file: saved at start, replacing the stored one.
     pub kafka_connection: Option<ConnectionRequest>,
+    /// The admin panel: trusted reverse proxies, `Secure` cookies.
+    pub panel: PanelConfig,
 }
 
 impl ServerConfig {
@@ -71,6 +74,7 @@ impl ServerConfig {
             dispatcher: DispatcherConfig::default(),
             kafka: KafkaConfig::new(data_dir.join("spool")),
             kafka_connection: None,
+            panel: PanelConfig::default(),
         }
     }
 }
@@ -240,7 +244,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         handoff,
         kafka,
         connection,
-        sessions: Arc::default(),
+        sessions: Arc::new(panel::session::Sessions::new(config.panel.clone())),
     };
 
     let http_shutdown = CancellationToken::new();

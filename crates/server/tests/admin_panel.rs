@@ -314,37 +314,99 @@ async fn every_page_needs_sign_in_a_wrong_token_is_refused_and_sign_out_works() 
     // the right token.
     let mut statuses = Vec::new();
     for token in ["a", "b", "c", "d", "e", ADMIN] {
-        let page = http
-            .get(format!("{}/admin/sign-in", t.url))
-            .send()
-            .await
-            .unwrap();
-        let cookie = page.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let html = page.text().await.unwrap();
-        let csrf = html
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        let r = http
-            .post(format!("{}/admin/sign-in", t.url))
-            .header("cookie", cookie)
-            .form(&[("token", token), ("csrf", &csrf)])
-            .send()
-            .await
-            .unwrap();
-        statuses.push(r.status().as_u16());
+        // A client cannot escape the limit by claiming to be someone else: no proxy is trusted.
+        let spoofed = format!("203.0.113.{}", statuses.len());
+        let headers = [("x-forwarded-for", spoofed.as_str())];
+        statuses.push(sign_in_over_http(&http, &t.url, token, &headers).await.0);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    t.stop().await;
+}
+
+/// One sign-in through the form over plain HTTP (GET for the form's cookie and token, then
+/// POST), with extra request headers; answers the status and the `Set-Cookie` headers.
+async fn sign_in_over_http(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<String>) {
+    let mut get = http.get(format!("{url}/admin/sign-in"));
+    for (k, v) in headers {
+        get = get.header(*k, *v);
+    }
+    let page = get.send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut post = http
+        .post(format!("{url}/admin/sign-in"))
+        .header("cookie", cookie)
+        .form(&[("token", token), ("csrf", &csrf)]);
+    for (k, v) in headers {
+        post = post.header(*k, *v);
+    }
+    let r = post.send().await.unwrap();
+    let cookies = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    (r.status().as_u16(), cookies)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_failures_count_per_forwarded_client_and_cookies_are_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| {
+        c.panel.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The proxy (127.0.0.1, trusted) forwards two clients; the first fails five times.
+    let first = [("x-forwarded-for", "198.51.100.1")];
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in_over_http(&http, &t.url, "wrong", &first).await.0,
+            401
+        );
+    }
+    assert_eq!(sign_in_over_http(&http, &t.url, ADMIN, &first).await.0, 429);
+    let second = [
+        ("x-forwarded-for", "198.51.100.2"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let (status, cookies) = sign_in_over_http(&http, &t.url, ADMIN, &second).await;
+    assert_eq!(status, 303, "another client behind the same proxy");
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("insights_session="))
+        .unwrap();
+    assert!(session.contains("; HttpOnly") && session.contains("; SameSite=Strict"));
+    assert!(session.ends_with("; Secure"), "TLS at the proxy: {session}");
+    let (_, cookies) = sign_in_over_http(&http, &t.url, ADMIN, &[]).await;
+    let plain = cookies
+        .iter()
+        .find(|c| c.starts_with("insights_session="))
+        .unwrap();
+    assert!(!plain.contains("Secure"), "plain HTTP: {plain}");
     t.stop().await;
 }
 

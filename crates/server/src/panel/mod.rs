@@ -28,7 +28,9 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
-use session::{SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, constant_time_eq, cookie, set_cookie};
+use session::{
+    Client, SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, constant_time_eq, cookie, set_cookie,
+};
 pub(crate) use words::status_in_words;
 
 /// Payloads shown on a version's page.
@@ -121,6 +123,16 @@ impl FromRequestParts<AppState> for Page {
     }
 }
 
+/// The client of a request: its peer address, or who a trusted proxy says it forwards.
+fn client(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> Client {
+    // Without the peer address (a router served without connect info), all clients share
+    // one rate-limit bucket: the safe side.
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    state.sessions.client(peer, headers)
+}
+
 /// Where to go after signing in: only a path of this panel, never another site.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
@@ -197,10 +209,17 @@ struct SignInQuery {
     signed_out: Option<String>,
 }
 
-async fn sign_in_page(headers: HeaderMap, Query(q): Query<SignInQuery>) -> Response {
+async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Query(q): Query<SignInQuery>,
+) -> Response {
     let notice = q.signed_out.is_some().then_some("You are signed out.");
+    let client = client(&state, &extensions, &headers);
     sign_in_form(
         &headers,
+        client,
         StatusCode::OK,
         safe_next(q.next.as_deref()),
         notice,
@@ -211,6 +230,7 @@ async fn sign_in_page(headers: HeaderMap, Query(q): Query<SignInQuery>) -> Respo
 /// The sign-in form, with a fresh sign-in CSRF token in a cookie and a hidden field.
 fn sign_in_form(
     headers: &HeaderMap,
+    client: Client,
     status: StatusCode,
     next: &str,
     notice: Option<&str>,
@@ -253,7 +273,7 @@ fn sign_in_form(
         }
     };
     let mut response = html_page(status, markup);
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(headers, SIGN_IN_COOKIE, &csrf, None)) {
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(client, SIGN_IN_COOKIE, &csrf, None)) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
@@ -273,14 +293,14 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
-    let ip = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = client(&state, &extensions, &headers);
+    let ip = client.ip;
     let form_ok = cookie(&headers, SIGN_IN_COOKIE)
         .is_some_and(|c| constant_time_eq(c.as_bytes(), form.csrf.as_bytes()));
     if !form_ok {
         return sign_in_form(
             &headers,
+            client,
             StatusCode::FORBIDDEN,
             &next,
             None,
@@ -292,6 +312,7 @@ async fn sign_in(
             .increment(1);
         let mut r = sign_in_form(
             &headers,
+            client,
             StatusCode::TOO_MANY_REQUESTS,
             &next,
             None,
@@ -311,6 +332,7 @@ async fn sign_in(
         tracing::warn!(%ip, "a sign-in to the admin panel failed: wrong token");
         return sign_in_form(
             &headers,
+            client,
             StatusCode::UNAUTHORIZED,
             &next,
             None,
@@ -322,13 +344,8 @@ async fn sign_in(
     let (token, _) = state.sessions.create();
     let mut r = Redirect::to(&next).into_response();
     for c in [
-        set_cookie(&headers, SESSION_COOKIE, &token, None),
-        set_cookie(
-            &headers,
-            SIGN_IN_COOKIE,
-            "",
-            Some(std::time::Duration::ZERO),
-        ),
+        set_cookie(client, SESSION_COOKIE, &token, None),
+        set_cookie(client, SIGN_IN_COOKIE, "", Some(std::time::Duration::ZERO)),
     ] {
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::SET_COOKIE, v);
@@ -345,8 +362,10 @@ struct SignOutForm {
 async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: Extensions,
     Form(form): Form<SignOutForm>,
 ) -> Response {
+    let client = client(&state, &extensions, &headers);
     if let Some((token, s)) = session::signed_in(&state, &headers) {
         if !constant_time_eq(s.csrf.as_bytes(), form.csrf.as_bytes()) {
             return (
@@ -358,12 +377,7 @@ async fn sign_out(
         state.sessions.remove(&token);
     }
     let mut r = Redirect::to("/admin/sign-in?signed_out=1").into_response();
-    let gone = set_cookie(
-        &headers,
-        SESSION_COOKIE,
-        "",
-        Some(std::time::Duration::ZERO),
-    );
+    let gone = set_cookie(client, SESSION_COOKIE, "", Some(std::time::Duration::ZERO));
     if let Ok(v) = HeaderValue::from_str(&gone) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -58,9 +58,31 @@ struct Inner {
     failures: HashMap<IpAddr, Failures>,
 }
 
+/// Who is in front of the server, for the panel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PanelConfig {
+    /// Reverse proxies in front of the server. A request from one of them is attributed to the
+    /// client its `X-Forwarded-For` names (for the sign-in rate limit), and its
+    /// `X-Forwarded-Proto: https` makes the session cookie `Secure`. From anyone else, those
+    /// headers are ignored: a client cannot choose the address its failures count against.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Always mark cookies `Secure` (TLS is terminated in front, without `X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+}
+
+/// Where a request comes from, as far as the panel can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Client {
+    pub(crate) ip: IpAddr,
+    /// The browser reached us over TLS (directly or through a trusted proxy), or cookies are
+    /// configured to be `Secure` anyway.
+    pub(crate) secure: bool,
+}
+
 /// The panel's sessions and sign-in failures.
 #[derive(Default)]
 pub struct Sessions {
+    config: PanelConfig,
     inner: Mutex<Inner>,
 }
 
@@ -71,6 +93,51 @@ pub(crate) struct SignedIn {
 }
 
 impl Sessions {
+    pub fn new(config: PanelConfig) -> Self {
+        Self {
+            config,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// The client behind `peer`: `peer` itself, or, when `peer` is a trusted proxy, the nearest
+    /// address in `X-Forwarded-For` that is not a trusted proxy (the right-most entries were
+    /// added by our own proxies; anything further left the client could have written).
+    pub(crate) fn client(&self, peer: IpAddr, headers: &HeaderMap) -> Client {
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.contains(ip);
+        if !trusted(&peer) {
+            return Client {
+                ip: peer,
+                secure: self.config.secure_cookies,
+            };
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        let ip = forwarded
+            .iter()
+            .rev()
+            .find(|a| !trusted(a))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer);
+        let https = headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        Client {
+            ip,
+            secure: https || self.config.secure_cookies,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -199,24 +266,20 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v.trim())
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, and `Secure` when the browser reached
-/// us over TLS (a proxy in front says so with `X-Forwarded-Proto: https`). `max_age` zero
-/// deletes the cookie; `None` makes it last until the browser closes.
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, and `Secure` when the client reached us
+/// over TLS (see [`Sessions::client`]). `max_age` zero deletes the cookie; `None` makes it last
+/// until the browser closes.
 pub(crate) fn set_cookie(
-    request: &HeaderMap,
+    client: Client,
     name: &str,
     value: &str,
     max_age: Option<Duration>,
 ) -> String {
-    let tls = request
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={}", age.as_secs()));
     }
-    if tls {
+    if client.secure {
         c.push_str("; Secure");
     }
     c
@@ -319,9 +382,44 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "c"), None);
-        let set = set_cookie(&h, SESSION_COOKIE, "x", None);
-        assert_eq!(set, "insights_session=x; Path=/; HttpOnly; SameSite=Strict");
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        let s = Sessions::new(PanelConfig {
+            trusted_proxies: vec![proxy, "10.0.0.3".parse().unwrap()],
+            secure_cookies: false,
+        });
+        let mut h = HeaderMap::new();
+        // The client wrote the first entry itself; our proxies added the last two.
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.0.0.3"),
+        );
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert!(set_cookie(&h, SESSION_COOKIE, "x", None).ends_with("; Secure"));
+        let via_proxy = s.client(proxy, &h);
+        assert_eq!(via_proxy.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert!(via_proxy.secure);
+        let direct = s.client(stranger, &h);
+        assert_eq!(
+            direct,
+            Client {
+                ip: stranger,
+                secure: false
+            }
+        );
+
+        assert_eq!(
+            set_cookie(direct, SESSION_COOKIE, "x", None),
+            "insights_session=x; Path=/; HttpOnly; SameSite=Strict"
+        );
+        assert!(set_cookie(via_proxy, SESSION_COOKIE, "x", None).ends_with("; Secure"));
+        let always = Sessions::new(PanelConfig {
+            trusted_proxies: vec![],
+            secure_cookies: true,
+        });
+        assert!(always.client(stranger, &HeaderMap::new()).secure);
     }
 }
