@@ -1,6 +1,7 @@
 //! The bridge end to end: payloads produced to a real Kafka-protocol broker (tansu), consumed by
 //! the bridge and written to a real `influxd` 1.6.7 (Debian's `influxdb`), checked with InfluxQL.
-//! Poison messages go to the dead-letter file, and only they.
+//! Poison messages go to the dead-letter file, and only they. The source also over SASL/SCRAM
+//! with TLS (tansu behind stunnel, from `insights_testkit::scram`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -470,4 +471,72 @@ async fn dead_letters_can_go_to_a_kafka_topic_instead() {
             .starts_with("missing_key"),
         "{letters:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sasl_scram_source_over_tls_is_read_like_a_plaintext_one() {
+    use insights_testkit::scram::{PASSWORD, TOPIC, USER, scram_broker};
+    let broker = scram_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (_influx, influx_url) = influxd(dir.path());
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, broker.ca("server")).unwrap();
+    let brokers = format!("localhost:{}", broker.tls_port);
+
+    // Produced over SASL_SSL as the server's delivery does, by a plain rdkafka producer.
+    const N: usize = 30;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanism", "SCRAM-SHA-256")
+        .set("sasl.username", USER)
+        .set("sasl.password", PASSWORD)
+        .set("ssl.ca.location", ca.to_str().unwrap())
+        .create()
+        .unwrap();
+    for i in 0..N {
+        let body = payload(i).to_string();
+        producer
+            .send(
+                FutureRecord::<str, str>::to(TOPIC).payload(&body).key("k"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+    }
+
+    let config = BridgeConfig::parse(
+        &format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+topic = "{TOPIC}"
+group = "scram"
+connection_type = "sasl_scram_tls"
+sasl_mechanism = "SCRAM-SHA-256"
+username = "{USER}"
+password = "{PASSWORD}"
+ca_certificate_file = "ca.pem"
+[influxdb]
+api = "v1"
+url = "{influx_url}"
+database = "insights"
+[batch]
+max_points = 10
+max_wait_ms = 50
+[dead_letter]
+directory = "{}"
+"#,
+            dir.path().join("dead").display()
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(insights_bridge::run(config, shutdown.clone()));
+    assert_eq!(wait_count(&influx_url, N).await, N);
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
+    assert!(dead_letters(dir.path()).is_empty());
 }
