@@ -40,6 +40,8 @@ pub(crate) struct Limits {
     payload_retention: Option<u64>,
     /// Largest request body, in bytes.
     max_body_bytes: Option<usize>,
+    /// Seconds a warm worker may stay unused before it is stopped; 0 keeps workers warm.
+    worker_idle_seconds: Option<u64>,
 }
 
 impl Limits {
@@ -52,6 +54,9 @@ impl Limits {
         }
         if let Some(n) = self.max_body_bytes {
             c.max_body_bytes = n;
+        }
+        if let Some(s) = self.worker_idle_seconds {
+            c.worker_idle_timeout = (s > 0).then(|| std::time::Duration::from_secs(s));
         }
     }
 

@@ -75,6 +75,10 @@ pub struct RuntimeConfig {
     pub max_answer_bytes: usize,
     /// The most log captured per call for `stdout=true`.
     pub max_log_bytes_per_call: usize,
+    /// A warm worker unused this long is stopped (a later call starts a new one); `None` keeps
+    /// workers warm for as long as the server runs. Bounds the processes kept for versions that
+    /// are no longer called.
+    pub worker_idle_timeout: Option<Duration>,
 }
 
 impl RuntimeConfig {
@@ -85,6 +89,7 @@ impl RuntimeConfig {
             max_timeout: Duration::from_secs(3000),
             max_answer_bytes: 64 << 20,
             max_log_bytes_per_call: 1 << 20,
+            worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -174,7 +179,9 @@ pub struct CallCounts {
 struct Pool {
     spec: Arc<WorkerSpec>,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Worker>>,
+    /// Warm workers waiting for a call, each with when it became idle; the most recently used
+    /// is taken first, so the ones left at the bottom are those to stop when idle too long.
+    idle: Mutex<Vec<(Worker, Instant)>>,
     metrics: PoolMetrics,
 }
 
@@ -189,6 +196,7 @@ struct PoolMetrics {
     successes: metrics::Counter,
     emitted: metrics::Counter,
     restarts: metrics::Counter,
+    stopped_idle: metrics::Counter,
 }
 
 impl PoolMetrics {
@@ -210,6 +218,7 @@ impl PoolMetrics {
             successes: metrics::counter!("insights_calls_total", &outcome),
             emitted: metrics::counter!("insights_payloads_emitted_total", &labels),
             restarts: metrics::counter!("insights_worker_restarts_total", &labels),
+            stopped_idle: metrics::counter!("insights_workers_stopped_idle_total", &labels),
         }
     }
 }
@@ -217,7 +226,7 @@ impl PoolMetrics {
 impl Pool {
     fn take_idle(&self) -> Option<Worker> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(w) = idle.pop() {
+        while let Some((w, _)) = idle.pop() {
             if !w.shared.is_dead() {
                 return Some(w);
             }
@@ -226,7 +235,20 @@ impl Pool {
     }
 
     fn put_idle(&self, w: Worker) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((w, Instant::now()));
+    }
+
+    /// Takes out the workers idle for `timeout` or more (dropping them stops them).
+    fn take_expired(&self, timeout: Duration) -> Vec<Worker> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let (expired, kept): (Vec<_>, Vec<_>) = idle
+            .drain(..)
+            .partition(|(_, since)| since.elapsed() >= timeout);
+        *idle = kept;
+        expired.into_iter().map(|(w, _)| w).collect()
     }
 }
 
@@ -254,7 +276,7 @@ impl Runtime {
         let _ = std::fs::remove_dir_all(&run_root);
         std::fs::create_dir_all(&run_root)
             .map_err(|e| RuntimeError::Io(format!("creating {}: {e}", run_root.display())))?;
-        Ok(Arc::new(Self {
+        let runtime = Arc::new(Self {
             catalog,
             config,
             handoff,
@@ -263,7 +285,14 @@ impl Runtime {
             next_worker: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
             tasks: TaskTracker::new(),
-        }))
+        });
+        if let (Some(timeout), Ok(tokio)) = (
+            runtime.config.worker_idle_timeout,
+            tokio::runtime::Handle::try_current(),
+        ) {
+            tokio.spawn(stop_idle_workers(Arc::downgrade(&runtime), timeout));
+        }
+        Ok(runtime)
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -538,7 +567,7 @@ impl Runtime {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|w| w.shared.clone())
+                    .map(|(w, _)| w.shared.clone())
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -601,6 +630,50 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&worker.shared.token);
+    }
+}
+
+/// Stops the workers idle for `timeout` or more, looking a few times per timeout (at least every
+/// 30 s), for as long as the runtime lives. A pool keeps no minimum: its next call starts a
+/// worker, as the first call did.
+async fn stop_idle_workers(runtime: std::sync::Weak<Runtime>, timeout: Duration) {
+    let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(runtime) = runtime.upgrade() else {
+            return;
+        };
+        if runtime.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        let pools: Vec<Arc<Pool>> = runtime
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for pool in pools {
+            let expired = pool.take_expired(timeout);
+            if expired.is_empty() {
+                continue;
+            }
+            pool.metrics.stopped_idle.increment(expired.len() as u64);
+            tracing::info!(
+                algorithm = %pool.spec.algorithm.path(),
+                version = %pool.spec.algorithm.version,
+                workers = expired.len(),
+                idle_seconds = timeout.as_secs(),
+                "stopped idle workers"
+            );
+            for worker in &expired {
+                runtime.forget(worker);
+            }
+            // Dropping a worker closes its stdin: it exits, or is killed after 5 s.
+            drop(expired);
+        }
     }
 }
 

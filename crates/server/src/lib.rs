@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub kafka_connection: Option<ConnectionRequest>,
     /// The admin panel: trusted reverse proxies, `Secure` cookies.
     pub panel: PanelConfig,
+    /// A warm worker unused this long is stopped; `None` keeps workers warm.
+    pub worker_idle_timeout: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -75,6 +77,7 @@ impl ServerConfig {
             kafka: KafkaConfig::new(data_dir.join("spool")),
             kafka_connection: None,
             panel: PanelConfig::default(),
+            worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -230,11 +233,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         store.clone(),
         config.data_dir.join("versions"),
     )?);
-    let runtime = Runtime::new(
-        catalog,
-        handoff.clone(),
-        RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr)),
-    )?;
+    let mut runtime_config = RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr));
+    runtime_config.worker_idle_timeout = config.worker_idle_timeout;
+    let runtime = Runtime::new(catalog, handoff.clone(), runtime_config)?;
     let keys = Arc::new(auth::ApiKeys::load(store.clone()).map_err(|e| data_err(e.to_string()))?);
     let state = AppState {
         runtime,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use std::collections::HashMap;
 
 use common::{TestServer, report};
@@ -817,6 +819,42 @@ async fn crashing_hanging_and_garbage_workers_are_replaced_and_the_pool_keeps_se
             .await,
         3.0
     );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_idle_past_the_timeout_is_stopped_and_the_next_call_starts_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| {
+        c.worker_idle_timeout = Some(Duration::from_millis(500));
+    })
+    .await;
+    t.probe("acme", "sleepy", 1, true).await;
+    let key = t.new_key().await;
+    let (_, _, first) = t.call(&key, "acme/sleepy", json!({})).await;
+    let pid = first["result"]["pid"].as_u64().unwrap();
+
+    // The idle worker's process goes away by itself.
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while proc_dir.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker {pid} is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        t.metric("insights_workers_stopped_idle_total{algorithm=\"acme/sleepy\"")
+            .await,
+        1.0
+    );
+
+    // The next call is served by a new worker, with its payload.
+    let (status, _, second) = t.call(&key, "acme/sleepy", json!({})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(second["result"]["pid"].as_u64().unwrap(), pid);
+    t.wait_payloads("algorithm=acme/sleepy", 2).await;
     t.stop().await;
 }
 
