@@ -411,7 +411,12 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                         tracing::debug!("worker ready");
                         if let Some(job) = pending.take() {
                             match send_job(proc.stdin.as_mut(), &shared, job).await {
-                                Ok(r) => running = Some(r),
+                                Ok(r) => {
+                                    // A crash message quotes only this execution's output:
+                                    // earlier lines may hold another caller's data.
+                                    tail.clear();
+                                    running = Some(r);
+                                }
                                 Err(f) => break f,
                             }
                         }
@@ -471,7 +476,10 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
             },
             job = jobs.recv(), if pending.is_none() && running.is_none() => match job {
                 Some(job) if ready => match send_job(proc.stdin.as_mut(), &shared, job).await {
-                    Ok(r) => running = Some(r),
+                    Ok(r) => {
+                        tail.clear(); // as above: only this execution's output is quoted
+                        running = Some(r);
+                    }
                     Err(f) => break f,
                 },
                 Some(job) => pending = Some(job),

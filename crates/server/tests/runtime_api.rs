@@ -759,6 +759,15 @@ async fn crashing_hanging_and_garbage_workers_are_replaced_and_the_pool_keeps_se
     let key = t.new_key().await;
     let (_, _, first) = t.call(&key, "acme/flaky", json!({})).await;
     let pid0 = first["result"]["pid"].as_u64().unwrap();
+    // Another caller's execution prints something of theirs on the same worker.
+    let (_, _, printed) = t
+        .call(
+            &key,
+            "acme/flaky",
+            json!({"print": "card 4111-1111-1111-1111"}),
+        )
+        .await;
+    assert_eq!(printed["result"]["pid"].as_u64().unwrap(), pid0);
 
     let (s, _, body) = t.call(&key, "acme/flaky", json!({"crash": true})).await;
     assert_eq!(s, 200);
@@ -767,6 +776,10 @@ async fn crashing_hanging_and_garbage_workers_are_replaced_and_the_pool_keeps_se
     assert!(
         msg.contains("crashed") && msg.contains("exit status: 3") && msg.contains("about to crash"),
         "{msg}"
+    );
+    assert!(
+        !msg.contains("4111"),
+        "the crash message quotes an earlier execution's output: {msg}"
     );
     let (_, _, after_crash) = t.call(&key, "acme/flaky", json!({})).await;
     let pid1 = after_crash["result"]["pid"].as_u64().unwrap();
