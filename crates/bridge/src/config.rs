@@ -96,6 +96,45 @@ struct DeadLetterFile {
     topic: Option<String>,
 }
 
+/// The keys whose values are numbers; every other key's value is a string.
+pub const NUMERIC_KEYS: [&str; 2] = ["batch.max_points", "batch.max_wait_ms"];
+
+/// A TOML error named by its field (`section.key: message`) when its place is a `key = value`
+/// line, else by its line number; never with the source excerpt `toml` adds, which could be a
+/// line with a password. Values quoted in a message about a secret are hidden.
+fn toml_error(e: &toml::de::Error, text: &str) -> ConfigError {
+    let Some(span) = e.span() else {
+        return ConfigError::Invalid(e.message().to_string());
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.contains(char::is_whitespace));
+    let mut message = e.message().to_string();
+    if key.is_some_and(|k| k.contains("password") || k.contains("token")) {
+        message = message
+            .split('`')
+            .enumerate()
+            .map(|(i, part)| if i % 2 == 1 { "***" } else { part })
+            .collect::<Vec<_>>()
+            .join("`");
+    }
+    ConfigError::Invalid(match (section, key) {
+        (Some(section), Some(key)) => format!("{section}.{key}: {message}"),
+        (None, Some(key)) => format!("{key}: {message}"),
+        _ => format!("line {line_no}: {message}"),
+    })
+}
+
 /// Which InfluxDB write API, with what it needs.
 #[derive(Debug, Clone)]
 pub enum InfluxApi {
@@ -188,23 +227,26 @@ impl BridgeConfig {
     }
 
     /// Parses a config with overrides `section.key=value` applied on top (from flags or from
-    /// `INSIGHTS_BRIDGE_<SECTION>_<KEY>` environment variables). A value is read as TOML when it
-    /// parses as TOML (`5000`, `true`), else as a string.
+    /// `INSIGHTS_BRIDGE_<SECTION>_<KEY>` environment variables). A value is a string, except for
+    /// the numeric keys ([`NUMERIC_KEYS`]), where it must be a number: a password of digits, or
+    /// a topic named `2024`, stays a string.
     pub fn parse_with(
         text: &str,
         base: &Path,
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
         for (path, value) in overrides {
             let (section, key) = path.split_once('.').ok_or_else(|| {
                 ConfigError::Invalid(format!("{path}: an override is section.key=value"))
             })?;
-            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let value = if NUMERIC_KEYS.contains(&path.as_str()) {
+                toml::Value::Integer(value.trim().parse().map_err(|_| {
+                    ConfigError::Invalid(format!("{path}: must be a whole number (got {value:?})"))
+                })?)
+            } else {
+                toml::Value::String(value.clone())
+            };
             let section = table
                 .entry(section.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -216,9 +258,9 @@ impl BridgeConfig {
             };
             section.insert(key.to_string(), value);
         }
-        let file: File = table
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        // Through text again, so that an error has a place, hence a field to name.
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let file: File = toml::from_str(&merged).map_err(|e| toml_error(&e, &merged))?;
         let invalid = |field: &str, msg: String| ConfigError::Invalid(format!("{field}: {msg}"));
         let rel = |p: &Path| {
             if p.is_absolute() {
@@ -268,6 +310,14 @@ impl BridgeConfig {
                 format!("must start with http:// or https:// (got {url:?})"),
             ));
         }
+        let authority = url.split("://").nth(1).unwrap_or("").split('/').next();
+        if authority.is_some_and(|a| a.contains('@')) {
+            // It would be logged with the URL; credentials have their own keys.
+            return Err(invalid(
+                "influxdb.url",
+                "must not contain credentials (user:password@); use influxdb.username and influxdb.password, or influxdb.token".into(),
+            ));
+        }
         let required = |field: &str, v: Option<String>| {
             v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
                 invalid(
@@ -307,8 +357,15 @@ impl BridgeConfig {
                 ));
             }
         };
-        if i.measurement.is_empty() {
-            return Err(invalid("influxdb.measurement", "must not be empty".into()));
+        if !crate::mapping::encodable(&i.measurement) || i.measurement.starts_with('#') {
+            // `#` would make every line a comment: InfluxDB would answer 204 and keep nothing.
+            return Err(invalid(
+                "influxdb.measurement",
+                format!(
+                    "must be non-empty, without line breaks, not start with # nor end with a backslash (got {:?})",
+                    i.measurement
+                ),
+            ));
         }
         let max_points = file.batch.max_points.unwrap_or(5000);
         if !(1..=100_000).contains(&max_points) {
@@ -421,6 +478,70 @@ database = "insights"
         )
         .unwrap_err();
         assert!(err.to_string().contains("batch.max_points"), "{err}");
+        let err = BridgeConfig::parse_with(
+            GOOD,
+            Path::new("."),
+            &[("batch.max_wait_ms".into(), "soon".into())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("batch.max_wait_ms"), "{err}");
+    }
+
+    #[test]
+    fn override_values_are_strings_so_a_numeric_password_or_topic_works() {
+        let overrides = [
+            ("kafka.topic", "2024"),
+            ("influxdb.username", "u"),
+            ("influxdb.password", "12345678"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = BridgeConfig::parse_with(GOOD, Path::new("."), &overrides).unwrap();
+        assert_eq!(c.kafka.topic.as_str(), "2024");
+        match c.influx_api {
+            InfluxApi::V1 {
+                credentials: Some((user, password)),
+                ..
+            } => assert_eq!((user.as_str(), password.expose()), ("u", "12345678")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_config_errors() {
+        // A syntax error on the password's line: the message has the line, not the line's text.
+        let text = GOOD.replace(
+            "database = \"insights\"",
+            "database = \"insights\"\npassword = \"hunter2-secret",
+        );
+        let err = BridgeConfig::parse(&text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("influxdb.password:"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        // A password of the wrong type is named without its value.
+        let text = GOOD.replace(
+            "database = \"insights\"",
+            "database = \"insights\"\nusername = \"u\"\npassword = 31337",
+        );
+        let err = BridgeConfig::parse(&text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("influxdb.password:") && !err.contains("31337"),
+            "{err}"
+        );
+        // Credentials in the URL would be logged with it.
+        let text = GOOD.replace(
+            "http://127.0.0.1:8086",
+            "http://admin:hunter2@127.0.0.1:8086",
+        );
+        let err = BridgeConfig::parse(&text, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("influxdb.url") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -443,6 +564,12 @@ database = "insights"
             ("group = \"insights-bridge\"", "group = \"\"", "kafka.group"),
             ("[influxdb]", "[influxdb]\nbukket = \"x\"", "bukket"),
             ("api = \"v1\"", "api = \"v2\"", "influxdb.org"),
+            // Every line would be a comment: InfluxDB would keep nothing, answering 204.
+            (
+                "database = \"insights\"",
+                "database = \"insights\"\nmeasurement = \"#m\"",
+                "influxdb.measurement",
+            ),
         ] {
             let text = GOOD.replace(from, to);
             let err = BridgeConfig::parse(&text, Path::new("."))

@@ -312,7 +312,7 @@ impl<'de> Deserialize<'de> for Val<'de> {
 }
 
 /// Whether line protocol can carry `s` as a name or tag value.
-fn encodable(s: &str) -> bool {
+pub(crate) fn encodable(s: &str) -> bool {
     !s.is_empty() && !s.contains(['\n', '\r']) && !s.ends_with('\\')
 }
 

@@ -106,9 +106,12 @@ pub async fn run_with_stats(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        // An InfluxDB outage holds a batch for as long as it lasts; the bridge keeps its
-        // partitions meanwhile instead of being thrown out of the group.
-        .set("max.poll.interval.ms", "86400000");
+        // A batch held through an InfluxDB outage stops the polling. Past five minutes the
+        // bridge leaves the group, so that a rebalance (another bridge joining) is not held up
+        // for as long as the outage lasts; it rejoins at its next poll. What it held was not
+        // committed, so whoever gets the partitions reads it again (at least once, and the
+        // payloads' own timestamps make the rewrite idempotent).
+        .set("max.poll.interval.ms", "300000");
     client.set("statistics.interval.ms", "5000");
     let consumer: StreamConsumer<LagContext> = client
         .create_with_context(LagContext {
@@ -171,72 +174,54 @@ pub async fn run_with_stats(
             .fetch_add((batch.len() + dead.len()) as u64, Ordering::Relaxed);
         metrics::counter!("insights_bridge_messages_consumed_total")
             .increment((batch.len() + dead.len()) as u64);
-        write_batch(&writer, &mut batch, &mut body, &mut dead, &stats).await;
+        if write_batch(&writer, &mut batch, &mut body, &mut dead, &stats, &shutdown)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                messages = batch.len() + dead.len(),
+                "stopping while InfluxDB does not take the batch in hand: its offsets are not committed, so the next start reads it again"
+            );
+            break;
+        }
         stats
             .points_written
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        stats
-            .dead_lettered
-            .fetch_add(dead.len() as u64, Ordering::Relaxed);
         metrics::counter!("insights_bridge_points_written_total").increment(batch.len() as u64);
-        for (_, reason) in &dead {
-            let label = reason.split(':').next().unwrap_or("unknown").to_string();
-            metrics::counter!("insights_bridge_dead_lettered_total", "reason" => label)
-                .increment(1);
-        }
         if !dead.is_empty() {
-            let letters: Vec<String> = dead
-                .iter()
-                .map(|(e, reason)| {
-                    json!({
-                        "reason": reason,
-                        "topic": config.kafka.topic.as_str(),
-                        "partition": e.partition,
-                        "offset": e.offset,
-                        "message": String::from_utf8_lossy(&e.payload),
-                    })
-                    .to_string()
-                })
-                .collect();
-            match (&dead_letter_producer, &config.dead_letter_topic) {
-                (Some(producer), Some(topic)) => {
-                    // Each dead letter is acknowledged before the offsets move past it.
-                    for letter in &letters {
-                        let mut backoff = Duration::from_millis(100);
-                        loop {
-                            let record =
-                                rdkafka::producer::FutureRecord::<(), str>::to(topic.as_str())
-                                    .payload(letter.as_str());
-                            match producer.send(record, Duration::from_secs(30)).await {
-                                Ok(_) => break,
-                                Err((e, _)) => {
-                                    tracing::warn!(error = %e, "writing a dead letter to Kafka failed; retrying");
-                                    tokio::time::sleep(backoff).await;
-                                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                                }
-                            }
-                        }
-                    }
-                    tracing::warn!(messages = dead.len(), topic = %topic, "messages dead-lettered");
-                }
-                _ => {
-                    let mut f = OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&dead_letter_path)
-                        .map_err(BridgeError::DeadLetter)?;
-                    for letter in &letters {
-                        writeln!(f, "{letter}").map_err(BridgeError::DeadLetter)?;
-                    }
-                    f.sync_data().map_err(BridgeError::DeadLetter)?;
-                    tracing::warn!(messages = dead.len(), file = %dead_letter_path.display(), "messages dead-lettered");
-                }
+            let sink = DeadLetterSink {
+                topic: config.kafka.topic.as_str(),
+                producer: dead_letter_producer
+                    .as_ref()
+                    .zip(config.dead_letter_topic.as_ref().map(|t| t.as_str())),
+                file: &dead_letter_path,
+            };
+            if sink.write(&dead, &shutdown).await?.is_err() {
+                tracing::warn!(
+                    messages = batch.len() + dead.len(),
+                    "stopping while the dead-letter topic does not take the batch's dead letters: its offsets are not committed, so the next start reads it again"
+                );
+                break;
+            }
+            stats
+                .dead_lettered
+                .fetch_add(dead.len() as u64, Ordering::Relaxed);
+            for (_, reason) in &dead {
+                let label = reason.split(':').next().unwrap_or("unknown").to_string();
+                metrics::counter!("insights_bridge_dead_lettered_total", "reason" => label)
+                    .increment(1);
             }
         }
-        // Written (or dead-lettered): now, and only now, their offsets may be committed.
+        // Written (or dead-lettered): now, and only now, their offsets may be committed. One
+        // store per partition, of the highest offset: every message of the batch up to it is
+        // done, and storing in another order could move a partition's offset backwards.
+        let mut done: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
         for e in batch.iter().chain(dead.iter().map(|(e, _)| e)) {
-            if let Err(err) =
-                consumer.store_offset(config.kafka.topic.as_str(), e.partition, e.offset)
+            let highest = done.entry(e.partition).or_insert(e.offset);
+            *highest = (*highest).max(e.offset);
+        }
+        for (partition, offset) in done {
+            if let Err(err) = consumer.store_offset(config.kafka.topic.as_str(), partition, offset)
             {
                 tracing::warn!(error = %err, "storing an offset failed; the message may be read again");
             }
@@ -289,8 +274,10 @@ async fn write_batch(
     body: &mut [u8],
     dead: &mut Vec<(Entry, String)>,
     stats: &BridgeStats,
-) {
-    // A batch in hand is written even during shutdown: its messages are already consumed.
+    shutdown: &CancellationToken,
+) -> Result<(), Stopping> {
+    // A batch in hand is written even during shutdown (its messages are already consumed),
+    // but not retried then: a stop must not wait for InfluxDB to come back.
     // Ranges of `batch` still to write; a refused range is split in two.
     let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
     pending.push(0..batch.len());
@@ -315,16 +302,7 @@ async fn write_batch(
                     stats.write_retries.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("insights_bridge_batches_retried_total").increment(1);
                     tracing::warn!(error = %message, retry_in_ms = backoff.as_millis() as u64, "writing to InfluxDB failed; retrying");
-                    // Jitter: up to a quarter of the backoff, from the clock's nanoseconds.
-                    let jitter = Duration::from_nanos(
-                        (std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.subsec_nanos() as u64)
-                            .unwrap_or(0))
-                            % (backoff.as_nanos() as u64 / 4 + 1),
-                    );
-                    tokio::time::sleep(backoff + jitter).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    pause(&mut backoff, shutdown).await?;
                 }
                 Err(WriteError::Rejected { status, message }) => {
                     if range.len() == 1 {
@@ -347,4 +325,135 @@ async fn write_batch(
         let e = batch.remove(i);
         dead.push((e, reason));
     }
+    Ok(())
+}
+
+/// The bridge is stopping with work in hand that could not be finished.
+#[derive(Debug)]
+struct Stopping;
+
+/// Waits `backoff` plus jitter (up to a quarter, from the clock's nanoseconds) before a retry,
+/// then doubles it (at most 30 s). A stop ends the wait, and the retrying.
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> Result<(), Stopping> {
+    let jitter = Duration::from_nanos(
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0))
+            % (backoff.as_nanos() as u64 / 4 + 1),
+    );
+    let wait = *backoff + jitter;
+    *backoff = (*backoff * 2).min(Duration::from_secs(30));
+    tokio::select! {
+        () = shutdown.cancelled() => Err(Stopping),
+        () = tokio::time::sleep(wait) => Ok(()),
+    }
+}
+
+/// Where dead letters go: a Kafka topic (each acknowledged before the offsets move past it),
+/// else a JSONL file. A letter the topic can never take (too large, not authorized) goes to
+/// the file instead, so that one message cannot stall the stream.
+struct DeadLetterSink<'a> {
+    topic: &'a str,
+    producer: Option<(&'a rdkafka::producer::FutureProducer, &'a str)>,
+    file: &'a std::path::Path,
+}
+
+impl DeadLetterSink<'_> {
+    async fn write(
+        &self,
+        dead: &[(Entry, String)],
+        shutdown: &CancellationToken,
+    ) -> Result<Result<(), Stopping>, BridgeError> {
+        let letters: Vec<String> = dead
+            .iter()
+            .map(|(e, reason)| letter(self.topic, e, reason))
+            .collect();
+        let Some((producer, topic)) = self.producer else {
+            append_lines(self.file, &letters).map_err(BridgeError::DeadLetter)?;
+            tracing::warn!(messages = letters.len(), file = %self.file.display(), "messages dead-lettered");
+            return Ok(Ok(()));
+        };
+        let mut refused = Vec::new();
+        for letter in &letters {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let record =
+                    rdkafka::producer::FutureRecord::<(), str>::to(topic).payload(letter.as_str());
+                match producer.send(record, Duration::from_secs(30)).await {
+                    Ok(_) => break,
+                    Err((e, _)) if is_permanent(&e) => {
+                        tracing::error!(error = %e, file = %self.file.display(), "the dead-letter topic refuses this letter; writing it to the file instead");
+                        refused.push(letter.clone());
+                        break;
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, "writing a dead letter to Kafka failed; retrying");
+                        if pause(&mut backoff, shutdown).await.is_err() {
+                            return Ok(Err(Stopping));
+                        }
+                    }
+                }
+            }
+        }
+        if !refused.is_empty() {
+            append_lines(self.file, &refused).map_err(BridgeError::DeadLetter)?;
+        }
+        tracing::warn!(messages = letters.len(), topic = %topic, "messages dead-lettered");
+        Ok(Ok(()))
+    }
+}
+
+/// Errors no retry can mend: the letter itself is too large, or the topic is not ours to write.
+fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidRecord
+                | C::InvalidMessage
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+        )
+    )
+}
+
+/// One dead letter: the reason, where the message was, and the message itself (as text when it
+/// is UTF-8; otherwise also exactly, in base64).
+fn letter(topic: &str, e: &Entry, reason: &str) -> String {
+    let mut letter = json!({
+        "reason": reason,
+        "topic": topic,
+        "partition": e.partition,
+        "offset": e.offset,
+        "message": String::from_utf8_lossy(&e.payload),
+    });
+    if std::str::from_utf8(&e.payload).is_err() {
+        use base64::Engine as _;
+        letter["message_base64"] = base64::engine::general_purpose::STANDARD
+            .encode(&e.payload)
+            .into();
+    }
+    letter.to_string()
+}
+
+/// Appends `lines` with one write (so a crash leaves no half line and other writers' lines do
+/// not interleave with ours), then makes them durable, with the directory entry of a new file.
+fn append_lines(path: &std::path::Path, lines: &[String]) -> std::io::Result<()> {
+    let mut buf = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        buf.push_str(l);
+        buf.push('\n');
+    }
+    let new = !path.exists();
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(buf.as_bytes())?;
+    f.sync_data()?;
+    if new {
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(())
 }

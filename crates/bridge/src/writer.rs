@@ -25,6 +25,9 @@ impl InfluxWriter {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // A redirect would turn the POST into a body-less GET: a 3xx is an answer to
+                // act on (fix the URL), never something to follow.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a plain HTTP client builds"),
             url: url.to_string(),
@@ -80,21 +83,88 @@ impl InfluxWriter {
             return Ok(());
         }
         let message = response.text().await.unwrap_or_default();
-        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        // Only these say "this data is bad": 400 (a malformed point or a field type conflict),
+        // 413 (too large), 422 (unprocessable, InfluxDB 2/3). Anything else (5xx, 429, 408,
+        // 401/403 credentials, 404 missing database or bucket, 3xx a wrong URL, a proxy's
+        // 407/421/431...) is about the server or its configuration, not the points: the batch
+        // is kept and retried until it is fixed, and the log says what InfluxDB answered.
+        if !matches!(status.as_u16(), 400 | 413 | 422) {
+            let hint = match status.as_u16() {
+                401 | 403 => " (check the credentials)",
+                404 => " (check the database or bucket, and the URL)",
+                300..=399 => " (a redirect: check the URL, e.g. https)",
+                _ => "",
+            };
             return Err(WriteError::Retriable(format!(
-                "InfluxDB answered {status}: {message}"
-            )));
-        }
-        if matches!(status.as_u16(), 401 | 403 | 404) {
-            // Not a bad point: wrong credentials or a missing database. Retrying keeps the
-            // data until the operator fixes it; the log says what to fix.
-            return Err(WriteError::Retriable(format!(
-                "InfluxDB answered {status} (check credentials, database/bucket): {message}"
+                "InfluxDB answered {status}{hint}: {message}"
             )));
         }
         Err(WriteError::Rejected {
             status: status.as_u16(),
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    /// A server that answers every write with `status` (a stand-in: the point is how the
+    /// bridge reads each answer, which no real InfluxDB can be made to give on demand).
+    async fn answering(status: u16) -> String {
+        let app = axum::Router::new().fallback(move || async move {
+            let status = StatusCode::from_u16(status).unwrap();
+            let mut r = axum::response::IntoResponse::into_response((status, "said so"));
+            if status.is_redirection() {
+                r.headers_mut().insert(
+                    "location",
+                    "https://elsewhere.invalid/write".parse().unwrap(),
+                );
+            }
+            r
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn only_bad_data_answers_reject_points_everything_else_is_retried() {
+        let api = InfluxApi::V1 {
+            database: "insights".into(),
+            retention_policy: None,
+            credentials: None,
+        };
+        for (status, rejected) in [
+            (204, None),
+            (400, Some(true)),
+            (413, Some(true)),
+            (422, Some(true)),
+            (301, Some(false)), // never followed: a POST would become a GET without a body
+            (302, Some(false)),
+            (401, Some(false)),
+            (403, Some(false)),
+            (404, Some(false)),
+            (405, Some(false)),
+            (407, Some(false)),
+            (408, Some(false)),
+            (429, Some(false)),
+            (500, Some(false)),
+            (503, Some(false)),
+        ] {
+            let writer = InfluxWriter::new(&answering(status).await, api.clone());
+            let got = writer.write(b"m f=1 1\n".to_vec()).await;
+            match (rejected, got) {
+                (None, Ok(())) => {}
+                (Some(true), Err(WriteError::Rejected { status: s, .. })) => assert_eq!(s, status),
+                (Some(false), Err(WriteError::Retriable(m))) => {
+                    assert!(m.contains(&status.to_string()), "{status}: {m}")
+                }
+                (want, got) => panic!("{status}: expected {want:?}, got {got:?}"),
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! with TLS (tansu behind stunnel, from `insights_testkit::scram`).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use insights_bridge::BridgeConfig;
@@ -69,6 +71,35 @@ async fn wait_count(influx_url: &str, n: usize) -> usize {
     }
 }
 
+/// The group's committed offsets and the topic's end offsets, summed over its 3 partitions.
+fn committed_and_end(brokers: &str, group: &str) -> (usize, usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition("insights", p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(0).max(0) as usize)
+        .sum();
+    let end = (0..3)
+        .map(|p| {
+            c.fetch_watermarks("insights", p, Duration::from_secs(10))
+                .unwrap()
+                .1 as usize
+        })
+        .sum();
+    (committed, end)
+}
+
 fn dead_letters(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("dead/dead-letter.jsonl"))
         .unwrap_or_default()
@@ -131,6 +162,9 @@ async fn payloads_become_points_with_their_own_times_and_poison_is_dead_lettered
     assert_eq!(count as usize, N);
     shutdown.cancel();
     bridge.await.unwrap().unwrap();
+    // Everything was written or dead-lettered, so the group's offsets are at the end of every
+    // partition (storing a dead letter's offset after a later message's would leave it behind).
+    assert_eq!(committed_and_end(&brokers, "bridge-test"), (N + 3, N + 3));
 
     // Tags, float fields, string fields, and the payload's own timestamps.
     let fields = influxql(&influx_url, r#"SHOW FIELD KEYS FROM "algorithmia""#).await;
@@ -539,4 +573,51 @@ directory = "{}"
     shutdown.cancel();
     bridge.await.unwrap().unwrap();
     assert!(dead_letters(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_during_an_influxdb_outage_does_not_wait_for_it_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (http, rpc) = (free_port(), free_port());
+    let influx_url = format!("http://127.0.0.1:{http}"); // nothing there yet
+    const N: usize = 20;
+    let messages: Vec<String> = (0..N).map(|i| payload(i).to_string()).collect();
+    produce(&brokers, &messages).await;
+
+    let stats = Arc::new(insights_bridge::BridgeStats::default());
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(insights_bridge::run_with_stats(
+        bridge_config(&brokers, &influx_url, dir.path()),
+        shutdown.clone(),
+        stats.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats.write_retries.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the bridge never tried to write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGTERM while InfluxDB is down: the bridge stops (the guard only catches a hang; the
+    // retry backoff alone would reach 30 s) and commits nothing it did not write.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(60), bridge)
+        .await
+        .expect("the bridge stops without waiting for InfluxDB")
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed_and_end(&brokers, "bridge-test"), (0, N));
+
+    // InfluxDB is back; the next start writes everything.
+    let influx_dir = dir.path().join("influxdb");
+    std::fs::create_dir(&influx_dir).unwrap();
+    let (_influx, influx_url) = influxd_on(&influx_dir, http, rpc);
+    influxql(&influx_url, "CREATE DATABASE insights").await;
+    let shutdown = CancellationToken::new();
+    let bridge = tokio::spawn(insights_bridge::run(
+        bridge_config(&brokers, &influx_url, dir.path()),
+        shutdown.clone(),
+    ));
+    assert_eq!(wait_count(&influx_url, N).await, N);
+    shutdown.cancel();
+    bridge.await.unwrap().unwrap();
 }
