@@ -42,6 +42,8 @@ pub(crate) struct Limits {
     max_body_bytes: Option<usize>,
     /// Seconds a warm worker may stay unused before it is stopped; 0 keeps workers warm.
     worker_idle_seconds: Option<u64>,
+    /// Calls with `output=void` waiting or running at most.
+    max_void_calls: Option<usize>,
 }
 
 impl Limits {
@@ -54,6 +56,9 @@ impl Limits {
         }
         if let Some(n) = self.max_body_bytes {
             c.max_body_bytes = n;
+        }
+        if let Some(n) = self.max_void_calls {
+            c.max_void_calls = n;
         }
         if let Some(s) = self.worker_idle_seconds {
             c.worker_idle_timeout = (s > 0).then(|| std::time::Duration::from_secs(s));
@@ -69,6 +74,9 @@ impl Limits {
         }
         if self.max_body_bytes == Some(0) {
             bail!("limits.max_body_bytes must be at least 1");
+        }
+        if self.max_void_calls == Some(0) {
+            bail!("limits.max_void_calls must be at least 1");
         }
         Ok(())
     }

@@ -168,6 +168,9 @@ pub enum ReportError {
 
 type PoolKey = (String, String, String);
 
+/// A call with less time left than this when a worker frees up is timed out without running.
+const MIN_RUN_TIME: Duration = Duration::from_millis(5);
+
 /// What a version has done since the process started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
@@ -224,14 +227,18 @@ impl PoolMetrics {
 }
 
 impl Pool {
-    fn take_idle(&self) -> Option<Worker> {
+    /// The most recently used live idle worker, and the dead ones found on the way (whose
+    /// report tokens the caller forgets).
+    fn take_idle(&self) -> (Option<Worker>, Vec<Worker>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dead = Vec::new();
         while let Some((w, _)) = idle.pop() {
             if !w.shared.is_dead() {
-                return Some(w);
+                return (Some(w), dead);
             }
+            dead.push(w);
         }
-        None
+        (None, dead)
     }
 
     fn put_idle(&self, w: Worker) {
@@ -355,7 +362,8 @@ impl Runtime {
         request: CallRequest,
     ) -> CallResponse {
         let started_at = time::OffsetDateTime::now_utc();
-        let deadline = Instant::now() + request.timeout;
+        let call_started = Instant::now();
+        let deadline = call_started + request.timeout;
         let version = resolved.version.to_string();
         let algorithm = AlgorithmRef {
             owner: resolved.owner.clone(),
@@ -378,8 +386,21 @@ impl Runtime {
                 None,
                 None,
             ),
+            // The permit came at (or just before) the deadline: the caller has given up. Sending
+            // the call would start an execution whose timeout then stops a healthy worker.
+            Some(_) if deadline.saturating_duration_since(Instant::now()) < MIN_RUN_TIME => (
+                Err(Failure::Timeout {
+                    while_starting: true,
+                }),
+                None,
+                None,
+            ),
             Some(permit) => {
-                let worker = match pool.take_idle() {
+                let (idle, dead) = pool.take_idle();
+                for w in &dead {
+                    self.forget(w);
+                }
+                let worker = match idle {
                     Some(w) => w,
                     None => self.spawn_worker(&pool.spec),
                 };
@@ -416,7 +437,10 @@ impl Runtime {
             }
         };
 
-        let duration = result.as_ref().map(|(_, d)| *d).unwrap_or_default();
+        // A failed call lasted until it failed (a timeout: the whole timeout), not zero.
+        let duration = result
+            .as_ref()
+            .map_or_else(|_| call_started.elapsed(), |(_, d)| *d);
         let outcome = match result {
             Ok((
                 Answer::Result {
@@ -442,7 +466,7 @@ impl Runtime {
         pool.metrics.calls.fetch_add(1, Ordering::Relaxed);
         match &outcome {
             Ok(_) => pool.metrics.successes.increment(1),
-            Err(e) => metrics::counter!("insights_calls_total", "algorithm" => algorithm.path(), "version" => version.clone(), "outcome" => e.error_type.clone())
+            Err(e) => metrics::counter!("insights_calls_total", "algorithm" => algorithm.path(), "version" => version.clone(), "outcome" => outcome_label(&e.error_type))
                 .increment(1),
         }
         pool.metrics.duration.record(duration.as_secs_f64());
@@ -492,6 +516,16 @@ impl Runtime {
     }
 
     /// Accepts a metrics report from the worker holding `token`, for its execution in flight.
+    /// Whether `token` is a live worker's: checked before a report's body is read, so that
+    /// strangers cannot make the server buffer bodies.
+    pub fn knows_worker(&self, token: &str) -> bool {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .is_some_and(|w| !w.is_dead())
+    }
+
     pub fn report(&self, token: &str, body: &[u8]) -> Result<usize, ReportError> {
         let worker = self
             .workers
@@ -674,6 +708,19 @@ async fn stop_idle_workers(runtime: std::sync::Weak<Runtime>, timeout: Duration)
             // Dropping a worker closes its stdin: it exits, or is killed after 5 s.
             drop(expired);
         }
+    }
+}
+
+/// The `outcome` label of a failed call. `error_type` may come from the algorithm, which can
+/// name it anything: only the runtime's own types and Algorithmia's usual ones are labels, the
+/// rest count as `AlgorithmError`, so the number of series stays bounded.
+fn outcome_label(error_type: &str) -> &'static str {
+    match error_type {
+        "SystemError" => "SystemError",
+        "TimeoutError" => "TimeoutError",
+        "InputError" => "InputError",
+        "UnsupportedError" => "UnsupportedError",
+        _ => "AlgorithmError",
     }
 }
 

@@ -241,7 +241,7 @@ struct Process {
     child: Child,
     /// `None` once closed to ask the worker to exit.
     stdin: Option<ChildStdin>,
-    log: FramedRead<pipe::Receiver, LinesCodec>,
+    log: FramedRead<pipe::Receiver, LogLines>,
     fifo: FramedRead<pipe::Receiver, LinesCodec>,
     pgid: Option<u32>,
     dir: PathBuf,
@@ -269,6 +269,13 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
 
     let program = resolve_program(&spec.command[0], &spec.dir);
     let mut cmd = Command::new(program);
+    // The server's own settings (the admin token, the Kafka password, ...) are not the
+    // algorithm's business: every INSIGHTS_* variable is left out of its environment.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("INSIGHTS_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(&spec.command[1..])
         .current_dir(&spec.dir)
         .env(
@@ -301,7 +308,7 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
         pgid: child.id(),
         child,
         stdin: Some(stdin),
-        log: FramedRead::new(log, LinesCodec::new_with_max_length(LOG_LINE_MAX)),
+        log: FramedRead::new(log, LogLines::default()),
         fifo: FramedRead::new(fifo, LinesCodec::new_with_max_length(spec.max_answer_bytes)),
         dir,
     })
@@ -401,15 +408,33 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
             .map(|r| r.deadline)
             .or(pending.as_ref().map(|j| j.deadline));
         tokio::select! {
-            // The log first: a line the algorithm printed before writing its answer is in the
-            // log pipe by the time the answer is in the FIFO, so it is attributed to its call.
+            // Deadlines first: an algorithm that never stops printing must not keep its call
+            // from timing out. Then the log: a line the algorithm printed before writing its
+            // answer is in the log pipe by the time the answer is in the FIFO, so it is
+            // attributed to its call.
             biased;
+            () = sleep_until(startup_deadline), if !ready => {
+                break Failure::StartFailed { detail: format!(
+                    "the algorithm did not print PIPE_INIT_COMPLETE within {} s of starting",
+                    spec.startup_timeout.as_secs()) };
+            },
+            () = sleep_until(job_deadline.unwrap_or(startup_deadline)), if job_deadline.is_some() => {
+                if let Some(r) = running.take() {
+                    let f = Failure::Timeout { while_starting: false };
+                    let _ = r.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
+                    break f;
+                }
+                // Still loading: this caller gives up, the worker keeps loading for the next.
+                if let Some(job) = pending.take() {
+                    let _ = job.reply.send(JobOutcome::failed(Failure::Timeout { while_starting: true }, None));
+                }
+            },
             line = proc.log.next(), if log_open => match line {
                 Some(Ok(line)) => {
                     if !ready && line.trim_end() == "PIPE_INIT_COMPLETE" {
                         ready = true;
                         tracing::debug!("worker ready");
-                        if let Some(job) = pending.take() {
+                        if let Some(job) = pending.take().and_then(still_wanted) {
                             match send_job(proc.stdin.as_mut(), &shared, job).await {
                                 Ok(r) => {
                                     // A crash message quotes only this execution's output:
@@ -429,9 +454,7 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                     shared.append_log(&line);
                     tracing::debug!(target: "algorithm", "{line}");
                 }
-                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                    shared.append_log("[insights: a log line longer than 64 KiB was left out]");
-                }
+                // `LogLines` never fails: an error here is the pipe's own.
                 Some(Err(_)) | None => log_open = false,
             },
             line = proc.fifo.next() => {
@@ -446,6 +469,11 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                     None => Err("/tmp/algoout was closed".into()),
                 };
                 let duration = r.started.elapsed();
+                // What the algorithm printed without a newline before answering is this
+                // execution's, not the next caller's.
+                if let Some(partial) = take_partial_line(&mut proc.log) {
+                    shared.append_log(&partial);
+                }
                 let execution = shared.finish();
                 match answer {
                     Ok(answer) => {
@@ -475,31 +503,18 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                 break if ready { Failure::Crashed { detail } } else { Failure::StartFailed { detail } };
             },
             job = jobs.recv(), if pending.is_none() && running.is_none() => match job {
-                Some(job) if ready => match send_job(proc.stdin.as_mut(), &shared, job).await {
-                    Ok(r) => {
-                        tail.clear(); // as above: only this execution's output is quoted
-                        running = Some(r);
+                Some(job) if ready => {
+                    let Some(job) = still_wanted(job) else { continue };
+                    match send_job(proc.stdin.as_mut(), &shared, job).await {
+                        Ok(r) => {
+                            tail.clear(); // as above: only this execution's output is quoted
+                            running = Some(r);
+                        }
+                        Err(f) => break f,
                     }
-                    Err(f) => break f,
-                },
+                }
                 Some(job) => pending = Some(job),
                 None => break Failure::ShuttingDown,
-            },
-            () = sleep_until(startup_deadline), if !ready => {
-                break Failure::StartFailed { detail: format!(
-                    "the algorithm did not print PIPE_INIT_COMPLETE within {} s of starting",
-                    spec.startup_timeout.as_secs()) };
-            },
-            () = sleep_until(job_deadline.unwrap_or(startup_deadline)), if job_deadline.is_some() => {
-                if let Some(r) = running.take() {
-                    let f = Failure::Timeout { while_starting: false };
-                    let _ = r.reply.send(JobOutcome::failed(f.clone(), shared.finish()));
-                    break f;
-                }
-                // Still loading: this caller gives up, the worker keeps loading for the next.
-                if let Some(job) = pending.take() {
-                    let _ = job.reply.send(JobOutcome::failed(Failure::Timeout { while_starting: true }, None));
-                }
             },
         }
     };
@@ -508,12 +523,9 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
     if failure == Failure::ShuttingDown {
         // Closing stdin ends the ADK's read loop; give it a moment to exit on its own.
         drop(proc.stdin.take());
-        if timeout(Duration::from_secs(5), proc.child.wait())
-            .await
-            .is_err()
-        {
-            kill(&mut proc).await;
-        }
+        let _ = timeout(Duration::from_secs(5), proc.child.wait()).await;
+        // Whatever it started (subprocesses, multiprocessing children) goes with it.
+        kill(&mut proc).await;
         tracing::debug!("worker stopped");
     } else {
         kill(&mut proc).await;
@@ -528,6 +540,92 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
     }
     fail_remaining(&mut jobs, pending.map(|j| j.reply), failure).await;
     let _ = tokio::fs::remove_dir_all(dir).await;
+}
+
+/// Lines of the worker's log: split at `\n` (a `\r` before it dropped), decoded lossily (an
+/// algorithm may print any bytes), a line longer than [`LOG_LINE_MAX`] cut there with the rest
+/// of it dropped. It never fails: with `LinesCodec`, one line of bad UTF-8 or a long one ended
+/// the reading for good, and the unread pipe then blocked the algorithm's next print.
+#[derive(Debug, Default)]
+struct LogLines {
+    /// In the middle of a line that was cut: drop up to its newline.
+    discarding: bool,
+}
+
+impl LogLines {
+    /// The incomplete last line in `buf`, if any; `buf` is emptied.
+    fn take_partial(&mut self, buf: &mut tokio_util::bytes::BytesMut) -> Option<String> {
+        let rest = buf.split();
+        let was_cut = std::mem::take(&mut self.discarding);
+        (!was_cut && !rest.is_empty()).then(|| String::from_utf8_lossy(&rest).into_owned())
+    }
+}
+
+/// What the log holds of a line not yet ended by a newline (see [`LogLines::take_partial`]).
+fn take_partial_line(log: &mut FramedRead<pipe::Receiver, LogLines>) -> Option<String> {
+    let mut rest = log.read_buffer_mut().split();
+    log.decoder_mut().take_partial(&mut rest)
+}
+
+impl tokio_util::codec::Decoder for LogLines {
+    type Item = String;
+    type Error = std::io::Error;
+
+    fn decode(
+        &mut self,
+        buf: &mut tokio_util::bytes::BytesMut,
+    ) -> Result<Option<String>, std::io::Error> {
+        loop {
+            if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+                let line = buf.split_to(end + 1);
+                if std::mem::take(&mut self.discarding) {
+                    continue;
+                }
+                let line = &line[..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                return Ok(Some(String::from_utf8_lossy(line).into_owned()));
+            }
+            if buf.len() <= LOG_LINE_MAX {
+                return Ok(None);
+            }
+            if self.discarding {
+                buf.clear();
+                return Ok(None);
+            }
+            let cut = buf.split_to(LOG_LINE_MAX);
+            self.discarding = true;
+            return Ok(Some(format!(
+                "{}[insights: the line was cut at {LOG_LINE_MAX} bytes]",
+                String::from_utf8_lossy(&cut)
+            )));
+        }
+    }
+
+    fn decode_eof(
+        &mut self,
+        buf: &mut tokio_util::bytes::BytesMut,
+    ) -> Result<Option<String>, std::io::Error> {
+        match self.decode(buf)? {
+            Some(line) => Ok(Some(line)),
+            None => Ok(self.take_partial(buf)),
+        }
+    }
+}
+
+/// A job whose caller has already given up (its deadline passed while it waited for the worker)
+/// is answered with a timeout and never sent: it would start an execution nobody waits for,
+/// whose timeout would then stop a healthy worker.
+fn still_wanted(job: Job) -> Option<Job> {
+    if Instant::now() < job.deadline {
+        return Some(job);
+    }
+    let _ = job.reply.send(JobOutcome::failed(
+        Failure::Timeout {
+            while_starting: true,
+        },
+        None,
+    ));
+    None
 }
 
 async fn send_job(
@@ -597,6 +695,18 @@ async fn fail_remaining(
     in_flight: Option<oneshot::Sender<JobOutcome>>,
     failure: Failure,
 ) {
+    // These calls never ran on the worker: they get what happened, not its output, which
+    // belongs to executions of other callers. (A worker that failed while loading printed
+    // nobody's data: its loading output stays, it says what to fix.)
+    let failure = match failure {
+        Failure::Crashed { .. } | Failure::BadOutput { .. } => Failure::Crashed {
+            detail: format!(
+                "the worker this call was waiting for stopped ({}) before running it",
+                failure.label()
+            ),
+        },
+        other => other,
+    };
     if let Some(reply) = in_flight {
         let _ = reply.send(JobOutcome::failed(failure.clone(), None));
     }
@@ -609,6 +719,27 @@ async fn fail_remaining(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_never_fail_and_cut_long_lines_across_reads() {
+        use tokio_util::bytes::BytesMut;
+        use tokio_util::codec::Decoder as _;
+        let mut d = LogLines::default();
+        let mut buf = BytesMut::from(&b"caf\xe9\r\nok\n"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap().as_deref(), Some("caf\u{fffd}"));
+        assert_eq!(d.decode(&mut buf).unwrap().as_deref(), Some("ok"));
+        // A long line, arriving in pieces: cut once, the rest of it dropped, then on.
+        let mut buf = BytesMut::from(vec![b'x'; LOG_LINE_MAX + 10].as_slice());
+        let cut = d.decode(&mut buf).unwrap().unwrap();
+        assert!(cut.ends_with("[insights: the line was cut at 65536 bytes]"));
+        assert_eq!(cut.len(), LOG_LINE_MAX + 43);
+        buf.extend_from_slice(&vec![b'x'; 100_000]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"xx\nnext\npartial");
+        assert_eq!(d.decode(&mut buf).unwrap().as_deref(), Some("next"));
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        assert_eq!(d.decode_eof(&mut buf).unwrap().as_deref(), Some("partial"));
+    }
 
     #[test]
     fn answers_are_parsed_and_garbage_is_named() {

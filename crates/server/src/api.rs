@@ -24,16 +24,47 @@ use crate::panel::session::Admin;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Requires a valid API key (or the admin token).
-fn require_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match credential(headers) {
-        None => Err(ApiError::unauthorized(
-            "an API key is required: send `Authorization: Simple <key>`; the admin creates keys with POST /v1/admin/api-keys",
-        )),
-        Some(c) if state.keys.verify(c).is_some() || state.admin.matches(c) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized(
-            "the API key is not valid (it may have been revoked)",
-        )),
+/// A valid API key (or the admin token). An extractor, so that it runs before the body is
+/// read: a request without a key is refused without buffering what it sends.
+pub(crate) struct ApiKey;
+
+impl axum::extract::FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        match credential(&parts.headers) {
+            None => Err(ApiError::unauthorized(
+                "an API key is required: send `Authorization: Simple <key>`; the admin creates keys with POST /v1/admin/api-keys",
+            )),
+            Some(c) if state.keys.verify(c).is_some() || state.admin.matches(c) => Ok(ApiKey),
+            Some(_) => Err(ApiError::unauthorized(
+                "the API key is not valid (it may have been revoked)",
+            )),
+        }
+    }
+}
+
+/// The token of a live worker, from the path, checked before the body is read.
+pub(crate) struct LiveWorker(String);
+
+impl axum::extract::FromRequestParts<AppState> for LiveWorker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let Path(token) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::not_found(e.to_string()))?;
+        if state.runtime.knows_worker(&token) {
+            Ok(LiveWorker(token))
+        } else {
+            Err(ApiError::from(insights_runtime::ReportError::UnknownWorker))
+        }
     }
 }
 
@@ -42,10 +73,10 @@ pub(crate) async fn call_algorithm(
     State(state): State<AppState>,
     Path(path): Path<Vec<String>>,
     Query(query): Query<HashMap<String, String>>,
+    _key: ApiKey,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    require_key(&state, &headers)?;
     let (owner, name, version) = match path.as_slice() {
         [o, n] => (o.clone(), n.clone(), None),
         [o, n, v] => (o.clone(), n.clone(), Some(v.clone())),
@@ -91,12 +122,21 @@ pub(crate) async fn call_algorithm(
             &request.name,
             request.version.as_deref(),
         )?;
+        let Ok(slot) = state.void_calls.clone().try_acquire_owned() else {
+            metrics::counter!("insights_void_calls_refused_total").increment(1);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                "the limit of calls with output=void waiting or running is reached (limits.max_void_calls); retry later",
+            ));
+        };
         let runtime = state.runtime.clone();
         let request_id = request.request_id.to_string();
         tokio::spawn(async move {
             if let Err(e) = runtime.call(request).await {
                 tracing::warn!(error = %e, "a void call failed");
             }
+            drop(slot);
         });
         return Ok(
             Json(json!({"async_protocol": "void", "request_id": request_id})).into_response(),
@@ -196,7 +236,7 @@ fn parse_input(headers: &HeaderMap, body: Bytes) -> Result<Input, ApiError> {
 /// `POST /worker/{token}/v1/insights`: metrics reported by the algorithm during an execution.
 pub(crate) async fn report_insights(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    LiveWorker(token): LiveWorker,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let accepted = state.runtime.report(&token, &body)?;
@@ -219,9 +259,8 @@ pub(crate) async fn register_algorithm(
 pub(crate) async fn get_algorithm(
     State(state): State<AppState>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    _key: ApiKey,
 ) -> Result<Response, ApiError> {
-    require_key(&state, &headers)?;
     Ok(Json(state.runtime.catalog().algorithm(&owner, &name)?).into_response())
 }
 
@@ -245,9 +284,8 @@ pub(crate) async fn publish_version(
 pub(crate) async fn list_versions(
     State(state): State<AppState>,
     Path((owner, name)): Path<(String, String)>,
-    headers: HeaderMap,
+    _key: ApiKey,
 ) -> Result<Response, ApiError> {
-    require_key(&state, &headers)?;
     let a = state.runtime.catalog().algorithm(&owner, &name)?;
     Ok(Json(json!({"results": a.versions})).into_response())
 }

@@ -62,6 +62,10 @@ pub struct ServerConfig {
     pub panel: PanelConfig,
     /// A warm worker unused this long is stopped; `None` keeps workers warm.
     pub worker_idle_timeout: Option<Duration>,
+    /// Calls with `output=void` waiting or running at most: each holds its input until a
+    /// worker is free, and nobody waits for them. Beyond, a void call gets 503 (counted in
+    /// `insights_void_calls_refused_total`).
+    pub max_void_calls: usize,
 }
 
 impl ServerConfig {
@@ -78,6 +82,7 @@ impl ServerConfig {
             kafka_connection: None,
             panel: PanelConfig::default(),
             worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
+            max_void_calls: 1000,
         }
     }
 }
@@ -93,6 +98,8 @@ pub struct AppState {
     pub kafka: Arc<KafkaDelivery>,
     pub connection: Arc<connection::ConnectionStore>,
     pub sessions: Arc<panel::session::Sessions>,
+    /// Slots for calls with `output=void` (`ServerConfig::max_void_calls`).
+    pub void_calls: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP surface.
@@ -246,6 +253,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         kafka,
         connection,
         sessions: Arc::new(panel::session::Sessions::new(config.panel.clone())),
+        void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
     };
 
     let http_shutdown = CancellationToken::new();

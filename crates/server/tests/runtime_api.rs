@@ -872,6 +872,146 @@ async fn a_worker_idle_past_the_timeout_is_stopped_and_the_next_call_starts_one(
 }
 
 #[tokio::test]
+async fn requests_without_a_key_or_worker_token_are_refused_before_their_body_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    for (path, status) in [
+        ("/v1/algo/acme/anything", "401"),
+        ("/worker/not-a-worker/v1/insights", "403"),
+    ] {
+        // Announce 16 MB and send none of it: the answer must come anyway.
+        let mut s = tokio::net::TcpStream::connect(t.server.addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16000000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(30), s.read_exact(&mut answer))
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            format!("HTTP/1.1 {status}"),
+            "{path}"
+        );
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn an_algorithm_that_never_stops_printing_still_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "chatty", 1, false).await;
+    let key = t.new_key().await;
+    let call = t
+        .http
+        .post(format!("{}/v1/algo/acme/chatty?timeout=1", t.url))
+        .header("Authorization", key.as_str())
+        .json(&json!({"spam": true}))
+        .send();
+    // The guard only catches a hang: the call itself ends after its 1 s timeout.
+    let body: Value = tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the timeout fired although the log never went quiet")
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"]["error_type"], "TimeoutError", "{body}");
+    let (status, _, after) = t.call(&key, "acme/chatty", json!({})).await;
+    assert_eq!(status, 200, "{after}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn void_calls_beyond_their_limit_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| c.max_void_calls = 1).await;
+    t.probe("acme", "slow", 1, false).await;
+    let key = t.new_key().await;
+    let void = |input: Value| {
+        t.http
+            .post(format!("{}/v1/algo/acme/slow?output=void", t.url))
+            .header("Authorization", key.as_str())
+            .json(&input)
+            .send()
+    };
+    assert_eq!(void(json!({"sleep": 2})).await.unwrap().status(), 200);
+    let refused = void(json!({})).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_void_calls"),
+        "{body}"
+    );
+    assert_eq!(t.metric("insights_void_calls_refused_total").await, 1.0);
+    t.stop().await;
+}
+
+/// Calls `acme/{name}` with `stdout=true`; returns what the execution printed.
+async fn printed(t: &TestServer, key: &str, name: &str, input: Value) -> String {
+    let resp = t
+        .http
+        .post(format!("{}/v1/algo/acme/{name}?stdout=true", t.url))
+        .header("Authorization", key)
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("error").is_none(), "{body}");
+    body["metadata"]["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn odd_output_neither_stops_the_log_nor_moves_into_the_next_call() {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "noisy", 1, false).await;
+    let key = t.new_key().await;
+
+    // Bytes that are not UTF-8: kept (replaced), and the log goes on.
+    let got = printed(&t, &key, "noisy", json!({"raw_stdout": b64(b"caf\xe9\n")})).await;
+    assert_eq!(got, "caf\u{fffd}\n");
+    // A line far over the 64 KiB line limit: cut, and the log goes on.
+    let long = "y".repeat(200_000);
+    let got = printed(&t, &key, "noisy", json!({"print": long})).await;
+    assert!(
+        got.contains("[insights: the line was cut at 65536 bytes]"),
+        "{}",
+        got.len()
+    );
+    assert!(got.len() < 70_000, "{}", got.len());
+    // A line without a newline belongs to the call that printed it.
+    let got = printed(
+        &t,
+        &key,
+        "noisy",
+        json!({"raw_stdout": b64(b"progress 42%")}),
+    )
+    .await;
+    assert_eq!(got, "progress 42%\n");
+    let got = printed(&t, &key, "noisy", json!({"print": "next call"})).await;
+    assert_eq!(got, "next call\n");
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn text_and_binary_inputs_and_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;

@@ -6,6 +6,9 @@ Standard library only; speaks the ADK protocol by hand. Input (JSON object), all
   late_report:  a report body sent 0.3 s after answering (its status is kept for `late_status`)
   late_status:  return the status of the previous late report
   print:        a line to print before answering
+  raw_stdout:   base64 bytes written to stdout as they are (any bytes, no newline added)
+  env:          a list of environment variable names; the result maps each to its value or null
+  spam:         print lines as fast as possible, for ever
   sleep:        seconds to sleep before answering
   crash:        exit abruptly with status 3 (after printing "about to crash")
   hang:         never answer
@@ -58,6 +61,9 @@ def handle(request):
     data = data if isinstance(data, dict) else {"echo": data}
     if "print" in data:
         print(data["print"])
+    if "raw_stdout" in data:
+        sys.stdout.buffer.write(base64.b64decode(data["raw_stdout"]))
+        sys.stdout.buffer.flush()
     if "sleep" in data:
         time.sleep(data["sleep"])
     reports = [post_report(b) for b in data.get("reports", [])]
@@ -67,6 +73,9 @@ def handle(request):
         os._exit(3)
     if data.get("hang"):
         time.sleep(3600)
+    if data.get("spam"):
+        while True:
+            print("spam " * 200)
     if data.get("garbage"):
         with open("/tmp/algoout", "w") as f:
             f.write("this is not an answer\n")
@@ -76,6 +85,8 @@ def handle(request):
     result = {"pid": os.getpid(), "echo": data.get("echo")}
     if "reports" in data:
         result["reports"] = reports
+    if "env" in data:
+        result["env"] = {name: os.environ.get(name) for name in data["env"]}
     if data.get("late_status"):
         result["late_status"] = late["status"]
     if "late_report" in data:

@@ -1,6 +1,7 @@
-//! The `insights` binary killed with SIGKILL while Kafka is down: after a restart, every
-//! payload that was spooled is delivered. Kafka here is librdkafka's mock cluster (in this test
-//! process; the server reaches it over TCP like any broker).
+//! `insights serve` as a process: killed with SIGKILL while Kafka is down, then restarted, it
+//! delivers every payload that was spooled (Kafka here is librdkafka's mock cluster, in this
+//! test process; the server reaches it over TCP like any broker); and its algorithms do not
+//! inherit its secrets from the environment.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -169,4 +170,45 @@ async fn sigkill_during_an_outage_then_restart_delivers_every_spooled_payload() 
         }
     }
     assert_eq!(got, ids);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn algorithms_do_not_see_the_servers_secrets_in_their_environment() {
+    let data = tempfile::tempdir().unwrap();
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
+    // The server gets its admin token (and would get the Kafka password) from INSIGHTS_*.
+    let s = start(data.path());
+    s.admin(
+        Method::POST,
+        "/v1/algorithms/acme",
+        Some(json!({"name": "nosy", "source": {"path": probe, "command": ["python3", "-u", "src/Algorithm.py"]}})),
+    )
+    .await;
+    s.admin(
+        Method::POST,
+        "/v1/algorithms/acme/nosy/versions",
+        Some(json!({"settings": {}})),
+    )
+    .await;
+    let body: Value = s
+        .http
+        .post(format!("{}/v1/algo/acme/nosy", s.url))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .json(&json!({"env": ["INSIGHTS_ADMIN_TOKEN", "PATH", "ALGORITHMIA_API"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let env = &body["result"]["env"];
+    assert_eq!(env["INSIGHTS_ADMIN_TOKEN"], Value::Null, "{body}");
+    assert!(env["PATH"].is_string(), "{body}");
+    assert!(
+        env["ALGORITHMIA_API"]
+            .as_str()
+            .unwrap()
+            .contains("/worker/"),
+        "{body}"
+    );
 }
