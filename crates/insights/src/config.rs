@@ -44,6 +44,8 @@ pub(crate) struct Limits {
     worker_idle_seconds: Option<u64>,
     /// Calls with `output=void` waiting or running at most.
     max_void_calls: Option<usize>,
+    /// Calls waiting for a worker of one version at most.
+    max_waiting_calls: Option<usize>,
 }
 
 impl Limits {
@@ -59,6 +61,9 @@ impl Limits {
         }
         if let Some(n) = self.max_void_calls {
             c.max_void_calls = n;
+        }
+        if let Some(n) = self.max_waiting_calls {
+            c.max_waiting_calls = n;
         }
         if let Some(s) = self.worker_idle_seconds {
             c.worker_idle_timeout = (s > 0).then(|| std::time::Duration::from_secs(s));
@@ -77,6 +82,9 @@ impl Limits {
         }
         if self.max_void_calls == Some(0) {
             bail!("limits.max_void_calls must be at least 1");
+        }
+        if self.max_waiting_calls == Some(0) {
+            bail!("limits.max_waiting_calls must be at least 1");
         }
         Ok(())
     }

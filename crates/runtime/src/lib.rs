@@ -16,7 +16,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ pub enum RuntimeError {
     AlreadyExists(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Too many calls already wait for a worker of this version.
+    #[error("{0}")]
+    Busy(String),
     #[error("storage failed: {0}")]
     Store(#[from] insights_store::StoreError),
     #[error("{0}")]
@@ -75,6 +78,9 @@ pub struct RuntimeConfig {
     pub max_answer_bytes: usize,
     /// The most log captured per call for `stdout=true`.
     pub max_log_bytes_per_call: usize,
+    /// Calls waiting for a worker of one version at most; beyond, a call is refused at once
+    /// ([`RuntimeError::Busy`]) instead of holding its input in a queue that only grows.
+    pub max_waiting_calls: usize,
     /// A warm worker unused this long is stopped (a later call starts a new one); `None` keeps
     /// workers warm for as long as the server runs. Bounds the processes kept for versions that
     /// are no longer called.
@@ -90,6 +96,7 @@ impl RuntimeConfig {
             max_answer_bytes: 64 << 20,
             max_log_bytes_per_call: 1 << 20,
             worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
+            max_waiting_calls: 1000,
         }
     }
 }
@@ -168,6 +175,29 @@ pub enum ReportError {
 
 type PoolKey = (String, String, String);
 
+/// A place in a pool's queue of calls waiting for a worker, given up when dropped.
+struct Waiting(Arc<Pool>);
+
+impl Waiting {
+    /// A place, if fewer than `max` calls wait.
+    fn join(pool: &Arc<Pool>, max: usize) -> Option<Waiting> {
+        let before = pool.waiting.fetch_add(1, Ordering::AcqRel);
+        if before >= max {
+            pool.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        pool.metrics.waiting.increment(1.0);
+        Some(Waiting(pool.clone()))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.waiting.decrement(1.0);
+    }
+}
+
 /// A call with less time left than this when a worker frees up is timed out without running.
 const MIN_RUN_TIME: Duration = Duration::from_millis(5);
 
@@ -181,6 +211,8 @@ pub struct CallCounts {
 
 struct Pool {
     spec: Arc<WorkerSpec>,
+    /// Calls waiting for a permit (see [`Waiting`]).
+    waiting: AtomicUsize,
     permits: Arc<Semaphore>,
     /// Warm workers waiting for a call, each with when it became idle; the most recently used
     /// is taken first, so the ones left at the bottom are those to stop when idle too long.
@@ -200,6 +232,7 @@ struct PoolMetrics {
     emitted: metrics::Counter,
     restarts: metrics::Counter,
     stopped_idle: metrics::Counter,
+    waiting: metrics::Gauge,
 }
 
 impl PoolMetrics {
@@ -222,6 +255,7 @@ impl PoolMetrics {
             emitted: metrics::counter!("insights_payloads_emitted_total", &labels),
             restarts: metrics::counter!("insights_worker_restarts_total", &labels),
             stopped_idle: metrics::counter!("insights_workers_stopped_idle_total", &labels),
+            waiting: metrics::gauge!("insights_calls_waiting", &labels),
         }
     }
 }
@@ -349,9 +383,20 @@ impl Runtime {
         let resolved =
             self.catalog
                 .resolve(&request.owner, &request.name, request.version.as_deref())?;
+        let pool = self.pool(&resolved);
+        let waiting = Waiting::join(&pool, self.config.max_waiting_calls).ok_or_else(|| {
+            metrics::counter!("insights_calls_refused_total", "algorithm" => pool.spec.algorithm.path(), "version" => pool.spec.algorithm.version.clone(), "reason" => "queue_full")
+                .increment(1);
+            RuntimeError::Busy(format!(
+                "{} calls already wait for a worker of {}/{}; retry later (the limit is max_waiting_calls)",
+                self.config.max_waiting_calls,
+                pool.spec.algorithm.path(),
+                pool.spec.algorithm.version
+            ))
+        })?;
         let this = self.clone();
         self.tasks
-            .spawn(async move { this.execute(resolved, request).await })
+            .spawn(async move { this.execute(resolved, request, waiting).await })
             .await
             .map_err(|e| RuntimeError::Internal(format!("the execution task failed: {e}")))
     }
@@ -360,6 +405,7 @@ impl Runtime {
         self: Arc<Self>,
         resolved: catalog::ResolvedVersion,
         request: CallRequest,
+        waiting: Waiting,
     ) -> CallResponse {
         let started_at = time::OffsetDateTime::now_utc();
         let call_started = Instant::now();
@@ -378,6 +424,7 @@ impl Runtime {
                 .await
                 .ok()
                 .and_then(Result::ok);
+        drop(waiting);
         let (result, execution, session_id) = match permit {
             None => (
                 Err(Failure::Timeout {
@@ -629,6 +676,7 @@ impl Runtime {
                     version: v.version.to_string(),
                 };
                 Arc::new(Pool {
+                    waiting: AtomicUsize::new(0),
                     metrics: PoolMetrics::new(&algorithm),
                     spec: Arc::new(WorkerSpec {
                         algorithm,

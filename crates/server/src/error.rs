@@ -104,6 +104,11 @@ impl From<RuntimeError> for ApiError {
                 "SystemError",
                 e.to_string(),
             ),
+            RuntimeError::Busy(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableError",
+                e.to_string(),
+            ),
             RuntimeError::Store(_) | RuntimeError::Io(_) | RuntimeError::Internal(_) => {
                 ApiError::internal(e)
             }

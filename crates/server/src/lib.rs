@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// worker is free, and nobody waits for them. Beyond, a void call gets 503 (counted in
     /// `insights_void_calls_refused_total`).
     pub max_void_calls: usize,
+    /// Calls waiting for a worker of one version at most; beyond, 503 (counted in
+    /// `insights_calls_refused_total{reason="queue_full"}`).
+    pub max_waiting_calls: usize,
 }
 
 impl ServerConfig {
@@ -83,6 +86,7 @@ impl ServerConfig {
             panel: PanelConfig::default(),
             worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
             max_void_calls: 1000,
+            max_waiting_calls: 1000,
         }
     }
 }
@@ -242,6 +246,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )?);
     let mut runtime_config = RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr));
     runtime_config.worker_idle_timeout = config.worker_idle_timeout;
+    runtime_config.max_waiting_calls = config.max_waiting_calls;
     let runtime = Runtime::new(catalog, handoff.clone(), runtime_config)?;
     let keys = Arc::new(auth::ApiKeys::load(store.clone()).map_err(|e| data_err(e.to_string()))?);
     let state = AppState {

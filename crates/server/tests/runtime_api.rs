@@ -931,6 +931,50 @@ async fn an_algorithm_that_never_stops_printing_still_times_out() {
 }
 
 #[tokio::test]
+async fn calls_beyond_the_waiting_limit_are_refused_at_once_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| c.max_waiting_calls = 1).await;
+    t.probe("acme", "queued", 1, false).await;
+    let key = t.new_key().await;
+    let wait_for = |metric: &'static str| {
+        let t = &t;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while t.metric(metric).await < 1.0 {
+                assert!(tokio::time::Instant::now() < deadline, "{metric} stayed 0");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // The pool's one worker runs the first call; the second waits; the third finds the queue
+    // (of one) full and is refused at once.
+    let first = t.call(&key, "acme/queued", json!({"sleep": 2}));
+    let second = async {
+        wait_for("insights_pool_busy_workers{algorithm=\"acme/queued\"").await;
+        t.call(&key, "acme/queued", json!({})).await
+    };
+    let third = async {
+        wait_for("insights_calls_waiting{algorithm=\"acme/queued\"").await;
+        t.call(&key, "acme/queued", json!({})).await
+    };
+    let ((s1, _, _), (s2, _, _), (s3, _, refused)) = tokio::join!(first, second, third);
+    assert_eq!((s1, s2, s3), (200, 200, 503), "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_waiting_calls"),
+        "{refused}"
+    );
+    assert_eq!(
+        t.metric("insights_calls_refused_total{algorithm=\"acme/queued\"")
+            .await,
+        1.0
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn void_calls_beyond_their_limit_are_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start_with(dir.path(), |c| c.max_void_calls = 1).await;
