@@ -197,6 +197,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The largest CA certificate (chain) accepted, in bytes.
+pub(crate) const MAX_CA_BYTES: usize = 64 * 1024;
+/// The longest SASL username and password accepted, in bytes.
+pub(crate) const MAX_CREDENTIAL_BYTES: usize = 1024;
+
 /// A CA certificate (or chain) in PEM, parsed as X.509 when accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -210,6 +215,24 @@ impl FromStr for CaCertificate {
             return Err(
                 "must be a PEM certificate starting with -----BEGIN CERTIFICATE-----".into(),
             );
+        }
+        if pem.len() > MAX_CA_BYTES {
+            return Err(format!(
+                "must be at most {MAX_CA_BYTES} bytes (got {})",
+                pem.len()
+            ));
+        }
+        // Only certificates: a pasted file with a private key in it would otherwise be stored
+        // and shown again (OpenSSL skips the blocks that are not certificates).
+        if let Some(other) = pem
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("-----BEGIN "))
+            .find(|kind| *kind != "CERTIFICATE-----")
+        {
+            return Err(format!(
+                "must hold only certificates; it has a \"{}\" block (a private key must never be pasted here)",
+                other.trim_end_matches('-')
+            ));
         }
         match openssl::x509::X509::stack_from_pem(pem.as_bytes()) {
             Ok(certs) if !certs.is_empty() => Ok(Self(format!("{pem}\n"))),
@@ -295,6 +318,20 @@ pub struct ConnectionRequest {
     pub ca_certificate: Option<String>,
 }
 
+/// What is wrong with a username or password, if anything (its value is never quoted).
+fn credential_error(value: &str) -> Option<String> {
+    if value.len() > MAX_CREDENTIAL_BYTES {
+        return Some(format!(
+            "must be at most {MAX_CREDENTIAL_BYTES} bytes (got {})",
+            value.len()
+        ));
+    }
+    value
+        .chars()
+        .any(char::is_control)
+        .then(|| "must not contain control characters (a line break, a NUL byte, ...)".into())
+}
+
 impl ConnectionRequest {
     /// Validates every field, reporting all that are wrong at once. `stored_password` is the
     /// password of the connection being edited: an omitted password keeps it.
@@ -356,12 +393,26 @@ impl ConnectionRequest {
                     }
                 };
                 let username = match self.username.as_deref().map(str::trim) {
-                    Some(u) if !u.is_empty() => Some(u.to_string()),
-                    _ => {
+                    Some(u) if u.is_empty() => {
+                        errors.push(FieldError::new("username", "is required for SASL/SCRAM"));
+                        None
+                    }
+                    Some(u) => credential_error(u)
+                        .map(|e| errors.push(FieldError::new("username", e)))
+                        .is_none()
+                        .then(|| u.to_string()),
+                    None => {
                         errors.push(FieldError::new("username", "is required for SASL/SCRAM"));
                         None
                     }
                 };
+                if let Some(e) = self
+                    .password
+                    .as_ref()
+                    .and_then(|p| credential_error(p.expose()))
+                {
+                    errors.push(FieldError::new("password", e));
+                }
                 let password = match self.password.filter(|p| !p.expose().is_empty()) {
                     Some(p) => Some(p),
                     None => match stored_password {
@@ -502,6 +553,53 @@ mod tests {
 
     fn errors(r: ConnectionRequest) -> Vec<FieldError> {
         r.validate(None).unwrap_err()
+    }
+
+    #[test]
+    fn credentials_and_certificates_have_limits_and_no_private_keys() {
+        let ca = include_str!("../tests/data/test-ca.pem");
+        let sasl = |username: &str, password: &str, ca: &str| ConnectionRequest {
+            topic: "t".into(),
+            brokers: "k1:9093,k2:9093".into(),
+            connection_type: "sasl_scram_tls".into(),
+            sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            username: Some(username.into()),
+            password: Some(Secret::new(password.to_string())),
+            ca_certificate: Some(ca.into()),
+        };
+        assert!(sasl("u", "p", ca).validate(None).is_ok());
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+        for (request, field, needle) in [
+            (sasl("u\0x", "p", ca), "username", "control characters"),
+            (sasl("u", "p\nq", ca), "password", "control characters"),
+            (
+                sasl("u", &"p".repeat(2000), ca),
+                "password",
+                "at most 1024 bytes",
+            ),
+            (
+                sasl("u", "p", &format!("{ca}{key}")),
+                "ca_certificate",
+                "PRIVATE KEY",
+            ),
+            (
+                sasl("u", "p", &ca.repeat(100)),
+                "ca_certificate",
+                "at most 65536 bytes",
+            ),
+        ] {
+            let errors = request.validate(None).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.field == field && e.message.contains(needle)),
+                "{field}: {errors:?}"
+            );
+            assert!(
+                !format!("{errors:?}").contains("pppp"),
+                "values are not quoted"
+            );
+        }
     }
 
     #[test]

@@ -103,18 +103,28 @@ fn current(state: &AppState) -> Result<Option<ConnectionSettings>, ApiError> {
 }
 
 /// Validates a request against the stored connection. An edit may leave the password out to
-/// keep the stored one, but only for the same brokers and username: the stored password is
-/// never sent to brokers the administrator has not already trusted with it.
+/// keep the stored one, but only for the same brokers, username, connection type and CA
+/// certificate: the stored password is never sent to brokers (or through a TLS trust) the
+/// administrator has not already trusted with it.
 fn validated(
     state: &AppState,
     request: ConnectionRequest,
 ) -> Result<(ConnectionSettings, Vec<String>), ApiError> {
-    let stored = current(state)?;
+    // A stored connection that cannot be read (secret.key replaced, rules that changed) must
+    // not stand in the way of saving a new one: it is replaced, its password not reused.
+    let stored = state.connection.load().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the stored Kafka connection cannot be read; the new one replaces it");
+        None
+    });
+    let trim = |s: Option<&str>| s.map(str::trim).unwrap_or("").to_string();
     let stored_password = stored
         .as_ref()
         .filter(|s| {
             let view = s.view();
-            view.brokers == request.brokers.trim() && view.username == request.username
+            view.brokers == request.brokers.trim()
+                && view.username == request.username
+                && view.connection_type == request.connection_type
+                && trim(view.ca_certificate.as_deref()) == trim(request.ca_certificate.as_deref())
         })
         .and_then(|s| s.password().cloned());
     request
@@ -128,13 +138,24 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
-    let connection = current(&state)?.map(|s| s.view());
+    let (connection, stored_error) = match state.connection.load() {
+        Ok(c) => (c.map(|s| s.view()), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the stored connection cannot be read ({e}); save the connection again"
+            )),
+        ),
+    };
     let status = state.kafka.status();
     let summary = crate::panel::status_in_words(&status);
-    Ok(
-        Json(json!({"connection": connection, "status": status, "summary": summary}))
-            .into_response(),
-    )
+    Ok(Json(json!({
+        "connection": connection,
+        "stored_connection_error": stored_error,
+        "status": status,
+        "summary": summary,
+    }))
+    .into_response())
 }
 
 /// `PUT /v1/admin/insights/connection`: validates, saves, and switches delivery to it.

@@ -380,6 +380,20 @@ async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved(
         .await;
     assert_eq!(s, 400, "{answer}");
     assert_eq!(answer["error"]["field"], "password");
+    // Nor through another TLS trust: a new CA certificate needs the password again.
+    let other_ca = include_str!("../../kafka/tests/data/test-ca.pem").replace('\n', "\r\n");
+    let mut new_ca = sasl("127.0.0.1:1,127.0.0.1:2", None);
+    new_ca["ca_certificate"] = format!("{other_ca}\n{}", ca).into();
+    let (s, answer) = t
+        .admin(Method::PUT, "/v1/admin/insights/connection", Some(new_ca))
+        .await;
+    assert_eq!(s, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["fields"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert_eq!(answer["error"]["field"], "password");
     let (_, got) = t
         .admin(Method::GET, "/v1/admin/insights/connection", None)
         .await;
@@ -390,6 +404,24 @@ async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved(
     assert!(
         !String::from_utf8_lossy(&sqlite).contains("s3cret"),
         "sealed at rest"
+    );
+
+    // A stored connection that can no longer be read (secret.key replaced) is reported, and a
+    // new one can be saved over it.
+    t.stop().await;
+    std::fs::write(dir.path().join("secret.key"), [7u8; 32]).unwrap();
+    let t = TestServer::start(dir.path()).await;
+    let (s, got) = t
+        .admin(Method::GET, "/v1/admin/insights/connection", None)
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["connection"], Value::Null);
+    assert!(
+        got["stored_connection_error"]
+            .as_str()
+            .unwrap()
+            .contains("save the connection again"),
+        "{got}"
     );
 
     // One broker is accepted, with a warning.

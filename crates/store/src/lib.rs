@@ -27,6 +27,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("a stored record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error(
+        "the database was written by a newer Insights (schema {found}; this one knows up to {known}): run the newer version, or restore a backup made with this one"
+    )]
+    NewerSchema { found: i32, known: i32 },
+    #[error(
+        "the database {path} cannot be used ({detail}): restore it from a backup, or move it aside to start with an empty one"
+    )]
+    Unusable { path: String, detail: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -141,8 +149,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        let unusable = |e: rusqlite::Error| StoreError::Unusable {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(unusable)?;
+        Self::init(conn).map_err(|e| match e {
+            StoreError::Sqlite(e) => unusable(e),
+            other => other,
+        })
     }
 
     /// An in-memory store, for tests.
@@ -157,16 +172,27 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // One transaction (user_version is transactional): a start killed half-way through,
+        // or two processes opening a new data directory at once, leave the schema whole.
+        let mut conn = conn;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
         if version == 0 {
-            conn.execute_batch(SCHEMA)?;
+            tx.execute_batch(SCHEMA)?;
         }
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             if version < i as i32 + 2 {
-                conn.execute_batch(migration)?;
+                tx.execute_batch(migration)?;
             }
         }
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -492,6 +518,32 @@ mod tests {
             version,
             json,
         })
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_and_a_broken_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("insights.sqlite");
+        drop(Store::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+        let version: i32 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION + 1, "left as it was");
+
+        let broken = dir.path().join("broken.sqlite");
+        std::fs::write(&broken, vec![b'x'; 4096]).unwrap();
+        let err = Store::open(&broken).err().unwrap().to_string();
+        assert!(
+            err.contains("broken.sqlite") && err.contains("backup"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -36,21 +36,44 @@ impl SecretBox {
             Ok(bytes) => {
                 let key: [u8; 32] = bytes
                     .try_into()
-                    .map_err(|_| err("it must hold exactly 32 bytes".into()))?;
+                    .map_err(|_| {
+                        err("it must hold exactly 32 bytes; restore it from the backup made with the database, or delete it and enter the Kafka password again".into())
+                    })?;
                 Ok(Self { key })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
                 openssl::rand::rand_bytes(&mut key).map_err(|e| err(e.to_string()))?;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| err(e.to_string()))?;
-                f.write_all(&key).map_err(|e| err(e.to_string()))?;
-                f.sync_all().map_err(|e| err(e.to_string()))?;
-                Ok(Self { key })
+                // Written whole under another name, then linked into place: a crash leaves
+                // either no key file or a complete one, never an empty one; and of two
+                // processes starting at once, the second finds the first's key and uses it.
+                let mut unique = [0u8; 8];
+                openssl::rand::rand_bytes(&mut unique).map_err(|e| err(e.to_string()))?;
+                let tmp = data_dir.join(format!("secret.key.{}.tmp", hex_of(&unique)));
+                let written = (|| {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(&key)?;
+                    f.sync_all()?;
+                    std::fs::hard_link(&tmp, &path)
+                })();
+                let _ = std::fs::remove_file(&tmp);
+                match written {
+                    Ok(()) => {
+                        std::fs::File::open(data_dir)
+                            .and_then(|d| d.sync_all())
+                            .map_err(|e| err(e.to_string()))?;
+                        Ok(Self { key })
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(data_dir)
+                    }
+                    Err(e) => Err(err(e.to_string())),
+                }
             }
             Err(e) => Err(err(e.to_string())),
         }
@@ -98,6 +121,10 @@ impl SecretBox {
     }
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +147,32 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn processes_starting_together_share_one_key_and_a_bad_key_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| SecretBox::load_or_create(dir.path()).unwrap().key))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "one key for all");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["secret.key"], "no temporary files left");
+
+        std::fs::write(dir.path().join("secret.key"), b"").unwrap();
+        let err = SecretBox::load_or_create(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("secret.key") && err.contains("restore"),
+            "{err}"
+        );
     }
 }

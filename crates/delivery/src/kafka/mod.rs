@@ -527,8 +527,10 @@ impl Worker {
             }
             Err(e) => {
                 self.counts.state = "failing";
-                self.counts.last_error =
-                    Some(format!("the Kafka producer could not be created: {e}"));
+                self.counts.last_error = Some(format!(
+                    "the Kafka producer could not be created: {}",
+                    insights_kafka::redacted(&e)
+                ));
             }
         }
     }

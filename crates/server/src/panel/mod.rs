@@ -388,12 +388,9 @@ async fn sign_out(
 
 async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> Response {
     let status = state.kafka.status();
-    let connection = match state.connection.load() {
-        Ok(c) => c.map(|s| s.view()),
-        Err(e) => {
-            tracing::error!(error = %e, "the stored Kafka connection cannot be read");
-            None
-        }
+    let (connection, stored_error) = match state.connection.load() {
+        Ok(c) => (c.map(|s| s.view()), None),
+        Err(e) => (None, Some(e)),
     };
     let words = status_in_words(&status);
     let is_sasl = connection
@@ -403,6 +400,11 @@ async fn insights_page(State(state): State<AppState>, Page(signed_in): Page) -> 
     let main = html! {
         h1 { "Insights" }
         p.form-error id="page-error" role="alert" hidden {}
+        @if let Some(e) = &stored_error {
+            p.form-error role="alert" {
+                "The stored Kafka connection cannot be read (" (e) "). Connect again to replace it."
+            }
+        }
         p.notice id="connection-warnings" role="status" hidden {}
         p.lead {
             "Every execution of a version with Insights on sends one payload to Kafka. "
