@@ -393,7 +393,7 @@ impl ConnectionRequest {
                     }
                 };
                 let username = match self.username.as_deref().map(str::trim) {
-                    Some(u) if u.is_empty() => {
+                    Some("") | None => {
                         errors.push(FieldError::new("username", "is required for SASL/SCRAM"));
                         None
                     }
@@ -401,10 +401,6 @@ impl ConnectionRequest {
                         .map(|e| errors.push(FieldError::new("username", e)))
                         .is_none()
                         .then(|| u.to_string()),
-                    None => {
-                        errors.push(FieldError::new("username", "is required for SASL/SCRAM"));
-                        None
-                    }
                 };
                 if let Some(e) = self
                     .password
