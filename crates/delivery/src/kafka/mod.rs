@@ -329,6 +329,9 @@ const TICK: Duration = Duration::from_millis(100);
 impl Worker {
     fn run(mut self, events: mpsc::Receiver<Event>) {
         self.counts.state = "not_configured";
+        // What a previous process left may be past its window already: dropped and counted
+        // before anything is sent, not sent once more.
+        self.sweep();
         let mut busy = false;
         loop {
             let wait = if busy { Duration::ZERO } else { TICK };
@@ -431,8 +434,12 @@ impl Worker {
                 result,
             } => self.delivered(generation, seq, result, resolved),
             Event::BrokerUp { generation } => {
-                if generation == self.generation && self.counts.state == "connecting" {
+                // Also after a passing error (one broker of several down, say), but not over
+                // an authentication or TLS failure, which a broker being up does not undo.
+                let passing = self.counts.state == "failing" && !self.specific_error;
+                if generation == self.generation && (self.counts.state == "connecting" || passing) {
                     self.counts.state = "connected";
+                    self.counts.last_error = None;
                 }
             }
             Event::ClientError {

@@ -378,9 +378,21 @@ impl Spool {
             for seq in &self.resolved {
                 bytes.extend_from_slice(&seq.to_le_bytes());
             }
-            // The high-water mark, so that a restart never reuses a sequence number.
-            bytes.extend_from_slice(&(self.next_seq - 1).to_le_bytes());
-            fs::write(&tmp, &bytes)?;
+            // The high-water mark, so that a restart never reuses a sequence number; but only
+            // when no live record carries it (a live one, maybe unresolved, would otherwise be
+            // read back as resolved, and silently never sent). A live record numbers the next
+            // start past it anyway, as in `open`.
+            let high_water = self.next_seq - 1;
+            let live = self
+                .segments
+                .values()
+                .any(|s| s.records.iter().any(|r| r.0 == high_water));
+            if high_water > 0 && !live {
+                bytes.extend_from_slice(&high_water.to_le_bytes());
+            }
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
             fs::rename(&tmp, self.config.dir.join("resolved.log"))?;
             self.resolved_log = OpenOptions::new()
                 .append(true)
@@ -600,6 +612,30 @@ mod tests {
         assert_eq!(values(&s.next(10).unwrap()), ["{\"b\":0}", "{\"b\":1}"]);
         s.resolve(&[4, 5]).unwrap();
         assert_eq!(s.unresolved(), 0);
+    }
+
+    #[test]
+    fn rewriting_the_resolution_log_never_marks_the_newest_record_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut small = config(dir.path());
+        small.segment_bytes = 4096; // many segments, so that resolved ones are deleted
+        {
+            let mut s = Spool::open(small.clone()).unwrap();
+            let mut recs = Vec::new();
+            for _ in 0..240 {
+                recs.extend(s.append(&batch(50, "a"), 1).unwrap().0);
+            }
+            assert!(s.segments.len() > 10, "{}", s.segments.len());
+            assert_eq!(s.next(20_000).unwrap().len(), 12_000);
+            // Everything but the newest is acknowledged: enough resolutions for deleted
+            // segments that the log is rewritten.
+            let done: Vec<u64> = recs[..recs.len() - 1].iter().map(|r| r.seq).collect();
+            s.resolve(&done).unwrap();
+            assert_eq!(s.unresolved(), 1);
+        } // a crash: nothing else is written
+        let mut s = Spool::open(small).unwrap();
+        assert_eq!(s.unresolved(), 1, "the newest record still waits");
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"a\":49}"]);
     }
 
     #[test]
