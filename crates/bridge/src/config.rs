@@ -103,8 +103,13 @@ pub const NUMERIC_KEYS: [&str; 2] = ["batch.max_points", "batch.max_wait_ms"];
 /// line, else by its line number; never with the source excerpt `toml` adds, which could be a
 /// line with a password. Values quoted in a message about a secret are hidden.
 fn toml_error(e: &toml::de::Error, text: &str) -> ConfigError {
+    ConfigError::Invalid(describe_toml_error(e, text))
+}
+
+/// [`toml_error`]'s description, for other config files (`insights serve --config`) too.
+pub fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
     let Some(span) = e.span() else {
-        return ConfigError::Invalid(e.message().to_string());
+        return e.message().to_string();
     };
     let before = &text[..span.start.min(text.len())];
     let line_no = before.matches('\n').count() + 1;
@@ -128,11 +133,11 @@ fn toml_error(e: &toml::de::Error, text: &str) -> ConfigError {
             .collect::<Vec<_>>()
             .join("`");
     }
-    ConfigError::Invalid(match (section, key) {
+    match (section, key) {
         (Some(section), Some(key)) => format!("{section}.{key}: {message}"),
         (None, Some(key)) => format!("{key}: {message}"),
         _ => format!("line {line_no}: {message}"),
-    })
+    }
 }
 
 /// Which InfluxDB write API, with what it needs.

@@ -450,10 +450,8 @@ fn append_lines(path: &std::path::Path, lines: &[String]) -> std::io::Result<()>
     let mut f = OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(buf.as_bytes())?;
     f.sync_data()?;
-    if new {
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
+    if new && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }

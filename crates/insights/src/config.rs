@@ -185,7 +185,9 @@ impl FileConfig {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config file {}", path.display()))?;
+        // Described by field and line, never quoting the line (it may hold the password).
         let mut config: FileConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!(insights_bridge::config::describe_toml_error(&e, &text)))
             .with_context(|| format!("in the config file {}", path.display()))?;
         config.limits.validate()?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -315,6 +317,8 @@ insights_enabled = true
             ("[limits]\nhandoff_capacity = 0", "handoff_capacity"),
             ("[kafka]\ntopic = 't'\nbrokerz = 'x'", "brokerz"),
             ("[delivery]\nwindow = 5", "window"),
+            // A password that is not valid TOML is named, not shown.
+            ("[kafka]\npassword = \"ab\\qc\"", "kafka.password"),
             (
                 "[admin]\ntrusted_proxies = ['proxy.local']",
                 "trusted_proxies",
@@ -327,6 +331,7 @@ insights_enabled = true
             std::fs::write(&path, text).unwrap();
             let err = format!("{:#}", FileConfig::load(&path).unwrap_err());
             assert!(err.contains(needle), "{text:?} → {err}");
+            assert!(!err.contains("ab\\qc"), "the value is not quoted: {err}");
         }
     }
 }

@@ -116,6 +116,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::env::var("INSIGHTS_ADMIN_TOKEN").ok(),
     )
     .context("reading or creating the admin token")?;
+    if admin_token.len() < 32 {
+        tracing::warn!(
+            length = admin_token.len(),
+            "the admin token is short: use at least 32 random characters (wrong guesses are limited to 5 a minute per address, not more)"
+        );
+    }
     if created {
         tracing::info!(path = %settings.data_dir.join("admin-token").display(), "generated the admin token");
     }
@@ -139,11 +145,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         return Err(e);
     }
-    if args.demo {
-        if let Err(e) = demo::run(&server, &settings.data_dir).await {
-            server.shutdown().await;
-            return Err(e.context("the demo failed"));
-        }
+    if args.demo
+        && let Err(e) = demo::run(&server, &settings.data_dir).await
+    {
+        server.shutdown().await;
+        return Err(e.context("the demo failed"));
     }
 
     wait_for_signal().await;

@@ -101,6 +101,14 @@ impl ApiKeys {
         Ok(self.store.api_keys()?)
     }
 
+    /// Whether `key` is a valid key, without recording a use.
+    pub fn is_valid(&self, key: &str) -> bool {
+        self.by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&hash_secret(key))
+    }
+
     /// The id of the key, if it is valid.
     pub fn verify(&self, key: &str) -> Option<String> {
         let hash = hash_secret(key);

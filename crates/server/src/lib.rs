@@ -155,6 +155,8 @@ pub struct RunningServer {
     delivery_shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
+    /// Held (locked) while the server runs; released when it is dropped.
+    _data_dir_lock: std::fs::File,
 }
 
 /// Why the server could not start.
@@ -182,6 +184,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         detail,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_err(e.to_string()))?;
+    // One server per data directory: two would share the spool, the store and the keys.
+    let lock = std::fs::File::create(config.data_dir.join("lock"))
+        .map_err(|e| data_err(format!("creating its lock file: {e}")))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(data_err(
+                "another insights process is using it; stop that one, or choose another --data-dir"
+                    .into(),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(data_err(format!("locking it: {e}")));
+        }
+    }
     let store = Arc::new(
         Store::open(&config.data_dir.join("insights.sqlite"))
             .map_err(|e| data_err(e.to_string()))?,
@@ -281,6 +298,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         delivery_shutdown,
         http,
         dispatcher,
+        _data_dir_lock: lock,
     })
 }
 

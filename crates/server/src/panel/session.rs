@@ -305,8 +305,32 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if credential(&parts.headers).is_some() {
+        if let Some(c) = credential(&parts.headers) {
+            // An API key is a known client's credential, not a guess: refused, not counted.
+            if state.keys.is_valid(c) {
+                return state.admin.check(&parts.headers).map(|()| Admin);
+            }
+            // The admin token by header is limited like the sign-in form: guesses are counted
+            // per client before the comparison, and a right token clears them.
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+            let client = state.sessions.client(peer, &parts.headers);
+            if let Err(wait) = state.sessions.begin_attempt(client.ip) {
+                metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
+                    .increment(1);
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RateLimitError",
+                    format!(
+                        "too many wrong admin tokens from this address; try again in {} seconds",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
             state.admin.check(&parts.headers)?;
+            state.sessions.succeeded(client.ip);
             return Ok(Admin);
         }
         let Some((_, session)) = signed_in(state, &parts.headers) else {
