@@ -97,7 +97,7 @@ pub struct PayloadQuery {
     pub limit: usize,
 }
 
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE algorithms (
@@ -138,8 +138,11 @@ CREATE INDEX payloads_by_version ON payloads (owner, name, version, seq);
 ";
 
 /// Schema changes after version 1, applied in order.
-const MIGRATIONS: [&str; 1] =
-    ["CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"];
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // An algorithm's latest payloads across its versions (the admin API's `algorithm=` filter).
+    "CREATE INDEX payloads_by_algorithm ON payloads (owner, name, seq);",
+];
 
 /// The embedded database.
 pub struct Store {
@@ -477,18 +480,44 @@ impl Store {
 
     /// The exact JSON of the matching payloads, newest first.
     pub fn payloads(&self, q: &PayloadQuery) -> Result<Vec<String>> {
+        let limit = q.limit as i64;
+        let mut values: Vec<&dyn rusqlite::ToSql> = [&q.owner, &q.name, &q.version]
+            .into_iter()
+            .flatten()
+            .map(|v| v as &dyn rusqlite::ToSql)
+            .collect();
+        values.push(&limit);
+        let sql = payloads_sql(q);
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT json FROM payloads
-             WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR name = ?2)
-               AND (?3 IS NULL OR version = ?3)
-             ORDER BY seq DESC LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(params![q.owner, q.name, q.version, q.limit as i64], |r| {
-            r.get::<_, String>(0)
-        })?;
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(values.as_slice(), |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The payload query for the filters given, and only those, so that SQLite can use an index
+/// (`x IS NULL OR x = ?` would make it scan every payload). Parameters: the filters given, in
+/// the order owner, name, version; then the limit.
+fn payloads_sql(q: &PayloadQuery) -> String {
+    let filters: Vec<String> = [
+        ("owner", q.owner.is_some()),
+        ("name", q.name.is_some()),
+        ("version", q.version.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, given)| *given)
+    .enumerate()
+    .map(|(i, (column, _))| format!("{column} = ?{}", i + 1))
+    .collect();
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT json FROM payloads {where_clause} ORDER BY seq DESC LIMIT ?{}",
+        filters.len() + 1
+    )
 }
 
 #[cfg(test)]
@@ -631,6 +660,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(one, ["{\"n\":3}"]);
+    }
+
+    #[test]
+    fn filtered_payload_queries_use_an_index() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.conn();
+        let query = |version: Option<&str>| PayloadQuery {
+            owner: Some("o".into()),
+            name: Some("a".into()),
+            version: version.map(String::from),
+            limit: 5,
+        };
+        for (q, index) in [
+            (query(None), "payloads_by_algorithm"),
+            (query(Some("1.0.0")), "payloads_by_version"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", payloads_sql(&q));
+            let mut values: Vec<&dyn rusqlite::ToSql> = [&q.owner, &q.name, &q.version]
+                .into_iter()
+                .flatten()
+                .map(|v| v as &dyn rusqlite::ToSql)
+                .collect();
+            values.push(&5i64);
+            let plan: Vec<String> = conn
+                .prepare(&sql)
+                .unwrap()
+                .query_map(values.as_slice(), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(plan.iter().any(|p| p.contains(index)), "{sql}: {plan:?}");
+        }
     }
 
     #[test]

@@ -346,6 +346,26 @@ impl Worker {
                 .chain(std::iter::from_fn(|| events.try_recv().ok()))
             {
                 if let Some(stop) = self.handle(event, &mut resolved) {
+                    // Acknowledgements still on their way from a working connection are waited
+                    // for (a little) and recorded, so that the next start does not send those
+                    // payloads again. (With the brokers away there is nothing to wait for:
+                    // what is unacknowledged stays in the spool for the next start.)
+                    if let Some(p) = &self.producer
+                        && self.counts.state == "connected"
+                        && !self.in_flight.is_empty()
+                    {
+                        let _ = p.flush(Duration::from_secs(5));
+                    }
+                    while let Ok(event) = events.try_recv() {
+                        if let Event::Delivered {
+                            generation,
+                            seq,
+                            result,
+                        } = event
+                        {
+                            self.delivered(generation, seq, result, &mut resolved);
+                        }
+                    }
                     self.finish_resolve(&mut resolved);
                     self.producer = None;
                     self.publish();
