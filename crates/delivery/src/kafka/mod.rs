@@ -766,6 +766,12 @@ impl Worker {
             .drain(..)
             .partition(|r| r.created_micros < before);
         self.retry = kept.into();
+        // A record whose segment was evicted while it was in flight was already given up for
+        // the spool's bound: it is counted under that reason, and forgotten.
+        let (orphaned, expired): (Vec<Record>, Vec<Record>) = expired
+            .into_iter()
+            .partition(|r| self.orphans.remove(&r.seq));
+        self.drop_count("spool_full", orphaned.len() as u64);
         let seqs: Vec<u64> = expired.iter().map(|r| r.seq).collect();
         self.drop_count("window_expired", seqs.len() as u64);
         if let Err(e) = self.spool.resolve(&seqs) {
