@@ -100,8 +100,20 @@ impl Spool {
         // every resolution ever logged (a resolution may outlive its deleted segment).
         let mut next_seq = resolved.iter().max().map_or(1, |m| m + 1);
         let last = names.len().saturating_sub(1);
+        let mut corrupt_segments = 0;
         for (i, (first, path)) in names.into_iter().enumerate() {
-            let (records, valid_len) = scan(&path)?;
+            let Scanned {
+                records,
+                valid_len,
+                corrupt,
+            } = scan(&path)?;
+            if corrupt {
+                // What follows the bad record cannot be read: given up, and said so (the count
+                // is of segments; how many records the bytes held is unknown).
+                let lost = fs::metadata(&path).map_or(0, |m| m.len().saturating_sub(valid_len));
+                tracing::error!(segment = %path.display(), lost_bytes = lost, "a spool segment is corrupt; the payloads after the damage are lost");
+                corrupt_segments += 1;
+            }
             if i == last {
                 // Cut a torn tail (only the last segment can have one).
                 OpenOptions::new()
@@ -165,7 +177,7 @@ impl Spool {
             resolved_log_entries: entries,
             cursor: (first, 0),
             reader: None,
-            corrupt: 0,
+            corrupt: corrupt_segments,
         };
         spool.collect_garbage()?;
         Ok(spool)
@@ -487,7 +499,18 @@ fn record_len(r: &Record) -> u64 {
 }
 
 /// Reads every valid record's (seq, offset) and the length of the valid prefix.
-fn scan(path: &Path) -> io::Result<(Vec<(u64, u64)>, u64)> {
+/// What reading a segment found.
+struct Scanned {
+    /// (sequence number, offset) of each readable record.
+    records: Vec<(u64, u64)>,
+    /// The length of the readable part.
+    valid_len: u64,
+    /// It ended in corruption (bad data with more after it), not at its end or at a torn tail
+    /// (a write cut short by a crash).
+    corrupt: bool,
+}
+
+fn scan(path: &Path) -> io::Result<Scanned> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut records = Vec::new();
     let mut offset = 0u64;
@@ -497,7 +520,20 @@ fn scan(path: &Path) -> io::Result<(Vec<(u64, u64)>, u64)> {
                 records.push((r.seq, offset));
                 offset += record_len(&r);
             }
-            Ok(None) | Err(_) => return Ok((records, offset)),
+            Ok(None) => {
+                return Ok(Scanned {
+                    records,
+                    valid_len: offset,
+                    corrupt: false,
+                });
+            }
+            Err(e) => {
+                return Ok(Scanned {
+                    records,
+                    valid_len: offset,
+                    corrupt: e.kind() != io::ErrorKind::UnexpectedEof,
+                });
+            }
         }
     }
 }
@@ -687,10 +723,32 @@ mod tests {
             .unwrap();
         let mut s = Spool::open(config(dir.path())).unwrap();
         assert_eq!(s.unresolved(), 2);
+        assert_eq!(s.take_corrupt(), 0, "a torn tail is not corruption");
         assert_eq!(values(&s.next(10).unwrap()), ["{\"a\":0}", "{\"a\":1}"]);
         let (r, _) = s.append(&batch(1, "b"), 1).unwrap();
         assert_eq!(r[0].seq, 3);
         assert_eq!(s.next(10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_a_segment_is_counted_not_taken_for_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(config(dir.path())).unwrap();
+            s.append(&batch(3, "a"), 1).unwrap();
+        }
+        let seg = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let mut bytes = fs::read(&seg).unwrap();
+        let len = bytes.len();
+        bytes[len / 2] ^= 0xff; // a flipped byte in the second record
+        fs::write(&seg, bytes).unwrap();
+        let mut s = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(s.take_corrupt(), 1, "counted");
+        assert_eq!(values(&s.next(10).unwrap()), ["{\"a\":0}"]);
     }
 
     #[test]
