@@ -14,6 +14,11 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The tests of this file run one at a time. A mock broker brought back up listens again on its
+/// old port, and librdkafka aborts the process if that port was taken meanwhile, which the other
+/// tests' client connections (ephemeral ports) can do when they run alongside.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const TOPIC: &str = "insights";
 
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
@@ -62,6 +67,7 @@ async fn connect(t: &TestServer, brokers: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
@@ -101,6 +107,7 @@ async fn payloads_reach_the_topic_byte_for_byte_as_stored() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_down_for_part_of_the_window_then_up_lose_and_duplicate_nothing() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
@@ -146,6 +153,7 @@ async fn brokers_down_for_part_of_the_window_then_up_lose_and_duplicate_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_down_past_a_short_window_count_every_payload_as_dropped() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start_with(dir.path(), |c| {
@@ -183,6 +191,7 @@ async fn brokers_down_past_a_short_window_count_every_payload_as_dropped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retriable_request_errors_are_retried_until_delivered() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     mock.request_errors(
         RDKafkaApiKey::Produce,
@@ -209,6 +218,7 @@ async fn retriable_request_errors_are_retried_until_delivered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_delivers_what_was_spooled_during_an_outage() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
@@ -249,6 +259,7 @@ async fn a_restart_delivers_what_was_spooled_during_an_outage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_restart_payloads_past_their_window_are_dropped_not_sent() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let short = |c: &mut insights_server::ServerConfig| {
@@ -258,19 +269,25 @@ async fn after_a_restart_payloads_past_their_window_are_dropped_not_sent() {
     let t = TestServer::start_with(dir.path(), short).await;
     t.probe("acme", "stale", 1, true).await;
     let key = t.new_key().await;
-    connect(&t, &mock.bootstrap_servers()).await;
-    for b in 1..=3 {
-        mock.broker_down(b).unwrap();
-    }
+    // First a connection to a port where nothing listens (no broker taken down and brought
+    // back: the mock cluster aborts if its port was taken meanwhile).
+    let nowhere = format!("127.0.0.1:{}", insights_testkit::free_port());
+    connect(&t, &nowhere).await;
     t.calls(&key, "acme/stale", 5).await;
     t.wait_kafka("5 waiting", |s| s["waiting"] == 5).await;
     t.stop().await;
-    // Down past the window (the window is what is tested: real time has to pass).
+    // Stopped past the window (the window is what is tested: real time has to pass).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for b in 1..=3 {
-        mock.broker_up(b).unwrap();
-    }
-    let t = TestServer::start_with(dir.path(), short).await;
+    let t = TestServer::start_with(dir.path(), |c| {
+        short(c);
+        c.kafka_connection = Some(insights_kafka::ConnectionRequest {
+            topic: TOPIC.into(),
+            brokers: mock.bootstrap_servers(),
+            connection_type: "plaintext".into(),
+            ..Default::default()
+        });
+    })
+    .await;
     t.wait_kafka("5 dropped as expired", |s| {
         s["dropped_by_reason"]["window_expired"] == 5 && s["waiting"] == 0
     })
@@ -287,6 +304,7 @@ async fn after_a_restart_payloads_past_their_window_are_dropped_not_sent() {
 
 #[tokio::test]
 async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
     let cases = [
@@ -484,6 +502,7 @@ async fn bad_connection_settings_get_400_naming_each_field_and_nothing_is_saved(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_connection_test_says_unreachable_unknown_topic_or_ok() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
