@@ -156,6 +156,7 @@ impl KafkaDelivery {
             last_drop_log: None,
             unlogged_drops: 0,
             last_create: None,
+            last_success: None,
         };
         std::thread::Builder::new()
             .name("kafka-delivery".into())
@@ -322,6 +323,8 @@ struct Worker {
     unlogged_drops: u64,
     /// When a producer was last created (to space out retries when creation fails).
     last_create: Option<Instant>,
+    /// When a payload was last acknowledged.
+    last_success: Option<Instant>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -586,6 +589,7 @@ impl Worker {
                 self.counts.state = "connected";
                 self.counts.last_error = None;
                 self.specific_error = false;
+                self.last_success = Some(Instant::now());
                 self.count_delivered(seq, resolved);
             }
             Err((code, message)) => {
@@ -601,10 +605,14 @@ impl Worker {
                     self.drop_count("window_expired", 1);
                     resolved.push(seq);
                 } else {
-                    if code == Some(RDKafkaErrorCode::MessageTimedOut) {
+                    let delivering = self
+                        .last_success
+                        .is_some_and(|t| t.elapsed() < self.config.attempt_timeout);
+                    if code == Some(RDKafkaErrorCode::MessageTimedOut) && !delivering {
                         // After an attempt timed out, librdkafka's idempotent producer may wait
                         // for producer state the broker no longer has: the next attempt goes
-                        // through a new producer.
+                        // through a new producer. Not while others are being acknowledged: a
+                        // new producer would send everything in flight again.
                         self.renew_producer = true;
                     }
                     self.counts.last_error = Some(message);
