@@ -60,6 +60,24 @@ fn start(data: &Path) -> Server {
 }
 
 impl Server {
+    /// Registers the server tests' probe algorithm as `acme/{name}` and publishes a version
+    /// with `settings`.
+    async fn probe(&self, name: &str, settings: Value) {
+        let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
+        self.admin(
+            Method::POST,
+            "/v1/algorithms/acme",
+            Some(json!({"name": name, "source": {"path": probe, "command": ["python3", "-u", "src/Algorithm.py"]}})),
+        )
+        .await;
+        self.admin(
+            Method::POST,
+            &format!("/v1/algorithms/acme/{name}/versions"),
+            Some(json!({"settings": settings})),
+        )
+        .await;
+    }
+
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http
@@ -96,21 +114,9 @@ async fn sigkill_during_an_outage_then_restart_delivers_every_spooled_payload() 
     let mock = MockCluster::new(3).unwrap();
     mock.create_topic(TOPIC, 3, 3).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
 
     let s = start(data.path());
-    s.admin(
-        Method::POST,
-        "/v1/algorithms/acme",
-        Some(json!({"name": "killed", "source": {"path": probe, "command": ["python3", "-u", "src/Algorithm.py"]}})),
-    )
-    .await;
-    s.admin(
-        Method::POST,
-        "/v1/algorithms/acme/killed/versions",
-        Some(json!({"settings": {"insights_enabled": true}})),
-    )
-    .await;
+    s.probe("killed", json!({"insights_enabled": true})).await;
     let key = s
         .admin(
             Method::POST,
@@ -175,21 +181,9 @@ async fn sigkill_during_an_outage_then_restart_delivers_every_spooled_payload() 
 #[tokio::test(flavor = "multi_thread")]
 async fn algorithms_do_not_see_the_servers_secrets_in_their_environment() {
     let data = tempfile::tempdir().unwrap();
-    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
     // The server gets its admin token (and would get the Kafka password) from INSIGHTS_*.
     let s = start(data.path());
-    s.admin(
-        Method::POST,
-        "/v1/algorithms/acme",
-        Some(json!({"name": "nosy", "source": {"path": probe, "command": ["python3", "-u", "src/Algorithm.py"]}})),
-    )
-    .await;
-    s.admin(
-        Method::POST,
-        "/v1/algorithms/acme/nosy/versions",
-        Some(json!({"settings": {}})),
-    )
-    .await;
+    s.probe("nosy", json!({})).await;
     let body: Value = s
         .http
         .post(format!("{}/v1/algo/acme/nosy", s.url))

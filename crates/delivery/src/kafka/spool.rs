@@ -603,6 +603,15 @@ mod tests {
             .collect()
     }
 
+    /// The segment file of a spool that has one.
+    fn only_segment(dir: &Path) -> PathBuf {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap()
+    }
+
     fn values(records: &[Record]) -> Vec<String> {
         records.iter().map(|r| r.value.to_string()).collect()
     }
@@ -709,11 +718,7 @@ mod tests {
             let mut s = Spool::open(config(dir.path())).unwrap();
             s.append(&batch(3, "a"), 1).unwrap();
         }
-        let seg = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "seg"))
-            .unwrap();
+        let seg = only_segment(dir.path());
         let len = fs::metadata(&seg).unwrap().len();
         OpenOptions::new()
             .write(true)
@@ -737,11 +742,7 @@ mod tests {
             let mut s = Spool::open(config(dir.path())).unwrap();
             s.append(&batch(3, "a"), 1).unwrap();
         }
-        let seg = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "seg"))
-            .unwrap();
+        let seg = only_segment(dir.path());
         let mut bytes = fs::read(&seg).unwrap();
         let len = bytes.len();
         bytes[len / 2] ^= 0xff; // a flipped byte in the second record

@@ -14,11 +14,9 @@
 pub(crate) mod session;
 mod words;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use axum::Form;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,7 +27,8 @@ use serde::Deserialize;
 
 use crate::AppState;
 use session::{
-    Client, SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, constant_time_eq, cookie, set_cookie,
+    Client, SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, add_cookie, constant_time_eq, cookie,
+    set_cookie,
 };
 pub(crate) use words::status_in_words;
 
@@ -123,16 +122,6 @@ impl FromRequestParts<AppState> for Page {
     }
 }
 
-/// The client of a request: its peer address, or who a trusted proxy says it forwards.
-fn client(state: &AppState, extensions: &Extensions, headers: &HeaderMap) -> Client {
-    // Without the peer address (a router served without connect info), all clients share
-    // one rate-limit bucket: the safe side.
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    state.sessions.client(peer, headers)
-}
-
 /// Where to go after signing in: only a path of this panel, never another site.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
@@ -216,7 +205,7 @@ async fn sign_in_page(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let notice = q.signed_out.is_some().then_some("You are signed out.");
-    let client = client(&state, &extensions, &headers);
+    let client = state.sessions.client_of(&extensions, &headers);
     sign_in_form(
         &headers,
         client,
@@ -273,9 +262,10 @@ fn sign_in_form(
         }
     };
     let mut response = html_page(status, markup);
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(client, SIGN_IN_COOKIE, &csrf, None)) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
+    add_cookie(
+        &mut response,
+        set_cookie(client, SIGN_IN_COOKIE, &csrf, None),
+    );
     response
 }
 
@@ -293,7 +283,7 @@ async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref()).to_string();
-    let client = client(&state, &extensions, &headers);
+    let client = state.sessions.client_of(&extensions, &headers);
     let ip = client.ip;
     let form_ok = cookie(&headers, SIGN_IN_COOKIE)
         .is_some_and(|c| constant_time_eq(c.as_bytes(), form.csrf.as_bytes()));
@@ -343,14 +333,11 @@ async fn sign_in(
     metrics::counter!("insights_admin_sign_ins_total", "outcome" => "ok").increment(1);
     let (token, _) = state.sessions.create();
     let mut r = Redirect::to(&next).into_response();
-    for c in [
-        set_cookie(client, SESSION_COOKIE, &token, None),
+    add_cookie(&mut r, set_cookie(client, SESSION_COOKIE, &token, None));
+    add_cookie(
+        &mut r,
         set_cookie(client, SIGN_IN_COOKIE, "", Some(std::time::Duration::ZERO)),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            r.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
+    );
     r
 }
 
@@ -365,7 +352,7 @@ async fn sign_out(
     extensions: Extensions,
     Form(form): Form<SignOutForm>,
 ) -> Response {
-    let client = client(&state, &extensions, &headers);
+    let client = state.sessions.client_of(&extensions, &headers);
     if let Some((token, s)) = session::signed_in(&state, &headers) {
         if !constant_time_eq(s.csrf.as_bytes(), form.csrf.as_bytes()) {
             return (
@@ -377,10 +364,10 @@ async fn sign_out(
         state.sessions.remove(&token);
     }
     let mut r = Redirect::to("/admin/sign-in?signed_out=1").into_response();
-    let gone = set_cookie(client, SESSION_COOKIE, "", Some(std::time::Duration::ZERO));
-    if let Ok(v) = HeaderValue::from_str(&gone) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
+    add_cookie(
+        &mut r,
+        set_cookie(client, SESSION_COOKIE, "", Some(std::time::Duration::ZERO)),
+    );
     r
 }
 

@@ -103,6 +103,20 @@ impl Sessions {
     /// The client behind `peer`: `peer` itself, or, when `peer` is a trusted proxy, the nearest
     /// address in `X-Forwarded-For` that is not a trusted proxy (the right-most entries were
     /// added by our own proxies; anything further left the client could have written).
+    pub(crate) fn client_of(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &HeaderMap,
+    ) -> Client {
+        // Without the peer address (a router served without connect info), all clients share
+        // one rate-limit bucket: the safe side.
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        self.client(peer, headers)
+    }
+
+    /// [`Sessions::client_of`] for a known peer address.
     pub(crate) fn client(&self, peer: IpAddr, headers: &HeaderMap) -> Client {
         let trusted = |ip: &IpAddr| self.config.trusted_proxies.contains(ip);
         if !trusted(&peer) {
@@ -285,6 +299,12 @@ pub(crate) fn set_cookie(
     c
 }
 
+/// Adds a `Set-Cookie` header made by [`set_cookie`] (names are fixed, values hex tokens).
+pub(crate) fn add_cookie(response: &mut axum::response::Response, cookie: String) {
+    let value = axum::http::HeaderValue::try_from(cookie).expect("cookies made here are ASCII");
+    response.headers_mut().append(header::SET_COOKIE, value);
+}
+
 /// The signed-in session of a request, if any.
 pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(String, SignedIn)> {
     let token = cookie(headers, SESSION_COOKIE)?;
@@ -312,11 +332,7 @@ impl FromRequestParts<AppState> for Admin {
             }
             // The admin token by header is limited like the sign-in form: guesses are counted
             // per client before the comparison, and a right token clears them.
-            let peer = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-            let client = state.sessions.client(peer, &parts.headers);
+            let client = state.sessions.client_of(&parts.extensions, &parts.headers);
             if let Err(wait) = state.sessions.begin_attempt(client.ip) {
                 metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
                     .increment(1);
