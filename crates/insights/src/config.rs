@@ -1,6 +1,12 @@
 //! The config file (`--config insights.toml`): server settings and declared algorithms, read
 //! once at start. Flags and environment variables override the file; the file overrides
-//! defaults. Paths in the file are relative to the file's directory.
+//! defaults.
+//!
+//! Every path is made absolute here, once, before anything uses it: a path on the command line
+//! or in an environment variable is relative to the working directory at start, a path in the
+//! file to the file's own directory. Nothing downstream holds a relative path: a worker changes
+//! its directory before its private `/tmp/algoout` is mounted, so a relative path would name
+//! something else by then.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -183,6 +189,7 @@ struct DeclaredVersion {
 
 impl FileConfig {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let path = &absolute(path, "--config")?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config file {}", path.display()))?;
         // Described by field and line, never quoting the line (it may hold the password).
@@ -190,18 +197,41 @@ impl FileConfig {
             .map_err(|e| anyhow::anyhow!(insights_bridge::config::describe_toml_error(&e, &text)))
             .with_context(|| format!("in the config file {}", path.display()))?;
         config.limits.validate()?;
-        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
         Ok(config)
     }
 
-    fn relative(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
+    /// A path written in the file: relative to the file's directory. Without a file (the
+    /// defaults), relative to the working directory at start.
+    fn relative(&self, p: &Path) -> anyhow::Result<PathBuf> {
+        if self.base_dir.as_os_str().is_empty() {
+            absolute(p, "a path")
         } else {
-            self.base_dir.join(p)
+            Ok(self.base_dir.join(p))
         }
     }
 }
+
+/// `p` made absolute against the working directory (lexically: `..` and symbolic links are
+/// kept, so the path still says what the user typed). `what` names the setting in the error.
+pub(crate) fn absolute(p: &Path, what: &str) -> anyhow::Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        bail!("{what} is empty: give a path");
+    }
+    std::path::absolute(p).with_context(|| {
+        format!(
+            "{what} {} is relative and the working directory cannot be read; give an absolute path",
+            p.display()
+        )
+    })
+}
+
+/// Where the data lives when neither a flag, the environment nor the file says: relative to
+/// the working directory at start.
+const DEFAULT_DATA_DIR: &str = "insights-data";
 
 /// The settings the server starts with, after flags, environment and file are merged.
 pub(crate) struct Resolved {
@@ -214,13 +244,16 @@ pub(crate) fn resolve(
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<Resolved> {
+    let data_dir = match (data_dir, &file.data_dir) {
+        (Some(d), _) => absolute(&d, "--data-dir (or INSIGHTS_DATA_DIR)")?,
+        (None, Some(d)) => file.relative(d).context("data_dir in the config file")?,
+        (None, None) => absolute(Path::new(DEFAULT_DATA_DIR), "the data directory")?,
+    };
     Ok(Resolved {
         listen: listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-        data_dir: data_dir
-            .or_else(|| file.data_dir.as_deref().map(|d| file.relative(d)))
-            .unwrap_or_else(|| PathBuf::from("insights-data")),
+        data_dir,
     })
 }
 
@@ -238,7 +271,9 @@ pub(crate) async fn apply_algorithms(
                 NewAlgorithm {
                     name: a.name.clone(),
                     source: Source {
-                        path: file.relative(&a.source.path),
+                        path: file
+                            .relative(&a.source.path)
+                            .with_context(|| what.clone())?,
                         command: a.source.command.clone(),
                     },
                     settings: a.settings.clone(),
@@ -299,12 +334,38 @@ insights_enabled = true
         assert_eq!(c.admin.trusted_proxies.len(), 2);
         assert!(c.algorithms[0].versions[0].settings.insights_enabled);
         assert_eq!(
-            c.relative(&c.algorithms[0].source.path),
+            c.relative(&c.algorithms[0].source.path).unwrap(),
             dir.path().join("algo")
         );
         // Flags win over the file.
         let r = resolve(&c, Some("127.0.0.1:1".parse().unwrap()), Some("/x".into())).unwrap();
         assert_eq!((r.listen.port(), r.data_dir), (1, PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_once_against_the_working_directory_or_the_file() {
+        let cwd = std::env::current_dir().unwrap();
+        // No file, no flag: the default, under the working directory.
+        let r = resolve(&FileConfig::default(), None, None).unwrap();
+        assert_eq!(r.data_dir, cwd.join("insights-data"));
+        // A relative flag: against the working directory.
+        let r = resolve(&FileConfig::default(), None, Some("some/dir".into())).unwrap();
+        assert_eq!(r.data_dir, cwd.join("some/dir"));
+        // A config file named relatively: its paths against its own (absolute) directory.
+        let dir = tempfile::tempdir_in(&cwd).unwrap();
+        std::fs::write(
+            dir.path().join("c.toml"),
+            "data_dir = \"data\"\n[[algorithm]]\nowner='a'\nname='b'\nsource={path='algo', command=['x']}\n",
+        )
+        .unwrap();
+        let name = dir.path().file_name().unwrap();
+        let c = FileConfig::load(&Path::new(name).join("c.toml")).unwrap();
+        let r = resolve(&c, None, None).unwrap();
+        assert_eq!(r.data_dir, dir.path().join("data"));
+        assert!(r.data_dir.is_absolute());
+        let source = c.relative(&c.algorithms[0].source.path).unwrap();
+        assert_eq!(source, dir.path().join("algo"));
+        assert!(FileConfig::load(Path::new("")).is_err());
     }
 
     #[test]

@@ -97,19 +97,20 @@ Press Ctrl-C to stop.
     Ok(())
 }
 
-/// The example's source: next to the binary's crate in a checkout, else `./examples`.
+/// The example's source, as an absolute path: `./examples` of the checkout the demo runs in,
+/// else the one next to the binary's crate (a binary run from elsewhere).
 fn example_dir() -> anyhow::Result<PathBuf> {
     let candidates = [
+        crate::config::absolute(Path::new("examples/credit_card_approval"), "the example")?,
         PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../examples/credit_card_approval"
         )),
-        PathBuf::from("examples/credit_card_approval"),
     ];
     candidates
         .into_iter()
         .find(|p| p.join("src/Algorithm.py").is_file())
-        .context("the bundled example examples/credit_card_approval was not found; run the demo from a checkout of the repository")
+        .context("the bundled example examples/credit_card_approval was not found; run the demo from the root of a checkout of the repository")
 }
 
 /// The demo's API key: reused from `<data>/demo-api-key` while it is valid, else created.

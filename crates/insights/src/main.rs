@@ -54,10 +54,12 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "INSIGHTS_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Directory for the database, version snapshots and the admin token [default: ./insights-data]
+    /// Directory for the database, version snapshots and the admin token; a relative path is
+    /// relative to the working directory [default: ./insights-data]
     #[arg(long, env = "INSIGHTS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file declaring settings and algorithms (see docs/configuration.md).
+    /// A TOML file declaring settings and algorithms (see docs/configuration.md); paths inside it
+    /// are relative to the file's directory.
     #[arg(long, env = "INSIGHTS_CONFIG")]
     config: Option<PathBuf>,
     /// Publish the bundled example algorithm, call it a few times, and say what to try next.

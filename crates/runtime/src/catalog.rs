@@ -207,6 +207,12 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the catalog from the store. Snapshots live under `versions_dir`.
     pub fn load(store: Arc<Store>, versions_dir: PathBuf) -> Result<Self, RuntimeError> {
+        if !versions_dir.is_absolute() {
+            return Err(RuntimeError::Internal(format!(
+                "the versions directory {} must be an absolute path",
+                versions_dir.display()
+            )));
+        }
         let mut state = BTreeMap::new();
         for a in store.algorithms()? {
             state.insert(
@@ -230,7 +236,10 @@ impl Catalog {
                 a.versions.insert(
                     version,
                     PublishedVersion {
-                        snapshot: v.snapshot_path.into(),
+                        // Where publishing put it, under this data directory: not the stored
+                        // path, which an older release could have written relative to its
+                        // working directory, and which is stale once the directory moves.
+                        snapshot: versions_dir.join(&v.owner).join(&v.name).join(&v.version),
                         command: v.command,
                         settings: serde_json::from_value(v.settings).map_err(StoreError::from)?,
                         created_at: v.created_at,

@@ -50,6 +50,17 @@ pub(crate) const ADK_FIFO: &str = "/tmp/algoout";
 /// Arranges for `command` to run with `fifo` mounted over `/tmp/algoout`, in its own process
 /// group (so that a timeout can kill the algorithm's children too).
 pub(crate) fn isolate(command: &mut Command, fifo: &Path) -> io::Result<()> {
+    // The child changes to its working directory before `pre_exec` runs, so a relative path
+    // would be looked up from the wrong place and the mount would fail with ENOENT.
+    if !fifo.is_absolute() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the answer FIFO {} must be an absolute path (the runtime's directories are resolved at start)",
+                fifo.display()
+            ),
+        ));
+    }
     ensure_mount_target()?;
     let source = cstring(fifo)?;
     let target = CString::new(ADK_FIFO).expect("no NUL");

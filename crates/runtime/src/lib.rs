@@ -312,6 +312,14 @@ impl Runtime {
         handoff: Handoff,
         config: RuntimeConfig,
     ) -> Result<Arc<Self>, RuntimeError> {
+        // Workers change directory before their FIFO is mounted: every path handed to one
+        // must be absolute, and they all start from here.
+        if !config.data_dir.is_absolute() {
+            return Err(RuntimeError::Io(format!(
+                "the data directory {} must be an absolute path",
+                config.data_dir.display()
+            )));
+        }
         let run_root = config.data_dir.join("run");
         // Left by an earlier process: its workers are gone.
         let _ = std::fs::remove_dir_all(&run_root);

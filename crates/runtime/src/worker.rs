@@ -293,7 +293,11 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
         Ok(c) => c,
         Err(e) => {
             return Err(match isolation::explain_spawn_error(e) {
-                Ok(e) => format!("starting `{}`: {e}", spec.command.join(" ")),
+                Ok(e) => format!(
+                    "starting `{}`: {}",
+                    spec.command.join(" "),
+                    explain_not_started(e, &spec.command[0], &spec.dir)
+                ),
                 Err(isolation) => isolation.to_string(),
             });
         }
@@ -312,6 +316,56 @@ fn start(spec: &WorkerSpec, shared: &WorkerShared) -> Result<Process, String> {
         fifo: FramedRead::new(fifo, LinesCodec::new_with_max_length(spec.max_answer_bytes)),
         dir,
     })
+}
+
+/// Why a worker's program did not start, in words that say what to do. The kernel answers
+/// "No such file or directory" alike for a missing program, a missing working directory and a
+/// missing `#!` interpreter; this finds out which.
+fn explain_not_started(e: std::io::Error, program: &str, dir: &Path) -> String {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return e.to_string();
+    }
+    if !dir.is_dir() {
+        return format!(
+            "the version's directory {} does not exist (was the data directory moved or cleaned?); publish the version again",
+            dir.display()
+        );
+    }
+    let path = resolve_program(program, dir);
+    if program.contains('/') {
+        if !path.exists() {
+            return format!(
+                "{} does not exist (source.command[0] is relative to the algorithm's source directory, or give an absolute path)",
+                path.display()
+            );
+        }
+        return format!(
+            "{} exists, but its #! interpreter was not found; install it or name it in source.command",
+            path.display()
+        );
+    }
+    match find_in_path(program) {
+        None => format!(
+            "`{program}` was not found in PATH ({}); install it, or give its full path in source.command",
+            std::env::var("PATH").unwrap_or_default()
+        ),
+        Some(found) => format!(
+            "{} exists, but its #! interpreter was not found; install it or name it in source.command",
+            found.display()
+        ),
+    }
+}
+
+/// Where `execvp` would find a bare program name.
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// A relative program path with a slash (`bin/run`) is relative to the snapshot; a bare name
@@ -719,6 +773,40 @@ async fn fail_remaining(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_that_does_not_start_is_explained_with_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let enoent = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let said = explain_not_started(enoent(), "no-such-program-xyz", dir.path());
+        assert!(
+            said.contains("`no-such-program-xyz` was not found in PATH"),
+            "{said}"
+        );
+        let said = explain_not_started(enoent(), "bin/run", dir.path());
+        assert!(
+            said.contains(&format!(
+                "{} does not exist",
+                dir.path().join("bin/run").display()
+            )),
+            "{said}"
+        );
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/run"), "#!/no/such/interpreter\n").unwrap();
+        let said = explain_not_started(enoent(), "bin/run", dir.path());
+        assert!(said.contains("its #! interpreter was not found"), "{said}");
+        let gone = dir.path().join("gone");
+        let said = explain_not_started(enoent(), "python3", &gone);
+        assert!(
+            said.contains("does not exist") && said.contains("publish the version again"),
+            "{said}"
+        );
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            explain_not_started(other, "python3", dir.path()),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied).to_string()
+        );
+    }
 
     #[test]
     fn log_lines_never_fail_and_cut_long_lines_across_reads() {

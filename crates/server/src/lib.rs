@@ -162,7 +162,10 @@ pub struct RunningServer {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr} (choose another address with --listen or INSIGHTS_LISTEN)")]
+    #[error(
+        "cannot listen on {addr}: {}; choose another address with --listen ADDR or INSIGHTS_LISTEN",
+        bind_reason(source)
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -175,6 +178,19 @@ pub enum StartError {
     Runtime(#[from] insights_runtime::RuntimeError),
 }
 
+fn bind_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "another program is already listening there".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".into()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this machine has that address".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Opens the data directory, binds, and starts serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // First, so that every metric handle taken below is recorded.
@@ -183,6 +199,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dir: config.data_dir.clone(),
         detail,
     };
+    // Everything under the data directory is handed on (to workers, the spool, the store) and
+    // must not depend on the working directory: the binary resolves it once, at start.
+    if !config.data_dir.is_absolute() {
+        return Err(data_err(
+            "it must be an absolute path (resolve it against the working directory first)".into(),
+        ));
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| data_err(e.to_string()))?;
     // One server per data directory: two would share the spool, the store and the keys.
     let lock = std::fs::File::create(config.data_dir.join("lock"))
