@@ -51,6 +51,10 @@ struct KafkaFile {
     username: Option<String>,
     password: Option<String>,
     ca_certificate_file: Option<PathBuf>,
+    /// Static group membership (`group.instance.id`): this bridge's own name in the group.
+    group_instance_id: Option<String>,
+    /// How often a bridge that holds no partition looks for messages nobody consumes.
+    idle_check_interval_ms: Option<u64>,
 }
 
 fn default_group() -> String {
@@ -97,7 +101,11 @@ struct DeadLetterFile {
 }
 
 /// The keys whose values are numbers; every other key's value is a string.
-pub const NUMERIC_KEYS: [&str; 2] = ["batch.max_points", "batch.max_wait_ms"];
+pub const NUMERIC_KEYS: [&str; 3] = [
+    "batch.max_points",
+    "batch.max_wait_ms",
+    "kafka.idle_check_interval_ms",
+];
 
 /// A TOML error named by its field (`section.key: message`) when its place is a `key = value`
 /// line, else by its line number; never with the source excerpt `toml` adds, which could be a
@@ -167,6 +175,12 @@ pub enum InfluxApi {
 pub struct BridgeConfig {
     pub kafka: ConnectionSettings,
     pub group: String,
+    /// `group.instance.id`: with it, a restarted bridge takes back the partitions it held,
+    /// without waiting for its old session to time out (on brokers that implement KIP-345).
+    pub group_instance_id: Option<String>,
+    /// How often a bridge holding no partition compares the topic's end offsets with its group's
+    /// committed offsets (to warn when nobody consumes them).
+    pub idle_check_interval: Duration,
     pub influx_url: String,
     pub influx_api: InfluxApi,
     pub measurement: String,
@@ -306,6 +320,16 @@ impl BridgeConfig {
         if file.kafka.group.trim().is_empty() {
             return Err(invalid("kafka.group", "must not be empty".into()));
         }
+        if let Some(id) = &file.kafka.group_instance_id {
+            valid_group_instance_id(id).map_err(|e| invalid("kafka.group_instance_id", e))?;
+        }
+        let idle_check_ms = file.kafka.idle_check_interval_ms.unwrap_or(30_000);
+        if !(100..=3_600_000).contains(&idle_check_ms) {
+            return Err(invalid(
+                "kafka.idle_check_interval_ms",
+                format!("must be between 100 and 3600000 (got {idle_check_ms})"),
+            ));
+        }
 
         let i = file.influxdb;
         let url = i.url.trim_end_matches('/').to_string();
@@ -389,6 +413,8 @@ impl BridgeConfig {
         Ok(BridgeConfig {
             kafka,
             group: file.kafka.group,
+            group_instance_id: file.kafka.group_instance_id,
+            idle_check_interval: Duration::from_millis(idle_check_ms),
             influx_url: url,
             influx_api,
             measurement: i.measurement,
@@ -408,6 +434,30 @@ impl BridgeConfig {
                 .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9273))),
         })
     }
+}
+
+/// Kafka's rule for `group.instance.id` (that of topic names): 1 to 249 of `a-z A-Z 0-9 . _ -`,
+/// not `.` or `..`. Checked here so that a broker's refusal does not surface later as a join
+/// error in the log, and because the id is how the broker tells this bridge from the others.
+fn valid_group_instance_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 249 {
+        return Err(format!(
+            "must be 1 to 249 characters long (got {})",
+            id.len()
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("must not be {id:?}"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "may hold only letters a-z and A-Z, digits, '.', '_' and '-' (got {c:?} in {id:?})"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -493,6 +543,40 @@ database = "insights"
     }
 
     #[test]
+    fn static_membership_is_off_unless_named_and_can_come_from_the_environment() {
+        let c = BridgeConfig::parse(GOOD, Path::new(".")).unwrap();
+        assert_eq!(c.group_instance_id, None);
+        assert_eq!(c.idle_check_interval, Duration::from_secs(30));
+        let env = BridgeConfig::env_overrides(
+            [
+                (
+                    "INSIGHTS_BRIDGE_KAFKA_GROUP_INSTANCE_ID".to_string(),
+                    "bridge-1.eu_west".to_string(),
+                ),
+                (
+                    "INSIGHTS_BRIDGE_KAFKA_IDLE_CHECK_INTERVAL_MS".to_string(),
+                    "1000".to_string(),
+                ),
+            ]
+            .into_iter(),
+        );
+        let c = BridgeConfig::parse_with(GOOD, Path::new("."), &env).unwrap();
+        assert_eq!(c.group_instance_id.as_deref(), Some("bridge-1.eu_west"));
+        assert_eq!(c.idle_check_interval, Duration::from_secs(1));
+        let err = BridgeConfig::parse_with(
+            GOOD,
+            Path::new("."),
+            &[("kafka.group_instance_id".into(), "x".repeat(250))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("kafka.group_instance_id: must be 1 to 249"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn override_values_are_strings_so_a_numeric_password_or_topic_works() {
         let overrides = [
             ("kafka.topic", "2024"),
@@ -567,6 +651,21 @@ database = "insights"
             ),
             ("database = \"insights\"", "", "influxdb.database"),
             ("group = \"insights-bridge\"", "group = \"\"", "kafka.group"),
+            (
+                "group = \"insights-bridge\"",
+                "group = \"insights-bridge\"\ngroup_instance_id = \"bridge 1\"",
+                "kafka.group_instance_id",
+            ),
+            (
+                "group = \"insights-bridge\"",
+                "group = \"insights-bridge\"\ngroup_instance_id = \"\"",
+                "kafka.group_instance_id",
+            ),
+            (
+                "group = \"insights-bridge\"",
+                "group = \"insights-bridge\"\nidle_check_interval_ms = 5",
+                "kafka.idle_check_interval_ms",
+            ),
             ("[influxdb]", "[influxdb]\nbukket = \"x\"", "bukket"),
             ("api = \"v1\"", "api = \"v2\"", "influxdb.org"),
             // Every line would be a comment: InfluxDB would keep nothing, answering 204.

@@ -6,9 +6,12 @@
 //! - [`Mapping`]: one payload → one line-protocol point;
 //! - `writer`: the InfluxDB v1 / v2 / v3 write APIs;
 //! - [`run`]: consume a batch, write it (retrying while InfluxDB is unavailable), dead-letter
-//!   what can never be written, and only then mark the offsets consumed (at least once).
+//!   what can never be written, and only then mark the offsets consumed (at least once);
+//! - `idle`: the warning when the bridge holds no partition while messages wait that nobody
+//!   consumes (a broker that did not rebalance, or another member that is stuck).
 
 pub mod config;
+mod idle;
 mod mapping;
 mod run;
 mod telemetry;

@@ -50,22 +50,56 @@ impl rdkafka::ClientContext for LagContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for LagContext {
+    /// Records what the bridge holds after each rebalance, and says which kind it was: an
+    /// assignment, a revocation, or an error (after which librdkafka's handler has unassigned
+    /// everything, so the bridge holds nothing until the group's next rebalance).
     fn post_rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         use rdkafka::consumer::Rebalance;
+        // What the consumer holds now, not what this event moved: the two differ under the
+        // cooperative protocol, where an event moves only some partitions.
         let held = match rebalance {
-            Rebalance::Assign(partitions) => partitions.count() as u64,
-            Rebalance::Revoke(_) | Rebalance::Error(_) => 0,
+            Rebalance::Error(_) => 0,
+            _ => consumer.assignment().map(|a| a.count()).unwrap_or(0) as u64,
         };
         self.stats
             .assigned_partitions
             .store(held, Ordering::Relaxed);
         metrics::gauge!("insights_bridge_assigned_partitions").set(held as f64);
-        tracing::info!(partitions = held, "partitions assigned");
+        match rebalance {
+            Rebalance::Assign(partitions) => tracing::info!(
+                partitions = partitions.count(),
+                which = %partition_numbers(partitions),
+                held,
+                "partitions assigned"
+            ),
+            Rebalance::Revoke(partitions) => tracing::info!(
+                partitions = partitions.count(),
+                which = %partition_numbers(partitions),
+                held,
+                "partitions revoked"
+            ),
+            Rebalance::Error(error) => tracing::warn!(
+                %error,
+                held,
+                "the group's rebalance failed: this bridge holds no partition until the next one \
+                 (librdkafka rejoins by itself); if it does not come, check the broker's log"
+            ),
+        }
     }
+}
+
+/// `0,1,2`: the partitions of a rebalance, for the log.
+fn partition_numbers(partitions: &rdkafka::TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| e.partition().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One message of a batch, encoded or not.
@@ -112,12 +146,20 @@ pub async fn run_with_stats(
         // committed, so whoever gets the partitions reads it again (at least once, and the
         // payloads' own timestamps make the rewrite idempotent).
         .set("max.poll.interval.ms", "300000");
+    if let Some(id) = &config.group_instance_id {
+        // Static membership (KIP-345): a restart with the same id takes the old member's place
+        // and its partitions at once, instead of waiting for its session to time out and a
+        // rebalance (which tansu 0.6.0 never starts; see docs/bridge.md).
+        client.set("group.instance.id", id);
+    }
     client.set("statistics.interval.ms", "5000");
-    let consumer: StreamConsumer<LagContext> = client
-        .create_with_context(LagContext {
-            stats: stats.clone(),
-        })
-        .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?;
+    let consumer: Arc<StreamConsumer<LagContext>> = Arc::new(
+        client
+            .create_with_context(LagContext {
+                stats: stats.clone(),
+            })
+            .map_err(|e| BridgeError::Consumer(insights_kafka::redacted(&e)))?,
+    );
     consumer
         .subscribe(&[config.kafka.topic.as_str()])
         .map_err(|e| BridgeError::Consumer(e.to_string()))?;
@@ -141,7 +183,18 @@ pub async fn run_with_stats(
         }
     };
     let dead_letter_path = config.dead_letter_dir.join("dead-letter.jsonl");
-    tracing::info!(topic = %config.kafka.topic, group = %config.group, influxdb = %config.influx_url, "bridge running");
+    tracing::info!(topic = %config.kafka.topic, group = %config.group, group_instance_id = config.group_instance_id.as_deref().unwrap_or(""), influxdb = %config.influx_url, "bridge running");
+    // Ends with this function, however it ends.
+    let watching = CancellationToken::new();
+    let _stop_watching = watching.clone().drop_guard();
+    tokio::spawn(crate::idle::watch(
+        Arc::downgrade(&consumer),
+        config.kafka.topic.as_str().to_string(),
+        config.group.clone(),
+        config.idle_check_interval,
+        stats.clone(),
+        watching,
+    ));
 
     loop {
         // Collect a batch: up to max_points, or what came within max_wait of the first one.
