@@ -30,6 +30,8 @@ pub(crate) struct FileConfig {
     pub(crate) delivery: Delivery,
     #[serde(default)]
     pub(crate) admin: Admin,
+    #[serde(default)]
+    pub(crate) http: Http,
     /// Algorithms to register (or update) at start, with the versions to publish.
     #[serde(default, rename = "algorithm")]
     algorithms: Vec<DeclaredAlgorithm>,
@@ -91,6 +93,35 @@ impl Limits {
         }
         if self.max_waiting_calls == Some(0) {
             bail!("limits.max_waiting_calls must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// How HTTP connections are bounded.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Http {
+    /// Seconds a connection may take to send a request's headers, from its opening or its
+    /// previous response (so also the keep-alive idle timeout). Default 60.
+    header_read_timeout_seconds: Option<u64>,
+    /// Connections open at once; beyond, new ones are answered 503 and closed. Default 4096.
+    max_connections: Option<usize>,
+}
+
+impl Http {
+    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) -> anyhow::Result<()> {
+        if let Some(s) = self.header_read_timeout_seconds {
+            if !(1..=3600).contains(&s) {
+                bail!("http.header_read_timeout_seconds must be between 1 and 3600 (got {s})");
+            }
+            c.connections.header_read_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(n) = self.max_connections {
+            if n == 0 {
+                bail!("http.max_connections must be at least 1");
+            }
+            c.connections.max_connections = n;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod admin;
 mod api;
 pub mod auth;
 mod connection;
+pub mod connections;
 mod error;
 mod panel;
 mod telemetry;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use connections::ConnectionLimits;
 pub use error::ApiError;
 pub use panel::session::PanelConfig;
 
@@ -69,6 +71,8 @@ pub struct ServerConfig {
     /// Calls waiting for a worker of one version at most; beyond, 503 (counted in
     /// `insights_calls_refused_total{reason="queue_full"}`).
     pub max_waiting_calls: usize,
+    /// How long a connection may take to send a request's headers, and how many may be open.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -87,6 +91,7 @@ impl ServerConfig {
             worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
             max_void_calls: 1000,
             max_waiting_calls: 1000,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -304,15 +309,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let http_shutdown = CancellationToken::new();
     let router = app(state.clone(), config.max_body_bytes);
     let stop = http_shutdown.clone();
-    let http = tokio::spawn(async move {
-        // The peer address is what the panel's sign-in rate limit counts failures by.
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    });
+    // The peer address (ConnectInfo) is what the sign-in rate limit counts failures by.
+    let http = tokio::spawn(connections::serve(
+        listener,
+        router,
+        config.connections.clone(),
+        stop,
+    ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
     Ok(RunningServer {
         addr,

@@ -91,6 +91,23 @@ fn describe() {
         "insights_handoff_depth",
         "Payloads waiting in the delivery hand-off."
     );
+    describe_gauge!(
+        "insights_http_connections",
+        "HTTP connections open (bounded by http.max_connections)."
+    );
+    describe_counter!(
+        "insights_http_connections_refused_total",
+        "Connections answered 503 and closed because http.max_connections were open."
+    );
+    describe_counter!(
+        "insights_http_connections_closed_total",
+        "Connections closed by the server, by reason (header_timeout: no complete request \
+         headers within http.header_read_timeout_seconds, idle keep-alive included; error)."
+    );
+    describe_counter!(
+        "insights_http_accept_errors_total",
+        "Failed accepts (e.g. out of file descriptors); the server keeps listening."
+    );
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
