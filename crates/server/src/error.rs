@@ -15,6 +15,9 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Every invalid field, when a request had several.
     pub fields: Vec<insights_kafka::FieldError>,
+    /// When to try again, sent as `Retry-After` (every 429 and 503 carries one: 1 s unless
+    /// the error knows better).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -25,7 +28,15 @@ impl ApiError {
             message: message.into(),
             field: None,
             fields: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// 429: the client sent too many of something; `wait` until it may again.
+    pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "RateLimitError", message);
+        e.retry_after = Some(wait);
+        e
     }
 
     /// Several invalid fields at once: the message lists them all, `field` names the first.
@@ -41,6 +52,7 @@ impl ApiError {
             message,
             field: fields.first().map(|f| f.field.clone()),
             fields,
+            retry_after: None,
         }
     }
 
@@ -51,6 +63,7 @@ impl ApiError {
             message: format!("{field}: {}", message.into()),
             field: Some(field.to_string()),
             fields: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -85,7 +98,18 @@ impl IntoResponse for ApiError {
         if !self.fields.is_empty() {
             error["fields"] = serde_json::to_value(&self.fields).expect("serializes");
         }
-        (self.status, Json(serde_json::json!({ "error": error }))).into_response()
+        let mut response =
+            (self.status, Json(serde_json::json!({ "error": error }))).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            let seconds = self.retry_after.map_or(1, |d| d.as_secs().max(1));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -297,27 +297,29 @@ async fn sign_in(
             Some("The form had expired. Please sign in again."),
         );
     }
-    if let Err(wait) = state.sessions.begin_attempt(ip) {
-        metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
-            .increment(1);
-        let mut r = sign_in_form(
-            &headers,
-            client,
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            None,
-            Some(&format!(
-                "Too many failed attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            )),
-        );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(wait.as_secs().max(1)),
-        );
-        return r;
-    }
+    // The right token always signs in; wrong ones are counted per client, and past the limit
+    // answered 429 without a log line each (see `Sessions::failed`).
     if !state.admin.matches(form.token.trim()) {
+        if let Some(wait) = state.sessions.failed(ip) {
+            metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
+                .increment(1);
+            let mut r = sign_in_form(
+                &headers,
+                client,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                None,
+                Some(&format!(
+                    "That is not the admin token, and too many wrong ones came from this address. Wrong tokens are refused like this for {} seconds; the right one still works.",
+                    wait.as_secs().max(1)
+                )),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return r;
+        }
         metrics::counter!("insights_admin_sign_ins_total", "outcome" => "wrong_token").increment(1);
         tracing::warn!(%ip, "a sign-in to the admin panel failed: wrong token");
         return sign_in_form(

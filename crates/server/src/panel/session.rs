@@ -208,11 +208,13 @@ impl Sessions {
         self.lock().by_hash.remove(&hash_secret(token));
     }
 
-    /// Starts a sign-in attempt from `ip`: counted as a failure at once (so parallel attempts
-    /// cannot all pass the check before any failure is recorded), and forgiven by
-    /// [`Sessions::succeeded`]. `Err(retry_after)` when the address has failed too often lately.
-    /// IPv6 addresses count per /64, the block one client usually holds.
-    pub(crate) fn begin_attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Records a wrong admin token from `ip`. `Some(retry_after)` once the address has failed
+    /// more than [`MAX_FAILURES`] times within the window: the caller then answers 429 and logs
+    /// nothing more. The right token is never refused, whatever others sent from the same
+    /// address (a NAT, a proxy, the same host): the token is long and random, so this limit is
+    /// against noise and log flooding, not the defence against guessing. IPv6 addresses count
+    /// per /64, the block one client usually holds.
+    pub(crate) fn failed(&self, ip: IpAddr) -> Option<Duration> {
         let ip = client_block(ip);
         let now = Instant::now();
         let mut inner = self.lock();
@@ -221,7 +223,7 @@ impl Sessions {
                 .failures
                 .retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
             if inner.failures.len() >= MAX_TRACKED_ADDRESSES {
-                return Err(FAILURE_WINDOW);
+                return Some(FAILURE_WINDOW);
             }
         }
         let f = inner.failures.entry(ip).or_insert(Failures {
@@ -234,14 +236,12 @@ impl Sessions {
                 since: now,
                 count: 0,
             };
-        } else if f.count >= MAX_FAILURES {
-            return Err(FAILURE_WINDOW - elapsed);
         }
         f.count += 1;
-        Ok(())
+        (f.count > MAX_FAILURES).then(|| FAILURE_WINDOW.saturating_sub(elapsed.min(FAILURE_WINDOW)))
     }
 
-    /// The attempt begun from `ip` was right: its failures are forgotten.
+    /// The admin token came from `ip`: its failures are forgotten.
     pub(crate) fn succeeded(&self, ip: IpAddr) {
         self.lock().failures.remove(&client_block(ip));
     }
@@ -330,24 +330,27 @@ impl FromRequestParts<AppState> for Admin {
             if state.keys.is_valid(c) {
                 return state.admin.check(&parts.headers).map(|()| Admin);
             }
-            // The admin token by header is limited like the sign-in form: guesses are counted
-            // per client before the comparison, and a right token clears them.
+            // The right token always passes. Wrong ones are counted per client; past the
+            // limit they get 429 with Retry-After instead of 401, and nothing more is logged.
             let client = state.sessions.client_of(&parts.extensions, &parts.headers);
-            if let Err(wait) = state.sessions.begin_attempt(client.ip) {
+            if state.admin.matches(c) {
+                state.sessions.succeeded(client.ip);
+                return Ok(Admin);
+            }
+            if let Some(wait) = state.sessions.failed(client.ip) {
                 metrics::counter!("insights_admin_sign_ins_total", "outcome" => "rate_limited")
                     .increment(1);
-                return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "RateLimitError",
+                return Err(ApiError::too_many_requests(
                     format!(
-                        "too many wrong admin tokens from this address; try again in {} seconds",
+                        "too many wrong admin tokens from this address; the right token is still accepted, wrong ones are refused like this for {} seconds",
                         wait.as_secs().max(1)
                     ),
+                    wait,
                 ));
             }
-            state.admin.check(&parts.headers)?;
-            state.sessions.succeeded(client.ip);
-            return Ok(Admin);
+            metrics::counter!("insights_admin_sign_ins_total", "outcome" => "wrong_token")
+                .increment(1);
+            return state.admin.check(&parts.headers).map(|()| Admin);
         }
         let Some((_, session)) = signed_in(state, &parts.headers) else {
             return state.admin.check(&parts.headers).map(|()| Admin);
@@ -383,22 +386,20 @@ mod tests {
         let s = Sessions::default();
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
         for _ in 0..MAX_FAILURES {
-            assert!(s.begin_attempt(a).is_ok());
+            assert!(s.failed(a).is_none());
         }
-        let wait = s.begin_attempt(a).unwrap_err();
+        let wait = s.failed(a).unwrap();
         assert!(wait > Duration::ZERO && wait <= FAILURE_WINDOW);
-        assert!(
-            s.begin_attempt(b).is_ok(),
-            "another address is not affected"
-        );
-        s.succeeded(b);
+        assert!(s.failed(b).is_none(), "another address is not affected");
+        s.succeeded(a);
+        assert!(s.failed(a).is_none(), "the right token clears the count");
         // An IPv6 client cannot get fresh tries by moving within its /64.
         for i in 0..MAX_FAILURES {
             let ip: IpAddr = format!("2001:db8::{i}").parse().unwrap();
-            assert!(s.begin_attempt(ip).is_ok());
+            assert!(s.failed(ip).is_none());
         }
-        assert!(s.begin_attempt("2001:db8::ffff".parse().unwrap()).is_err());
-        assert!(s.begin_attempt("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        assert!(s.failed("2001:db8::ffff".parse().unwrap()).is_some());
+        assert!(s.failed("2001:db8:0:1::1".parse().unwrap()).is_none());
     }
 
     #[test]
