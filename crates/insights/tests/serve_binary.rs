@@ -1,7 +1,7 @@
 //! `insights serve` as a process: killed with SIGKILL while Kafka is down, then restarted, it
 //! delivers every payload that was spooled (Kafka here is librdkafka's mock cluster, in this
-//! test process; the server reaches it over TCP like any broker); and its algorithms do not
-//! inherit its secrets from the environment.
+//! test process; the server reaches it over TCP like any broker); its algorithms do not
+//! inherit its secrets from the environment; and text from outside cannot forge its log lines.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -23,6 +23,8 @@ struct Server {
     child: Child,
     url: String,
     http: reqwest::Client,
+    /// Every line the server logged so far (stderr).
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -51,11 +53,18 @@ fn start(data: &Path) -> Server {
             break format!("http://{}", addr.split_whitespace().next().unwrap());
         }
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
     Server {
         child,
         url,
         http: reqwest::Client::new(),
+        log,
     }
 }
 
@@ -204,5 +213,49 @@ async fn algorithms_do_not_see_the_servers_secrets_in_their_environment() {
             .unwrap()
             .contains("/worker/"),
         "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metric_name_cannot_forge_a_log_line_or_reach_the_terminal() {
+    let data = tempfile::tempdir().unwrap();
+    let s = start(data.path());
+    s.probe("forger", json!({"insights_enabled": true})).await;
+    let forged = "x\n2026-12-01T00:00:00.000000Z ERROR insights: FORGED line\u{1b}[2J";
+    let body: Value = s
+        .http
+        .post(format!("{}/v1/algo/acme/forger", s.url))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .json(&json!({"reports": [[{"insight_key": forged, "insight_value": "not a number"}]]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["result"]["reports"][0][0], 400, "{body}");
+    // The rejection is logged (a warning naming the key), on one line, escaped.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let found = s
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("insight rejected"))
+            .cloned();
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no rejection was logged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(line.contains("FORGED line"), "the key is in the log: {line}");
+    assert!(line.contains("\\n2026") && line.contains("\\u{1b}[2J"), "{line}");
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(!log.contains('\u{1b}'), "no ESC byte reached the log");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
+        "no line of the log was forged:\n{log}"
     );
 }

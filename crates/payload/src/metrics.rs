@@ -98,8 +98,31 @@ pub struct MetricRejection {
     pub message: String,
 }
 
+/// Characters of a refused key echoed back and logged; the rest is summarised. A refused key
+/// can be as long as the body (once 15 MB), and its text is the algorithm's, not ours.
+pub(crate) const SHOWN_KEY_CHARS: usize = 64;
+
+/// `key` as it may be shown in an answer or a log: at most [`SHOWN_KEY_CHARS`] characters, with
+/// control characters escaped (a line break would forge a log line, an ESC drive a terminal).
+pub(crate) fn shown_key(key: &str) -> String {
+    let mut out = String::new();
+    let mut chars = key.chars();
+    for c in chars.by_ref().take(SHOWN_KEY_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    if chars.next().is_some() {
+        out.push_str(&format!("… ({} bytes in all)", key.len()));
+    }
+    out
+}
+
 impl MetricRejection {
     pub(crate) fn new(key: &str, reason: RejectionReason, detail: &str) -> Self {
+        let key = &shown_key(key);
         let message = match reason {
             RejectionReason::NonNumeric => format!(
                 "insight `{key}`: value {detail} is not numeric (numbers, numeric strings and booleans are accepted)"
@@ -199,6 +222,33 @@ impl MetricSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_key_is_cut_and_its_control_characters_escaped() {
+        let long = "k".repeat(15 << 20);
+        let r = MetricSet::new()
+            .insert("", MetricValue::from(1))
+            .unwrap_err();
+        assert_eq!(r.reason, RejectionReason::EmptyName);
+        let shown = shown_key(&long);
+        assert!(
+            shown.len() < 120 && shown.ends_with("(15728640 bytes in all)"),
+            "{shown}"
+        );
+        let forged = "evil\n2026-01-01T00:00:00Z ERROR forged\u{1b}[31m";
+        let shown = shown_key(forged);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(
+            shown.contains("\\n2026") && shown.contains("\\u{1b}[31m"),
+            "{shown}"
+        );
+        let mut set = MetricSet::new();
+        for i in 0..MAX_METRICS {
+            set.insert(&format!("m{i}"), 1.into()).unwrap();
+        }
+        let r = set.insert(forged, 1.into()).unwrap_err();
+        assert!(!r.key.chars().any(char::is_control) && !r.message.chars().any(char::is_control));
+    }
 
     #[test]
     fn later_value_wins_and_keeps_first_position() {

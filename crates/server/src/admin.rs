@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::body::LimitedBody;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -29,7 +29,7 @@ pub(crate) struct NewKey {
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let new: NewKey = parse_json(&body)?;
     let created = state.keys.create(&new.name)?;

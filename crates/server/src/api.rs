@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::credential;
+use crate::body::{LimitedBody, ReportBody};
 use crate::error::{ApiError, parse_json};
 use crate::panel::session::Admin;
 
@@ -75,7 +76,7 @@ pub(crate) async fn call_algorithm(
     Query(query): Query<HashMap<String, String>>,
     _key: ApiKey,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let (owner, name, version) = match path.as_slice() {
         [o, n] => (o.clone(), n.clone(), None),
@@ -237,7 +238,7 @@ fn parse_input(headers: &HeaderMap, body: Bytes) -> Result<Input, ApiError> {
 pub(crate) async fn report_insights(
     State(state): State<AppState>,
     LiveWorker(token): LiveWorker,
-    body: Bytes,
+    ReportBody(body): ReportBody,
 ) -> Result<Json<Value>, ApiError> {
     let accepted = state.runtime.report(&token, &body)?;
     Ok(Json(json!({"accepted": accepted})))
@@ -248,7 +249,7 @@ pub(crate) async fn register_algorithm(
     State(state): State<AppState>,
     Path(owner): Path<String>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let new: NewAlgorithm = parse_json(&body)?;
     let view = state.runtime.catalog().register(&owner, new)?;
@@ -269,7 +270,7 @@ pub(crate) async fn publish_version(
     State(state): State<AppState>,
     Path((owner, name)): Path<(String, String)>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let request: PublishRequest = parse_json(&body)?;
     let view = state
@@ -301,7 +302,7 @@ pub(crate) async fn patch_version(
     State(state): State<AppState>,
     Path((owner, name, version)): Path<(String, String, String)>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let patch: PatchVersion = parse_json(&body)?;
     let view =

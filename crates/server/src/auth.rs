@@ -60,10 +60,21 @@ impl ApiKeys {
 
     pub fn create(&self, name: &str) -> Result<CreatedKey, ApiError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 100 {
+        let chars = name.chars().count();
+        if chars == 0 || chars > 100 {
             return Err(ApiError::invalid(
                 "name",
-                format!("must be 1 to 100 characters (got {})", name.len()),
+                format!("must be 1 to 100 characters (got {chars})"),
+            ));
+        }
+        // A name is shown in the panel and the log: no line breaks, NULs or escape codes.
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            return Err(ApiError::invalid(
+                "name",
+                format!(
+                    "must not contain control characters (found {}); use letters, digits, spaces and punctuation",
+                    c.escape_unicode()
+                ),
             ));
         }
         // `sim` as Algorithmia's keys begin, then 128 random bits.

@@ -14,6 +14,7 @@
 mod admin;
 mod api;
 pub mod auth;
+mod body;
 mod connection;
 pub mod connections;
 mod error;
@@ -109,6 +110,8 @@ pub struct AppState {
     pub sessions: Arc<panel::session::Sessions>,
     /// Slots for calls with `output=void` (`ServerConfig::max_void_calls`).
     pub void_calls: Arc<tokio::sync::Semaphore>,
+    /// The largest request body accepted (`limits.max_body_bytes`).
+    pub max_body_bytes: usize,
 }
 
 /// The whole HTTP surface.
@@ -149,6 +152,9 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(panel::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body::api_errors(max_body_bytes, request, next)
+        }))
         .with_state(state)
 }
 
@@ -304,6 +310,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         connection,
         sessions: Arc::new(panel::session::Sessions::new(config.panel.clone())),
         void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
+        max_body_bytes: config.max_body_bytes,
     };
 
     let http_shutdown = CancellationToken::new();

@@ -160,3 +160,115 @@ async fn past_the_connection_limit_a_client_is_told_why_in_the_api_shape() {
     assert!(metric(&s, "insights_http_connections_refused_total").await >= 1.0);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_reports_are_refused_early_and_refused_names_are_echoed_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "big", 1, true).await;
+    let key = t.new_key().await;
+    // A 15 MB metric name once came back whole in the answer and the log. Now a report past
+    // 64 KiB is refused before it is parsed, with a 413 the algorithm gets to read (its client
+    // saw a broken pipe before)...
+    let huge = "n".repeat(1 << 20);
+    // ...and a refused name within the bound is echoed cut.
+    let long = "m".repeat(20_000);
+    let (status, _, body) = t
+        .call(
+            &key,
+            "acme/big",
+            serde_json::json!({"reports": [
+                common::report(&[(huge.as_str(), "x".into())]),
+                common::report(&[(long.as_str(), "not a number".into()), ("ok", 1.into())]),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reports = &body["result"]["reports"];
+    assert_eq!(reports[0][0], 413, "{reports:.300}");
+    let message = reports[0][1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("65536 bytes") && message.contains("report limit"),
+        "{message}"
+    );
+    assert_eq!(reports[1][0], 400);
+    let answer = reports[1][1].to_string();
+    assert!(
+        answer.len() < 1000,
+        "a refused name is echoed cut: {} bytes",
+        answer.len()
+    );
+    assert!(answer.contains("(20000 bytes in all)"), "{answer}");
+    // The valid part of the second report is kept.
+    let payloads = t.wait_payloads("algorithm=acme/big", 1).await;
+    assert_eq!(payloads[0]["ok"], 1, "{}", payloads[0]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_error_is_in_the_api_shape_and_names_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start_with(dir.path(), |c| c.max_body_bytes = 4096).await;
+    t.probe("acme", "shape", 1, true).await;
+    let key = t.new_key().await;
+    let error = |r: serde_json::Value| r["error"]["message"].as_str().unwrap_or("").to_string();
+
+    // Over the body limit: 413, naming the setting, read by the client (not a reset).
+    let r = t
+        .http
+        .post(format!("{}/v1/algo/acme/shape", t.url))
+        .header("Authorization", format!("Simple {key}"))
+        .header("Content-Type", "application/json")
+        .body(format!("\"{}\"", "x".repeat(200_000)))
+        .send()
+        .await
+        .expect("the 413 is read, not a broken pipe");
+    assert_eq!(r.status(), 413);
+    let m = error(r.json().await.unwrap());
+    assert!(
+        m.contains("limits.max_body_bytes") && m.contains("4096"),
+        "{m}"
+    );
+
+    // A wrong method: 405 with the methods allowed.
+    let r = t
+        .http
+        .get(format!("{}/v1/algo/acme/shape", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let m = error(r.json().await.unwrap());
+    assert!(
+        m.contains("GET is not accepted here; the Allow header"),
+        "{m}"
+    );
+
+    // A malformed query string: 400 in the shape, with the framework's explanation.
+    let (s, body) = t
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/insights/payloads?limit=lots",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(error(body.clone()).contains("limit"), "{body}");
+    assert_eq!(body["error"]["error_type"], "InputError");
+
+    // Names a user types refuse control characters (a NUL once reached the panel's HTML).
+    for name in ["nul\u{0}byte", "two\nlines", "esc\u{1b}[31m"] {
+        let (s, body) = t
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/api-keys",
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, 400, "{name:?}: {body}");
+        assert_eq!(body["error"]["field"], "name");
+        assert!(error(body).contains("control characters"));
+    }
+    t.stop().await;
+}
