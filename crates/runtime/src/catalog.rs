@@ -202,6 +202,8 @@ pub struct Catalog {
     state: RwLock<BTreeMap<Key, Algorithm>>,
     /// Publishing is serialized so that two publishes never compute the same version.
     publish_lock: tokio::sync::Mutex<()>,
+    /// Bytes a snapshot may hold ([`MAX_SNAPSHOT_BYTES`]; smaller in tests).
+    snapshot_limit: u64,
 }
 
 impl Catalog {
@@ -252,6 +254,7 @@ impl Catalog {
             versions_dir,
             state: RwLock::new(state),
             publish_lock: tokio::sync::Mutex::new(()),
+            snapshot_limit: MAX_SNAPSHOT_BYTES,
         })
     }
 
@@ -300,6 +303,33 @@ impl Catalog {
         Ok(view(&key, &state[&key]))
     }
 
+    /// A source is copied whole when a version is published: `/` would copy `/proc` and the
+    /// machine, and a folder holding the data directory would copy the snapshots into
+    /// themselves.
+    fn check_source_outside_data(&self, source: &Path) -> Result<(), RuntimeError> {
+        if source.parent().is_none() {
+            return Err(RuntimeError::invalid(
+                "source.path",
+                "must not be the root directory `/`: give the algorithm's own folder",
+            ));
+        }
+        let data_dir = self.versions_dir.parent().unwrap_or(&self.versions_dir);
+        let data_dir = data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| data_dir.to_path_buf());
+        if data_dir.starts_with(source) {
+            return Err(RuntimeError::invalid(
+                "source.path",
+                format!(
+                    "{} contains the data directory {}: give the algorithm's own folder",
+                    source.display(),
+                    data_dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_new(
         &self,
         owner: &str,
@@ -326,6 +356,7 @@ impl Catalog {
                 format!("{} is not a directory", path.display()),
             ));
         }
+        self.check_source_outside_data(&path)?;
         let created_at = now();
         let record = AlgorithmRecord {
             owner: owner.to_string(),
@@ -417,7 +448,8 @@ impl Catalog {
             .join(name)
             .join(version.to_string());
         let snapshot = target.clone();
-        tokio::task::spawn_blocking(move || snapshot_dir(&source, &snapshot))
+        let limit = self.snapshot_limit;
+        tokio::task::spawn_blocking(move || snapshot_dir(&source, &snapshot, limit))
             .await
             .map_err(|e| RuntimeError::Internal(e.to_string()))??;
         let record = VersionRecord {
@@ -618,7 +650,7 @@ const MAX_SNAPSHOT_BYTES: u64 = 1 << 30;
 
 /// Copies `source` to `target` (which must not exist) through a temporary directory, so a
 /// failed copy never leaves a half-made snapshot behind.
-fn snapshot_dir(source: &Path, target: &Path) -> Result<(), RuntimeError> {
+fn snapshot_dir(source: &Path, target: &Path, limit: u64) -> Result<(), RuntimeError> {
     let parent = target.parent().expect("target has a parent");
     let io = |what: String| move |e: std::io::Error| RuntimeError::Io(format!("{what}: {e}"));
     std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
@@ -631,8 +663,8 @@ fn snapshot_dir(source: &Path, target: &Path) -> Result<(), RuntimeError> {
         target.file_name().unwrap_or_default().to_string_lossy(),
         uuid::Uuid::new_v4()
     ));
-    let mut budget = MAX_SNAPSHOT_BYTES;
-    let result = copy_tree(source, &tmp, &mut budget)
+    let mut budget = limit;
+    let result = copy_tree(source, &tmp, &mut budget, limit)
         .and_then(|()| std::fs::rename(&tmp, target).map_err(io("renaming the snapshot".into())));
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -640,7 +672,7 @@ fn snapshot_dir(source: &Path, target: &Path) -> Result<(), RuntimeError> {
     result
 }
 
-fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RuntimeError> {
+fn copy_tree(from: &Path, to: &Path, budget: &mut u64, limit: u64) -> Result<(), RuntimeError> {
     let io = |what: &Path| {
         let what = what.display().to_string();
         move |e: std::io::Error| RuntimeError::Io(format!("snapshotting {what}: {e}"))
@@ -652,24 +684,48 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> Result<(), RuntimeErro
         let dest = to.join(entry.file_name());
         let kind = entry.file_type().map_err(io(&path))?;
         if kind.is_dir() {
-            copy_tree(&path, &dest, budget)?;
+            copy_tree(&path, &dest, budget, limit)?;
         } else if kind.is_symlink() {
             let link = std::fs::read_link(&path).map_err(io(&path))?;
             std::os::unix::fs::symlink(link, &dest).map_err(io(&dest))?;
         } else if kind.is_file() {
-            let n = std::fs::copy(&path, &dest).map_err(io(&path))?;
-            *budget = budget.checked_sub(n).ok_or_else(|| {
-                RuntimeError::invalid(
-                    "source.path",
-                    format!(
-                        "the source directory exceeds the snapshot limit of {} bytes",
-                        MAX_SNAPSHOT_BYTES
-                    ),
-                )
-            })?;
+            copy_file(&path, &dest, budget, limit)?;
+        } else {
+            return Err(RuntimeError::invalid(
+                "source.path",
+                format!(
+                    "{} is not a regular file, folder or link (a socket, FIFO or device): remove it from the source, it cannot be part of a snapshot",
+                    path.display()
+                ),
+            ));
         }
-        // Sockets, FIFOs and devices are not part of an algorithm's code: skipped.
     }
+    Ok(())
+}
+
+/// Copies one file, counting its bytes against `budget` as they are copied: the limit stops
+/// the copy, not a check after it (a 1.1 GiB file once wrote more than 1 GiB before the 400).
+fn copy_file(from: &Path, to: &Path, budget: &mut u64, limit: u64) -> Result<(), RuntimeError> {
+    use std::io::Read as _;
+    let io = |what: &Path| {
+        let what = what.display().to_string();
+        move |e: std::io::Error| RuntimeError::Io(format!("snapshotting {what}: {e}"))
+    };
+    let source = std::fs::File::open(from).map_err(io(from))?;
+    let permissions = source.metadata().map_err(io(from))?.permissions();
+    let mut dest = std::fs::File::create(to).map_err(io(to))?;
+    let copied = std::io::copy(&mut source.take(*budget + 1), &mut dest).map_err(io(from))?;
+    if copied > *budget {
+        return Err(RuntimeError::invalid(
+            "source.path",
+            format!(
+                "the source directory exceeds the snapshot limit of {limit} bytes (stopped at {}): publish a folder holding only the algorithm",
+                from.display()
+            ),
+        ));
+    }
+    *budget -= copied;
+    dest.set_permissions(permissions).map_err(io(to))?;
     Ok(())
 }
 
@@ -791,7 +847,15 @@ mod tests {
     #[test]
     fn bad_registrations_name_the_field() {
         let dir = tempfile::tempdir().unwrap();
-        let c = catalog(dir.path());
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let c = catalog(&data);
+        // The source may not hold the data directory, nor be `/`.
+        assert_field(c.register("me", new_algo(dir.path())), "source.path");
+        assert_field(c.register("me", new_algo(Path::new("/"))), "source.path");
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let dir = tempfile::TempDir::new_in(&src).unwrap();
         let mut a = new_algo(dir.path());
         a.name = "bad name".into();
         assert_field(c.register("me", a), "name");
@@ -810,6 +874,62 @@ mod tests {
             c.register("me", new_algo(dir.path())),
             Err(RuntimeError::AlreadyExists(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn publishing_stops_at_the_size_limit_and_refuses_special_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let mut c = catalog(&data);
+        c.snapshot_limit = 1000;
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        // One file far past the limit: the copy stops at it, not after writing it whole.
+        std::fs::write(src.join("main.py"), "x").unwrap();
+        std::fs::File::create(src.join("weights.bin"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        c.register("me", new_algo(&src)).unwrap();
+        let err = c
+            .publish("me", "algo", publish_request(VersionType::Major))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("snapshot limit of 1000 bytes"),
+            "{err}"
+        );
+        let leftovers: u64 = walk_bytes(&data.join("versions"));
+        assert_eq!(leftovers, 0, "nothing of the failed copy is left");
+        std::fs::remove_file(src.join("weights.bin")).unwrap();
+        crate::isolation::mkfifo(&src.join("pipe")).unwrap();
+        let err = c
+            .publish("me", "algo", publish_request(VersionType::Major))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is not a regular file"), "{err}");
+        std::fs::remove_file(src.join("pipe")).unwrap();
+        c.publish("me", "algo", publish_request(VersionType::Major))
+            .await
+            .unwrap();
+    }
+
+    fn walk_bytes(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    walk_bytes(&e.path())
+                } else {
+                    m.len()
+                }
+            })
+            .sum()
     }
 
     fn assert_field<T: std::fmt::Debug>(r: Result<T, RuntimeError>, field: &str) {
