@@ -142,7 +142,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => config::FileConfig::default(),
     };
     let settings = config::resolve(&file, args.listen, args.data_dir.clone())?;
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // 0700 from the start (the server makes an existing one 0700 too): the admin token is
+        // written here before the server opens the directory.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.data_dir)
+    }
+    .with_context(|| {
         format!(
             "creating the data directory {}",
             settings.data_dir.display()

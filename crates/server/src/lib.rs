@@ -217,10 +217,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             "it must be an absolute path (resolve it against the working directory first)".into(),
         ));
     }
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| data_err(e.to_string()))?;
+    private_dir(&config.data_dir).map_err(data_err)?;
     // One server per data directory: two would share the spool, the store and the keys.
-    let lock = std::fs::File::create(config.data_dir.join("lock"))
-        .map_err(|e| data_err(format!("creating its lock file: {e}")))?;
+    let lock = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(config.data_dir.join("lock"))
+            .map_err(|e| data_err(format!("creating its lock file: {e}")))?
+    };
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -333,6 +341,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dispatcher,
         _data_dir_lock: lock,
     })
+}
+
+/// The data directory holds payloads, key hashes and the sealing key: it is created 0700, and
+/// an existing one readable by others is made 0700 (its owner's access is unchanged, so an
+/// existing directory keeps working; what is inside becomes unreachable to anyone else).
+fn private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| e.to_string())?;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| e.to_string())?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(|e| format!("making it private (mode 0700): {e}"))?;
+        tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "the data directory is now readable by its owner only (0700)");
+    }
+    Ok(())
 }
 
 /// How workers reach this server: the bound address, with an unspecified IP (0.0.0.0, ::)

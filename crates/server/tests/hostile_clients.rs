@@ -272,3 +272,46 @@ async fn every_error_is_in_the_api_shape_and_names_what_to_do() {
     }
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_directory_is_readable_by_its_owner_only_new_or_existing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    // A new one.
+    let fresh = dir.path().join("fresh");
+    let t = TestServer::start(&fresh).await;
+    t.probe("acme", "modes", 1, true).await;
+    let key = t.new_key().await;
+    t.call(&key, "acme/modes", serde_json::json!({})).await;
+    t.wait_payloads("algorithm=acme/modes", 1).await;
+    assert_eq!(mode(&fresh), 0o700);
+    for f in [
+        "insights.sqlite",
+        "insights.sqlite-wal",
+        "insights.sqlite-shm",
+        "lock",
+        "secret.key",
+    ] {
+        assert_eq!(mode(&fresh.join(f)), 0o600, "{f}");
+    }
+    t.stop().await;
+    // One an earlier release left world-readable: tightened, and it still works.
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in [
+        "insights.sqlite",
+        "insights.sqlite-wal",
+        "insights.sqlite-shm",
+    ] {
+        let _ = std::fs::set_permissions(fresh.join(f), std::fs::Permissions::from_mode(0o644));
+    }
+    let t = TestServer::start(&fresh).await;
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("insights.sqlite")), 0o600);
+    assert_eq!(
+        t.payloads("algorithm=acme/modes").await.len(),
+        1,
+        "the data is still there"
+    );
+    t.stop().await;
+}

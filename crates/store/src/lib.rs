@@ -149,6 +149,32 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
+/// The database holds payloads and key hashes: readable by its owner only. SQLite creates the
+/// WAL and shared-memory files with the database file's mode, so the database is created 0600
+/// before SQLite opens it, and an existing one (and its companions) made 0600.
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::metadata(&name) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
@@ -156,6 +182,10 @@ impl Store {
             path: path.display().to_string(),
             detail: e.to_string(),
         };
+        restrict_to_owner(path).map_err(|e| StoreError::Unusable {
+            path: path.display().to_string(),
+            detail: format!("setting its mode to 0600: {e}"),
+        })?;
         let conn = Connection::open(path).map_err(unusable)?;
         Self::init(conn).map_err(|e| match e {
             StoreError::Sqlite(e) => unusable(e),
