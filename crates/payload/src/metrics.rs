@@ -67,6 +67,9 @@ impl fmt::Display for MetricValue {
 pub enum RejectionReason {
     /// The value is not a number, a numeric string, or a boolean.
     NonNumeric,
+    /// The value is a number a 64-bit float cannot hold (`1e400`, or `1e-400`, which would
+    /// read as 0).
+    OutOfRange,
     /// The key is one of [`RESERVED_NAMES`].
     ReservedName,
     /// The key is empty.
@@ -82,6 +85,7 @@ impl RejectionReason {
     pub fn label(&self) -> &'static str {
         match self {
             Self::NonNumeric => "non_numeric",
+            Self::OutOfRange => "out_of_range",
             Self::ReservedName => "reserved_name",
             Self::EmptyName => "empty_name",
             Self::TooManyMetrics => "too_many_metrics",
@@ -126,6 +130,9 @@ impl MetricRejection {
         let message = match reason {
             RejectionReason::NonNumeric => format!(
                 "insight `{key}`: value {detail} is not numeric (numbers, numeric strings and booleans are accepted)"
+            ),
+            RejectionReason::OutOfRange => format!(
+                "insight `{key}`: value {detail} does not fit a 64-bit float (magnitudes from about 2.2e-308 to 1.8e308, or 0)"
             ),
             RejectionReason::ReservedName => {
                 format!("insight `{key}`: the name is reserved for the payload's operational keys")

@@ -5,7 +5,8 @@
 //! string (`"0.2"`). All become [`MetricValue`]s; booleans become `1` / `0`.
 
 use serde::Deserialize;
-use serde_json::{Number, Value};
+use serde_json::Number;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::{MetricRejection, MetricValue, RejectionReason};
@@ -22,7 +23,9 @@ pub enum ReportError {
 #[derive(Deserialize)]
 struct Item {
     insight_key: String,
-    insight_value: Value,
+    /// As written: a number that does not fit an `f64` (`1e-400`, `1e400`) is refused by name
+    /// rather than read as `0` or infinity, or failing the whole body.
+    insight_value: Box<RawValue>,
 }
 
 /// One item of a report: its key, and either its value or why the value was refused.
@@ -36,11 +39,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
     Ok(items
         .into_iter()
         .map(|item| {
-            let value = to_metric(&item.insight_value).ok_or_else(|| {
+            let value = to_metric(item.insight_value.get()).map_err(|reason| {
                 MetricRejection::new(
                     &item.insight_key,
-                    RejectionReason::NonNumeric,
-                    &truncate(&item.insight_value.to_string(), 64),
+                    reason,
+                    &truncate(item.insight_value.get(), 64),
                 )
             });
             (item.insight_key, value)
@@ -48,20 +51,58 @@ pub fn parse(body: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
         .collect())
 }
 
-fn to_metric(value: &Value) -> Option<MetricValue> {
-    match value {
-        Value::Number(n) => Some(n.clone().into()),
-        Value::Bool(b) => Some(i64::from(*b).into()),
+/// A reported value (JSON text) as a metric, or why it is not one.
+fn to_metric(raw: &str) -> Result<MetricValue, RejectionReason> {
+    let raw = raw.trim();
+    match raw.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => number(raw),
+        Some(b't') if raw == "true" => Ok(1.into()),
+        Some(b'f') if raw == "false" => Ok(0.into()),
         // The Java client sends every value as a string.
-        Value::String(s) => match s.trim() {
-            "true" => Some(1.into()),
-            "false" => Some(0.into()),
-            t => serde_json::from_str::<Number>(t).ok().map(Into::into),
-        },
+        Some(b'"') => {
+            let s: String = serde_json::from_str(raw).map_err(|_| RejectionReason::NonNumeric)?;
+            match s.trim() {
+                "true" => Ok(1.into()),
+                "false" => Ok(0.into()),
+                t if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => number(t),
+                _ => Err(RejectionReason::NonNumeric),
+            }
+        }
         // R's jsonlite, without auto_unbox, wraps a scalar in a one-element array.
-        Value::Array(a) if a.len() == 1 && !a[0].is_array() => to_metric(&a[0]),
-        _ => None,
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(raw) {
+            Ok(a) if a.len() == 1 && !a[0].get().trim_start().starts_with('[') => {
+                to_metric(a[0].get())
+            }
+            _ => Err(RejectionReason::NonNumeric),
+        },
+        _ => Err(RejectionReason::NonNumeric),
     }
+}
+
+/// A JSON number literal as a metric: exact integers stay integers; a float must be finite
+/// and, unless it is zero, not so small that it reads as zero.
+fn number(text: &str) -> Result<MetricValue, RejectionReason> {
+    match serde_json::from_str::<Number>(text) {
+        Ok(n) => {
+            if n.as_f64() == Some(0.0) && !n.is_i64() && !n.is_u64() && has_nonzero_digit(text) {
+                return Err(RejectionReason::OutOfRange);
+            }
+            Ok(n.into())
+        }
+        // Valid JSON that serde cannot hold as a number: too large for an f64.
+        Err(_) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            Err(RejectionReason::OutOfRange)
+        }
+        Err(_) => Err(RejectionReason::NonNumeric),
+    }
+}
+
+/// Whether the mantissa of a number literal has a digit other than 0 (`1e-400` does, `0.0e5`
+/// does not).
+fn has_nonzero_digit(text: &str) -> bool {
+    text.split(['e', 'E'])
+        .next()
+        .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -85,6 +126,40 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k, v.map(|v| v.to_string()).map_err(|e| e.reason)))
             .collect()
+    }
+
+    #[test]
+    fn numbers_an_f64_cannot_hold_are_refused_by_name_not_read_as_zero() {
+        let got = values(
+            r#"[{"insight_key": "tiny", "insight_value": 1e-400},
+                {"insight_key": "huge", "insight_value": 1e400},
+                {"insight_key": "java", "insight_value": "-2.5e-999"},
+                {"insight_key": "r", "insight_value": [1e-400]},
+                {"insight_key": "zero", "insight_value": 0.0e5},
+                {"insight_key": "negzero", "insight_value": -0},
+                {"insight_key": "small", "insight_value": 2.5e-300},
+                {"insight_key": "big_int", "insight_value": 123456789012345678901234567890}]"#,
+        );
+        let reasons: Vec<_> = got.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("tiny", Err(RejectionReason::OutOfRange)),
+                ("huge", Err(RejectionReason::OutOfRange)),
+                ("java", Err(RejectionReason::OutOfRange)),
+                ("r", Err(RejectionReason::OutOfRange)),
+                ("zero", Ok("0.0".into())),
+                ("negzero", Ok("-0.0".into())),
+                ("small", Ok("2.5e-300".into())),
+                ("big_int", Ok("1.2345678901234568e+29".into())),
+            ]
+        );
+        let r = parse(br#"[{"insight_key": "tiny", "insight_value": 1e-400}]"#).unwrap();
+        let message = r[0].1.as_ref().unwrap_err().message.clone();
+        assert!(
+            message.contains("1e-400 does not fit a 64-bit float"),
+            "{message}"
+        );
     }
 
     #[test]

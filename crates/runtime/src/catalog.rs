@@ -379,6 +379,10 @@ impl Catalog {
     }
 
     /// Publishes the next version: a snapshot of the current source.
+    ///
+    /// `version_info.version_type` says which part of the last version to bump; without it,
+    /// `minor` (documented in the README). The first version is 1.0.0 whatever the type, as on
+    /// Algorithmia.
     pub async fn publish(
         &self,
         owner: &str,
@@ -874,6 +878,29 @@ mod tests {
             c.register("me", new_algo(dir.path())),
             Err(RuntimeError::AlreadyExists(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn without_a_version_type_publishing_bumps_the_minor_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let c = catalog(&data);
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        c.register("me", new_algo(&src)).unwrap();
+        let bare: PublishRequest = serde_json::from_str("{}").unwrap();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            got.push(
+                c.publish("me", "algo", bare.clone())
+                    .await
+                    .unwrap()
+                    .version_info
+                    .semantic_version,
+            );
+        }
+        assert_eq!(got, ["1.0.0", "1.1.0"]);
     }
 
     #[tokio::test]

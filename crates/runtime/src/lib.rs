@@ -30,7 +30,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::task::TaskTracker;
 
 pub use catalog::Catalog;
-pub use worker::{Answer, Failure};
+pub use worker::{Answer, Failure, RawResult};
 use worker::{Worker, WorkerShared, WorkerSpec};
 
 /// What went wrong handling a request, before or around running the algorithm.
@@ -104,7 +104,8 @@ impl RuntimeConfig {
 /// An algorithm's input, by the request's content type.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Json(Value),
+    /// As the caller sent it: checked, never re-encoded (a large integer stays exact).
+    Json(Box<serde_json::value::RawValue>),
     Text(String),
     Binary(Vec<u8>),
 }
@@ -113,7 +114,12 @@ impl Input {
     /// The stdin line the ADK expects.
     fn to_request_line(&self) -> String {
         let (content_type, data) = match self {
-            Input::Json(v) => ("json", v.clone()),
+            // One line: a raw line break in valid JSON can only be whitespace between tokens
+            // (strings cannot hold one), so it becomes a space.
+            Input::Json(raw) => {
+                let data = raw.get().replace(['\n', '\r'], " ");
+                return format!(r#"{{"content_type":"json","data":{data}}}"#);
+            }
             Input::Text(s) => ("text", Value::String(s.clone())),
             Input::Binary(b) => (
                 "binary",
@@ -151,7 +157,7 @@ pub struct CallResponse {
     pub request_id: RequestId,
     pub version: String,
     /// `(result, content_type)`, or why there is none.
-    pub outcome: Result<(Value, String), AlgoError>,
+    pub outcome: Result<(RawResult, String), AlgoError>,
     pub duration: Duration,
     /// What the algorithm printed during the call, when asked for.
     pub stdout: Option<String>,

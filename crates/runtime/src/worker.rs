@@ -58,11 +58,40 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<JobOutcome>,
 }
 
+/// An algorithm's result exactly as it wrote it: JSON that is checked, never re-encoded, so a
+/// number past what `u64` or `f64` hold comes back to the caller digit for digit.
+#[derive(Debug, Clone)]
+pub struct RawResult(Box<serde_json::value::RawValue>);
+
+impl RawResult {
+    /// The result's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The result when it is a JSON string (the `text` and `binary` content types).
+    pub fn as_string(&self) -> Option<String> {
+        serde_json::from_str(self.0.get()).ok()
+    }
+}
+
+impl PartialEq for RawResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl serde::Serialize for RawResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
 /// The ADK's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     Result {
-        result: Value,
+        result: RawResult,
         content_type: String,
     },
     Error {
@@ -381,13 +410,36 @@ fn resolve_program(program: &str, dir: &Path) -> PathBuf {
 
 /// Parses one FIFO line into an [`Answer`], or says why it is not one.
 pub(crate) fn parse_answer(line: &str) -> Result<Answer, String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| {
+    /// One FIFO line; `result` kept as written (see [`RawResult`]), `null` included.
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(default, deserialize_with = "present")]
+        result: Option<Box<serde_json::value::RawValue>>,
+        metadata: Option<Value>,
+        error: Option<Value>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Box<serde_json::value::RawValue>>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    let neither = || {
         format!(
-            "the algorithm wrote a line to /tmp/algoout that is not JSON ({e}): {}",
+            "the algorithm wrote a line to /tmp/algoout that is neither {{\"result\", \"metadata\": {{\"content_type\"}}}} nor {{\"error\"}}: {}",
             excerpt(line)
         )
+    };
+    let v: Line = serde_json::from_str(line).map_err(|e| {
+        if serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok() {
+            neither()
+        } else {
+            format!(
+                "the algorithm wrote a line to /tmp/algoout that is not JSON ({e}): {}",
+                excerpt(line)
+            )
+        }
     })?;
-    if let Some(err) = v.get("error") {
+    if let Some(err) = v.error {
         let field = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_string);
         return Ok(Answer::Error {
             message: field("message").unwrap_or_else(|| err.to_string()),
@@ -395,19 +447,19 @@ pub(crate) fn parse_answer(line: &str) -> Result<Answer, String> {
             error_type: field("error_type").unwrap_or_else(|| "AlgorithmError".into()),
         });
     }
-    match (v.get("result"), v.pointer("/metadata/content_type")) {
-        (Some(result), Some(Value::String(ct)))
-            if matches!(ct.as_str(), "json" | "text" | "binary") =>
-        {
+    let content_type = v
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("content_type"))
+        .and_then(Value::as_str);
+    match (v.result, content_type) {
+        (Some(result), Some(ct)) if matches!(ct, "json" | "text" | "binary") => {
             Ok(Answer::Result {
-                result: result.clone(),
-                content_type: ct.clone(),
+                result: RawResult(result),
+                content_type: ct.to_string(),
             })
         }
-        _ => Err(format!(
-            "the algorithm wrote a line to /tmp/algoout that is neither {{\"result\", \"metadata\": {{\"content_type\"}}}} nor {{\"error\"}}: {}",
-            excerpt(line)
-        )),
+        _ => Err(neither()),
     }
 }
 
@@ -834,10 +886,25 @@ mod tests {
         assert_eq!(
             parse_answer(r#"{"result": {"a": 1}, "metadata": {"content_type": "json"}}"#),
             Ok(Answer::Result {
-                result: serde_json::json!({"a": 1}),
+                result: RawResult(
+                    serde_json::value::RawValue::from_string(r#"{"a": 1}"#.into()).unwrap()
+                ),
                 content_type: "json".into()
             })
         );
+        // Numbers beyond u64 and f64 are kept as written, and null is a result.
+        let big = r#"{"result": {"n": 123456789012345678901234567890, "f": 1e-400}, "metadata": {"content_type": "json"}}"#;
+        let Ok(Answer::Result { result, .. }) = parse_answer(big) else {
+            panic!("a result")
+        };
+        assert_eq!(
+            result.json(),
+            r#"{"n": 123456789012345678901234567890, "f": 1e-400}"#
+        );
+        let null = parse_answer(r#"{"result": null, "metadata": {"content_type": "json"}}"#);
+        assert!(matches!(null, Ok(Answer::Result { result, .. }) if result.json() == "null"));
+        let e = parse_answer("[1, 2]").unwrap_err();
+        assert!(e.contains("neither"), "{e}");
         assert_eq!(
             parse_answer(
                 r#"{"error": {"message": "boom", "stacktrace": "st", "error_type": "InputError"}}"#

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use insights_payload::RequestId;
 use insights_runtime::catalog::{NewAlgorithm, PublishRequest, VersionSettingsPatch};
-use insights_runtime::{CallRequest, Input};
+use insights_runtime::{CallRequest, Input, RawResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -156,7 +156,10 @@ pub(crate) async fn call_algorithm(
             if let Some(stdout) = response.stdout {
                 metadata["stdout"] = stdout.into();
             }
-            Json(json!({"result": result, "metadata": metadata})).into_response()
+            // The result as the algorithm wrote it (see `RawResult`): not through a `Value`,
+            // which would turn a large integer into a float.
+            let body = format!(r#"{{"result":{},"metadata":{metadata}}}"#, result.json());
+            ([(CONTENT_TYPE, "application/json")], body).into_response()
         }
         // The algorithm ran and failed: 200 with an error object, as Algorithmia answers, so
         // that the official clients raise the algorithm's own message and error type.
@@ -177,23 +180,23 @@ pub(crate) async fn call_algorithm(
     Ok(http)
 }
 
-fn raw_response(result: Value, content_type: &str) -> Response {
-    match (content_type, result) {
-        ("text", Value::String(s)) => {
-            ([(CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
-        }
-        ("binary", Value::String(b64)) => {
-            match base64::engine::general_purpose::STANDARD.decode(&b64) {
-                Ok(bytes) => ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-                Err(_) => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "SystemError",
-                    "the algorithm's binary result is not valid base64",
-                )
-                .into_response(),
-            }
-        }
-        (_, v) => Json(v).into_response(),
+fn raw_response(result: RawResult, content_type: &str) -> Response {
+    match (content_type, result.as_string()) {
+        ("text", Some(s)) => ([(CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response(),
+        ("binary", Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(&b64) {
+            Ok(bytes) => ([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+            Err(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "SystemError",
+                "the algorithm's binary result is not valid base64",
+            )
+            .into_response(),
+        },
+        _ => (
+            [(CONTENT_TYPE, "application/json")],
+            result.json().to_string(),
+        )
+            .into_response(),
     }
 }
 

@@ -315,3 +315,44 @@ async fn the_data_directory_is_readable_by_its_owner_only_new_or_existing() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn numbers_are_kept_exact_or_refused_by_name_never_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "exact", 1, true).await;
+    let key = t.new_key().await;
+    // A pretty-printed body with an integer past u64: the algorithm (Python, exact integers)
+    // gets it and answers it digit for digit.
+    let big = "123456789012345678901234567890";
+    let r = t
+        .http
+        .post(format!("{}/v1/algo/acme/exact", t.url))
+        .header("Authorization", format!("Simple {key}"))
+        .header("Content-Type", "application/json")
+        .body(format!(
+            "{{\n  \"echo\": {big},\n  \"reports\": [[{{\"insight_key\": \"tiny\", \"insight_value\": \"1e-400\"}}]]\n}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains(&format!("\"echo\": {big}")), "{text}");
+    // A metric an f64 cannot hold is refused naming it, not stored as 0 (sent as the Java
+    // client sends values, a string: Python's own JSON would already have read it as 0.0).
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let report = &body["result"]["reports"][0];
+    assert_eq!(report[0], 400, "{report}");
+    assert_eq!(report[1]["error"]["field"], "tiny");
+    assert!(
+        report[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not fit a 64-bit float"),
+        "{report}"
+    );
+    let payloads = t.wait_payloads("algorithm=acme/exact", 1).await;
+    assert!(payloads[0].get("tiny").is_none(), "{}", payloads[0]);
+    t.stop().await;
+}

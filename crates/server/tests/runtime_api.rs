@@ -540,7 +540,7 @@ async fn bad_inputs_get_clear_errors_and_the_server_stays_up() {
         (
             Method::POST,
             "/v1/algorithms/acme",
-            json!({"name": "strict", "source": {"path": "/", "command": ["x"]}}),
+            json!({"name": "strict", "source": {"path": common::probe_dir(), "command": ["x"]}}),
             409,
             "acme/strict already exists",
         ),
