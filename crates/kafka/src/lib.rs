@@ -2,11 +2,14 @@
 //! producer (crate `insights-delivery`) and the bridge: what the admin typed
 //! ([`ConnectionRequest`]), validated into [`ConnectionSettings`] with one message per faulty
 //! field, turned into a librdkafka configuration, and tested against the real cluster
-//! ([`test_connection`]).
+//! ([`test_connection`]); what an error code means for delivery ([`Failure`]), one
+//! classification for the test and the delivery thread.
 
+mod failure;
 mod settings;
 mod test;
 
+pub use failure::{Failure, topic_in};
 pub use settings::{
     BrokerList, CaCertificate, ConnectionRequest, ConnectionSettings, ConnectionView, FieldError,
     SaslScram, ScramMechanism, Secret, Security, TopicName,
