@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 pub struct EncodedPayload {
     pub algorithm: AlgorithmRef,
     pub request_id: String,
+    /// The payload's `time` in microseconds since the Unix epoch.
+    pub time_us: i64,
     /// The exact JSON object, as [`Payload::to_json`] made it.
     pub json: Arc<str>,
 }
@@ -23,6 +25,7 @@ impl EncodedPayload {
         Self {
             algorithm: p.algorithm.clone(),
             request_id: p.request_id.as_str().to_string(),
+            time_us: (p.time.unix_timestamp_nanos() / 1000) as i64,
             json: p.to_json().into(),
         }
     }

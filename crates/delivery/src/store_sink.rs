@@ -48,6 +48,7 @@ impl PayloadSink for StoreSink {
                         owner: &p.algorithm.owner,
                         name: &p.algorithm.name,
                         version: &p.algorithm.version,
+                        time_us: p.time_us,
                         json: &p.json,
                     }))
                 };

@@ -85,6 +85,9 @@ pub struct PayloadRow<'a> {
     pub owner: &'a str,
     pub name: &'a str,
     pub version: &'a str,
+    /// The payload's `time` (when the execution started), in microseconds since the Unix
+    /// epoch: what a reader by time range finds payloads by.
+    pub time_us: i64,
     pub json: &'a str,
 }
 
@@ -97,7 +100,7 @@ pub struct PayloadQuery {
     pub limit: usize,
 }
 
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE algorithms (
@@ -138,10 +141,18 @@ CREATE INDEX payloads_by_version ON payloads (owner, name, version, seq);
 ";
 
 /// Schema changes after version 1, applied in order.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // An algorithm's latest payloads across its versions (the admin API's `algorithm=` filter).
     "CREATE INDEX payloads_by_algorithm ON payloads (owner, name, seq);",
+    // The payload's own time, for readers by time range (a series rebuilt from the payloads,
+    // a window of payloads). Existing rows get it from their JSON, exactly: the format is
+    // always `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC.
+    "ALTER TABLE payloads ADD COLUMN time_us INTEGER;
+     UPDATE payloads SET time_us =
+         CAST(strftime('%s', substr(json_extract(json, '$.time'), 1, 19)) AS INTEGER) * 1000000
+         + CAST(substr(json_extract(json, '$.time'), 21, 6) AS INTEGER);
+     CREATE INDEX payloads_by_time ON payloads (owner, name, time_us);",
 ];
 
 /// The embedded database.
@@ -482,10 +493,10 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO payloads (owner, name, version, json) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO payloads (owner, name, version, time_us, json) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for p in payloads {
-                stmt.execute(params![p.owner, p.name, p.version, p.json])?;
+                stmt.execute(params![p.owner, p.name, p.version, p.time_us, p.json])?;
             }
         }
         tx.commit()?;
@@ -506,6 +517,27 @@ impl Store {
             .conn()
             .query_row("SELECT COUNT(*) FROM payloads", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+
+    /// The exact JSON of one algorithm's payloads whose `time` is in `[from_us, to_us)`
+    /// (microseconds since the Unix epoch), oldest first, at most `limit`.
+    pub fn payloads_between(
+        &self,
+        owner: &str,
+        name: &str,
+        from_us: i64,
+        to_us: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT json FROM payloads WHERE owner = ?1 AND name = ?2 AND time_us >= ?3 AND time_us < ?4
+             ORDER BY time_us, seq LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(params![owner, name, from_us, to_us, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The exact JSON of the matching payloads, newest first.
@@ -575,8 +607,68 @@ mod tests {
             owner: "o",
             name,
             version,
+            time_us: 0,
             json,
         })
+    }
+
+    #[test]
+    fn a_database_of_schema_3_gains_the_time_column_filled_from_its_payloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("insights.sqlite");
+        {
+            // What the previous release wrote: its schema (the first two migrations), and
+            // payloads without a time column.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            for m in &MIGRATIONS[..2] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for (i, time) in ["2021-02-20T01:00:00.000001", "2021-02-20T01:00:59.999999"]
+                .iter()
+                .enumerate()
+            {
+                let json =
+                    format!(r#"{{"risk_score":0.{i},"time":"{time}","algorithm_name":"a"}}"#);
+                conn.execute(
+                    "INSERT INTO payloads (owner, name, version, json) VALUES ('o', 'a', '1.0.0', ?1)",
+                    [json],
+                )
+                .unwrap();
+            }
+        }
+        let s = Store::open(&path).unwrap();
+        let base = 1_613_782_800_000_000_i64; // 2021-02-20T01:00:00Z
+        let times: Vec<i64> = s
+            .conn()
+            .prepare("SELECT time_us FROM payloads ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(times, [base + 1, base + 59_999_999]);
+        // Nothing else was touched, and the time reader uses the new index.
+        assert_eq!(s.payload_count().unwrap(), 2);
+        let first = s
+            .payloads_between("o", "a", base, base + 1_000_000, 10)
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].contains("\"risk_score\":0.0"), "{first:?}");
+        let plan: String = s
+            .conn()
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT json FROM payloads WHERE owner = 'o' AND name = 'a' AND time_us >= 0 AND time_us < 1 ORDER BY time_us, seq",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("payloads_by_time"), "{plan}");
+        drop(s);
+        // Reopening runs nothing again.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.payload_count().unwrap(), 2);
     }
 
     #[test]
