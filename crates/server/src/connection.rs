@@ -132,8 +132,11 @@ fn validated(
         .map_err(ApiError::fields)
 }
 
-/// `GET /v1/admin/insights/connection`: the connection (never its password), its live state, and
-/// that state in words (`summary`: `label` and `sentence`, as the panel shows them).
+/// `GET /v1/admin/insights/connection`: the connection (never its password), its live state
+/// (`status.state`, and `status.problem` naming what delivery fails on: `unknown_topic`,
+/// `not_authorized`, `no_leader`, `timed_out`, `unreachable`, `authentication_failed`,
+/// `tls_failed`), and that state in words (`summary`: `label` and `sentence`, as the panel
+/// shows them).
 pub(crate) async fn get(
     State(state): State<AppState>,
     _admin: Admin,

@@ -537,3 +537,46 @@ async fn the_connection_test_says_unreachable_unknown_topic_or_ok() {
     );
     t.stop().await;
 }
+
+/// Regression (issue 10): with the topic missing on the cluster, the state said `connected`
+/// ("Payloads are being delivered to Kafka.") while `waiting` grew.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_topic_is_failing_in_words_until_it_is_created() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let mock = MockCluster::new(3).expect("mock cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "missing", 1, true).await;
+    let key = t.new_key().await;
+    connect(&t, &mock.bootstrap_servers()).await;
+    t.calls(&key, "acme/missing", 3).await;
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (_, body) = t
+            .admin(Method::GET, "/v1/admin/insights/connection", None)
+            .await;
+        states.push(body["status"]["state"].as_str().unwrap().to_string());
+        // (The payloads reach the spool a moment after their calls answered.)
+        if body["status"]["problem"] == "unknown_topic" && body["status"]["waiting"] == 3 {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!states.iter().any(|s| s == "connected"), "{states:?}");
+    assert_eq!(body["status"]["state"], "failing", "{body}");
+    assert_eq!(body["summary"]["label"], "Failing");
+    let sentence = body["summary"]["sentence"].as_str().unwrap();
+    assert!(sentence.contains("topic does not exist"), "{sentence}");
+
+    // Created on the cluster: noticed, and what waited is delivered.
+    mock.create_topic(TOPIC, 3, 3).expect("topic");
+    let s = t
+        .wait_kafka("3 delivered", |s| {
+            s["delivered"] == 3 && s["waiting"] == 0 && s["state"] == "connected"
+        })
+        .await;
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    t.stop().await;
+}

@@ -12,8 +12,18 @@
 //! reaches it as an [`Event`] on one channel. Each payload gets attempts for `window` after it
 //! was handed over: librdkafka retries within one attempt (`attempt_timeout`), the thread starts
 //! another attempt while the window lasts, and after it the payload is dropped and counted.
+//!
+//! The state the admin sees is what delivery sees: *connected* only once a broker connection is
+//! up and the topic's metadata shows it can take writes (every partition with a leader);
+//! *failing* with the [`Failure`] that error codes, delivery reports and the topic's metadata
+//! name (topic missing, not authorized, partitions without a leader, messages timing out,
+//! brokers unreachable, credentials or certificates refused). Warnings go through
+//! [`logs::Limiter`]: each kind once, then summarised.
 
+mod logs;
 pub(crate) mod spool;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -22,8 +32,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use insights_kafka::ConnectionSettings;
+use insights_kafka::{ConnectionSettings, Failure};
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
@@ -50,6 +61,9 @@ pub struct KafkaConfig {
     pub max_in_flight: usize,
     /// The message key.
     pub key: MessageKey,
+    /// A warning that repeats (the same kind of failure) is logged at most this often, with the
+    /// number of repeats.
+    pub log_interval: Duration,
 }
 
 impl KafkaConfig {
@@ -63,6 +77,7 @@ impl KafkaConfig {
             attempt_timeout: Duration::from_secs(30),
             max_in_flight: 20_000,
             key: MessageKey::Algorithm,
+            log_interval: Duration::from_secs(30),
         }
     }
 }
@@ -80,8 +95,14 @@ pub enum MessageKey {
 /// The state of the connection, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct KafkaStatus {
-    /// `not_configured`, `connecting`, `connected` or `failing`.
+    /// `not_configured`, `connecting`, `connected` (a broker connection is up and the topic
+    /// can take writes) or `failing`.
     pub state: &'static str,
+    /// What delivery fails on, when `failing` and the cause is known: `unknown_topic`,
+    /// `not_authorized`, `no_leader`, `timed_out`, `unreachable`, `authentication_failed`,
+    /// `tls_failed`.
+    pub problem: Option<Failure>,
+    /// The error behind `state` (librdkafka's, or what the topic's metadata says).
     pub last_error: Option<String>,
     pub delivered: u64,
     pub dropped: u64,
@@ -110,7 +131,41 @@ enum Event {
     BrokerUp {
         generation: u64,
     },
+    /// What the topic's metadata said (see `Worker::check_topic`).
+    TopicChecked {
+        generation: u64,
+        result: TopicCheck,
+    },
+    /// A line of librdkafka's own log.
+    Log {
+        level: RDKafkaLogLevel,
+        facility: String,
+        message: String,
+    },
     Stop(oneshot::Sender<()>),
+}
+
+enum TopicCheck {
+    /// Every partition has a leader.
+    Ready,
+    Failed(Failure, String),
+    /// No broker answered in time: the connection's own errors say why.
+    Unanswered,
+}
+
+/// What delivery knows is wrong: a failure, when its code says which, and the error.
+#[derive(Debug, Clone)]
+struct Problem {
+    failure: Option<Failure>,
+    message: String,
+}
+
+/// What the topic's metadata last said, for this connection.
+#[derive(Debug, Clone)]
+enum Topic {
+    Unknown,
+    Ready,
+    Failed(Problem),
 }
 
 /// The handle: a [`PayloadSink`], and the way to change the connection.
@@ -138,6 +193,7 @@ impl KafkaDelivery {
         }));
         let configured = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            limiter: logs::Limiter::new(config.log_interval),
             config,
             spool,
             events_tx: tx.clone(),
@@ -150,7 +206,13 @@ impl KafkaDelivery {
             orphans: HashSet::new(),
             last_sweep: Instant::now(),
             counts: KafkaStatus::default(),
-            specific_error: false,
+            link: None,
+            topic_state: Topic::Unknown,
+            broker_up: false,
+            topic_check: None,
+            checked_generation: None,
+            last_topic_check: None,
+            said_connected: false,
             settings: None,
             renew_producer: false,
             last_drop_log: None,
@@ -158,9 +220,14 @@ impl KafkaDelivery {
             last_create: None,
             last_success: None,
         };
+        // The thread logs to the subscriber of the caller (the process's, or a test's).
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         std::thread::Builder::new()
             .name("kafka-delivery".into())
-            .spawn(move || worker.run(rx))?;
+            .spawn(move || {
+                let _logs = tracing::dispatcher::set_default(&dispatch);
+                worker.run(rx)
+            })?;
         Ok(KafkaDelivery {
             events: tx,
             status,
@@ -237,9 +304,9 @@ struct BrokerState {
 }
 
 impl ClientContext for Context {
-    /// The connection counts as up once librdkafka has a broker connection in state `UP`
-    /// (connected, TLS and SASL done), so the admin sees *connected* before the first payload.
-    /// After that the statistics are ignored; deliveries tell the rest.
+    /// A broker connection counts as up once librdkafka has one in state `UP` (connected, TLS
+    /// and SASL done), which ends an "unreachable". (*Connected* also needs the topic: see
+    /// `Worker::check_topic`.) After that the statistics are ignored; deliveries tell the rest.
     fn stats_raw(&self, statistics: &[u8]) {
         if self.broker_up.load(Ordering::Relaxed) {
             return;
@@ -261,6 +328,19 @@ impl ClientContext for Context {
                     generation: self.generation,
                 });
         }
+    }
+
+    /// librdkafka's log goes to the delivery thread, which says each kind once (see `logs`).
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Event::Log {
+                level,
+                facility: fac.to_string(),
+                message: log_message.to_string(),
+            });
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -301,7 +381,8 @@ struct Worker {
     spool: Spool,
     events_tx: mpsc::Sender<Event>,
     status: Arc<Mutex<KafkaStatus>>,
-    producer: Option<ThreadedProducer<Context>>,
+    /// Shared with a topic check in flight (which asks through the producer's connections).
+    producer: Option<Arc<ThreadedProducer<Context>>>,
     topic: String,
     generation: u64,
     /// Handed to the producer, not yet acknowledged.
@@ -313,8 +394,22 @@ struct Worker {
     orphans: HashSet<u64>,
     last_sweep: Instant,
     counts: KafkaStatus,
-    /// `last_error` explains a failure (authentication, TLS) rather than only reporting it.
-    specific_error: bool,
+    /// What the connection's errors and the delivery reports say is wrong, until a payload is
+    /// delivered (or a broker comes up, for a broker that could not be reached).
+    link: Option<Problem>,
+    /// What the topic's metadata says.
+    topic_state: Topic,
+    /// A broker connection of the current producer is up (connected, TLS and SASL done): from
+    /// librdkafka's statistics, a metadata answer or a delivery.
+    broker_up: bool,
+    /// The generation whose topic check is in flight.
+    topic_check: Option<u64>,
+    /// The generation whose topic was checked.
+    checked_generation: Option<u64>,
+    last_topic_check: Option<Instant>,
+    limiter: logs::Limiter,
+    /// "Connected" was logged and no failure since.
+    said_connected: bool,
     /// The connection in use, to start a new producer after a fatal error.
     settings: Option<ConnectionSettings>,
     /// Start a new producer before sending again (an attempt timed out).
@@ -328,10 +423,24 @@ struct Worker {
 }
 
 const TICK: Duration = Duration::from_millis(100);
+/// How often the topic's metadata is asked for while the topic is what fails.
+const TOPIC_RECHECK: Duration = Duration::from_secs(5);
+const TOPIC_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The failure an error code stands for, and the limiter's key for its kind (the code itself
+/// when it stands for none of them).
+fn kind_of(code: Option<RDKafkaErrorCode>) -> (Option<Failure>, String) {
+    let failure = code.and_then(Failure::of);
+    let key = match (failure, code) {
+        (Some(f), _) => f.as_str().to_string(),
+        (None, Some(code)) => format!("{code:?}"),
+        (None, None) => "other".to_string(),
+    };
+    (failure, key)
+}
 
 impl Worker {
     fn run(mut self, events: mpsc::Receiver<Event>) {
-        self.counts.state = "not_configured";
         // What a previous process left may be past its window already: dropped and counted
         // before anything is sent, not sent once more.
         self.sweep();
@@ -378,12 +487,7 @@ impl Worker {
             }
             self.finish_resolve(&mut resolved);
             if std::mem::take(&mut self.renew_producer) {
-                let (state, error) = (self.counts.state, self.counts.last_error.clone());
-                let settings = self.settings.clone();
-                self.reconnect(settings);
-                if self.producer.is_some() {
-                    (self.counts.state, self.counts.last_error) = (state, error);
-                }
+                self.renew("an attempt timed out with nothing acknowledged");
             }
             // A producer that could not be created is tried again, every few seconds.
             if self.producer.is_none()
@@ -392,8 +496,11 @@ impl Worker {
                     .last_create
                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
             {
-                let settings = self.settings.clone();
-                self.reconnect(settings);
+                self.renew("the previous one could not be created");
+            }
+            self.check_topic();
+            for line in self.limiter.due(Instant::now()) {
+                line.log();
             }
             let corrupt = self.spool.take_corrupt();
             self.drop_count("corrupt", corrupt);
@@ -450,55 +557,58 @@ impl Worker {
                     }
                 }
             }
-            Event::Connect(settings) => self.reconnect(settings.map(|s| *s)),
+            Event::Connect(settings) => self.connect(settings.map(|s| *s)),
             Event::Delivered {
                 generation,
                 seq,
                 result,
             } => self.delivered(generation, seq, result, resolved),
             Event::BrokerUp { generation } => {
-                // Also after a passing error (one broker of several down, say), but not over
-                // an authentication or TLS failure, which a broker being up does not undo.
-                let passing = self.counts.state == "failing" && !self.specific_error;
-                if generation == self.generation && (self.counts.state == "connecting" || passing) {
-                    self.counts.state = "connected";
-                    self.counts.last_error = None;
+                if generation == self.generation {
+                    self.broker_up = true;
+                    // A broker that could not be reached now can be (one broker of several
+                    // was down, say). Not a refused password or certificate, which a broker
+                    // being up does not undo, nor payloads timing out, which a delivery does.
+                    if self
+                        .link
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.failure, None | Some(Failure::Unreachable)))
+                    {
+                        self.link = None;
+                    }
                 }
             }
+            Event::TopicChecked { generation, result } => {
+                if self.topic_check == Some(generation) {
+                    self.topic_check = None;
+                }
+                if generation == self.generation {
+                    self.topic_checked(result);
+                }
+            }
+            Event::Log {
+                level,
+                facility,
+                message,
+            } => self.librdkafka_log(level, &facility, &message),
             Event::ClientError {
                 generation,
                 code,
                 message,
             } => {
+                tracing::debug!(?code, error = %message, generation, "librdkafka error");
                 if generation == self.generation && code == Some(RDKafkaErrorCode::Fatal) {
                     // The idempotent producer cannot go on (e.g. the cluster lost its producer
                     // state): start a new one; what was in flight is sent again.
                     tracing::error!(error = %message, "the Kafka producer hit a fatal error; starting a new one");
-                    let settings = self.settings.clone();
-                    self.reconnect(settings);
-                    self.counts.state = "failing";
-                    self.counts.last_error = Some(message);
+                    self.renew("the previous one hit a fatal error");
+                    self.fail(None, message);
                     return None;
                 }
                 if generation == self.generation {
-                    tracing::warn!(error = %message, "Kafka connection problem");
-                    self.counts.state = "failing";
-                    // "All brokers are down" follows the error that explains why (a refused
-                    // password, an untrusted certificate): keep the explanation.
-                    let generic = matches!(
-                        code,
-                        Some(
-                            RDKafkaErrorCode::AllBrokersDown
-                                | RDKafkaErrorCode::BrokerTransportFailure
-                        )
-                    );
-                    if !(generic && self.specific_error) {
-                        self.specific_error = matches!(
-                            code,
-                            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
-                        );
-                        self.counts.last_error = Some(message);
-                    }
+                    let (failure, key) = kind_of(code);
+                    self.warn(key, "Kafka connection problem", &message);
+                    self.fail(failure, message);
                 }
             }
             Event::Stop(reply) => return Some(reply),
@@ -506,8 +616,22 @@ impl Worker {
         None
     }
 
-    fn reconnect(&mut self, settings: Option<ConnectionSettings>) {
+    /// Uses another connection (or none): what was known about the previous one no longer
+    /// holds, and what was said about it is no reason to keep quiet about this one.
+    fn connect(&mut self, settings: Option<ConnectionSettings>) {
+        self.settings = settings;
+        self.link = None;
+        self.topic_state = Topic::Unknown;
+        self.limiter.forget();
+        self.said_connected = false;
+        self.renew("a new connection");
+    }
+
+    /// Starts a new producer for the connection in use (or none). What is known about the
+    /// connection stays: the same brokers answer the new producer.
+    fn renew(&mut self, why: &'static str) {
         self.generation += 1;
+        self.broker_up = false;
         if let Some(old) = self.producer.take() {
             // Its queue is handed to the next producer; the purge's callbacks are ignored (old
             // generation).
@@ -518,11 +642,7 @@ impl Worker {
         for r in requeue.into_iter().rev() {
             self.retry.push_front(r);
         }
-        self.counts.last_error = None;
-        self.specific_error = false;
-        self.settings = settings.clone();
-        let Some(settings) = settings else {
-            self.counts.state = "not_configured";
+        let Some(settings) = self.settings.clone() else {
             return;
         };
         let mut config = settings.client_config();
@@ -540,6 +660,10 @@ impl Worker {
                 self.config.max_in_flight.to_string(),
             )
             .set("queue.buffering.max.kbytes", "1048576")
+            // Insights does not create topics (the connection test says so): a producer that
+            // did, on a cluster that allows it, would deliver to a topic nobody set up, and a
+            // missing topic would go unnoticed.
+            .set("allow.auto.create.topics", "false")
             // Only until a broker connection is up (see `Context::stats_raw`).
             .set("statistics.interval.ms", "1000");
         self.last_create = Some(Instant::now());
@@ -550,19 +674,188 @@ impl Worker {
         };
         match config.create_with_context(context) {
             Ok(p) => {
-                self.producer = Some(p);
+                self.producer = Some(Arc::new(p));
                 self.topic = settings.topic.to_string();
-                self.counts.state = "connecting";
-                tracing::info!(topic = %self.topic, brokers = %settings.brokers.joined(), "Kafka delivery connected");
+                // Not "connected": nothing is known yet (see `derive_state`).
+                tracing::debug!(topic = %self.topic, brokers = %settings.brokers.joined(), why, "new Kafka producer");
             }
             Err(e) => {
-                self.counts.state = "failing";
-                self.counts.last_error = Some(format!(
+                let message = format!(
                     "the Kafka producer could not be created: {}",
                     insights_kafka::redacted(&e)
-                ));
+                );
+                self.warn("producer".into(), "Kafka delivery cannot start", &message);
+                self.link = Some(Problem {
+                    failure: None,
+                    message,
+                });
             }
         }
+    }
+
+    /// Records what delivery fails on. A failure does not replace a more specific one that
+    /// explains it (a refused password is followed by "all brokers are down", and brokers that
+    /// cannot be reached by messages timing out): the explanation is kept.
+    fn fail(&mut self, failure: Option<Failure>, message: String) {
+        if self.link.as_ref().is_none_or(|p| failure >= p.failure) {
+            self.link = Some(Problem { failure, message });
+        }
+    }
+
+    /// A warning, said once per kind and then summarised (see `logs`).
+    fn warn(&mut self, key: String, what: &'static str, error: &str) {
+        self.said_connected = false;
+        if let Some(line) =
+            self.limiter
+                .offer(&key, tracing::Level::WARN, what, error, Instant::now())
+        {
+            line.log();
+        }
+    }
+
+    /// librdkafka's own log. Its `FAIL` lines are the failures its error callback reports
+    /// too, which `Event::ClientError` logs: they are kept for debugging only, so that each
+    /// failure is said once. Its other warnings are said once per facility.
+    fn librdkafka_log(&mut self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let warning = (level as i32) <= (RDKafkaLogLevel::Warning as i32);
+        if !warning || facility == "FAIL" {
+            tracing::debug!(target: "librdkafka", facility, "{message}");
+            return;
+        }
+        let key = format!("librdkafka {facility}");
+        if let Some(line) = self.limiter.offer(
+            &key,
+            tracing::Level::WARN,
+            "librdkafka warning",
+            message,
+            Instant::now(),
+        ) {
+            line.log();
+        }
+    }
+
+    /// Asks for the topic's metadata, through the producer's own connections, on a thread of
+    /// its own (the request blocks until a broker answers): once per producer, and every few
+    /// seconds until the topic is known to take writes, so that a topic created meanwhile is
+    /// noticed without a payload. (A producer connects to the brokers that lead partitions only
+    /// once it has messages for them: without this, nothing would say whether it could.)
+    fn check_topic(&mut self) {
+        let Some(producer) = &self.producer else {
+            return;
+        };
+        let topic_fails = !matches!(self.topic_state, Topic::Ready)
+            || self
+                .link
+                .as_ref()
+                .and_then(|p| p.failure)
+                .is_some_and(Failure::is_about_the_topic);
+        let due = self.checked_generation != Some(self.generation)
+            || (topic_fails
+                && self
+                    .last_topic_check
+                    .is_none_or(|t| t.elapsed() >= TOPIC_RECHECK));
+        if self.topic_check.is_some() || !due {
+            return;
+        }
+        let (producer, topic, events) = (
+            Arc::clone(producer),
+            self.topic.clone(),
+            self.events_tx.clone(),
+        );
+        let generation = self.generation;
+        let spawned = std::thread::Builder::new()
+            .name("kafka-topic-check".into())
+            .spawn(move || {
+                let result = match producer
+                    .client()
+                    .fetch_metadata(Some(&topic), TOPIC_CHECK_TIMEOUT)
+                {
+                    Ok(metadata) => match insights_kafka::topic_in(&metadata, &topic) {
+                        Ok(_) => TopicCheck::Ready,
+                        Err((failure, message)) => TopicCheck::Failed(failure, message),
+                    },
+                    Err(_) => TopicCheck::Unanswered,
+                };
+                let _ = events.send(Event::TopicChecked { generation, result });
+            });
+        if spawned.is_ok() {
+            self.topic_check = Some(generation);
+            self.checked_generation = Some(generation);
+            self.last_topic_check = Some(Instant::now());
+        }
+    }
+
+    fn topic_checked(&mut self, result: TopicCheck) {
+        match result {
+            TopicCheck::Ready => {
+                self.topic_state = Topic::Ready;
+                // A broker answered (connected, TLS and SASL done), and the topic exists and has
+                // leaders: what delivery reported about either is over.
+                self.broker_up = true;
+                if self.link.as_ref().is_some_and(|p| {
+                    p.failure
+                        .is_none_or(|f| f == Failure::Unreachable || f.is_about_the_topic())
+                }) {
+                    self.link = None;
+                }
+            }
+            TopicCheck::Failed(failure, message) => {
+                self.warn(
+                    failure.as_str().to_string(),
+                    "the Kafka topic cannot take payloads; they wait",
+                    &message,
+                );
+                self.topic_state = Topic::Failed(Problem {
+                    failure: Some(failure),
+                    message,
+                });
+            }
+            TopicCheck::Unanswered => {}
+        }
+    }
+
+    /// The state the admin sees, from what delivery knows (the most specific failure first).
+    fn derive_state(&mut self) {
+        let topic = match &self.topic_state {
+            Topic::Failed(p) => Some(p),
+            _ => None,
+        };
+        let problem = match (self.link.as_ref(), topic) {
+            (Some(l), Some(t)) => Some(if t.failure > l.failure { t } else { l }),
+            (l, t) => l.or(t),
+        };
+        let (state, problem) = if self.settings.is_none() {
+            ("not_configured", None)
+        } else if let Some(p) = problem {
+            ("failing", Some(p.clone()))
+        } else if self.producer.is_some()
+            && self.broker_up
+            && matches!(self.topic_state, Topic::Ready)
+        {
+            ("connected", None)
+        } else {
+            ("connecting", None)
+        };
+        if state == "connected" && !self.said_connected {
+            let brokers = self
+                .settings
+                .as_ref()
+                .map(|s| s.brokers.joined())
+                .unwrap_or_default();
+            if let Some(line) = self.limiter.offer(
+                "connected",
+                tracing::Level::INFO,
+                "Kafka delivery connected",
+                &brokers,
+                Instant::now(),
+            ) {
+                tracing::info!(topic = %self.topic, brokers, repeated = line.repeated, "Kafka delivery connected");
+            }
+            self.said_connected = true;
+        }
+        self.counts.state = state;
+        self.counts.problem = problem.as_ref().and_then(|p| p.failure);
+        self.counts.last_error = problem.map(|p| p.message);
     }
 
     fn delivered(
@@ -586,17 +879,37 @@ impl Worker {
         };
         match result {
             Ok(()) => {
-                self.counts.state = "connected";
-                self.counts.last_error = None;
-                self.specific_error = false;
+                // Delivered: whatever the connection failed on is over, and a broker is up.
+                self.link = None;
+                self.broker_up = true;
+                if let Topic::Failed(p) = &self.topic_state
+                    && p.failure == Some(Failure::UnknownTopic)
+                {
+                    // The topic exists after all: look at it now rather than in a while. (Not
+                    // for partitions without a leader: a delivery to another says nothing.)
+                    self.last_topic_check = None;
+                }
                 self.last_success = Some(Instant::now());
                 self.count_delivered(seq, resolved);
             }
             Err((code, message)) => {
+                let (failure, key) = kind_of(code);
+                if failure.is_some() {
+                    self.warn(key, "payloads were not delivered to Kafka", &message);
+                    self.fail(failure, message.clone());
+                }
                 if self.orphans.remove(&seq) {
                     self.drop_count("spool_full", 1);
                 } else if is_permanent(code) {
-                    tracing::error!(error = %message, "Kafka refused a payload; it is dropped");
+                    if let Some(line) = self.limiter.offer(
+                        &format!("rejected {code:?}"),
+                        tracing::Level::ERROR,
+                        "Kafka refused a payload; it is dropped",
+                        &message,
+                        Instant::now(),
+                    ) {
+                        line.log();
+                    }
                     self.drop_count("rejected", 1);
                     resolved.push(seq);
                 } else if now_micros() - record.created_micros
@@ -615,7 +928,6 @@ impl Worker {
                         // new producer would send everything in flight again.
                         self.renew_producer = true;
                     }
-                    self.counts.last_error = Some(message);
                     self.retry.push_back(record);
                 }
             }
@@ -732,7 +1044,15 @@ impl Worker {
                         if is_permanent(code) {
                             // This one can never be sent (too large, say): drop and count it,
                             // and let the rest go on.
-                            tracing::error!(error = %e, "Kafka cannot take a payload; it is dropped");
+                            if let Some(line) = self.limiter.offer(
+                                &format!("rejected {code:?}"),
+                                tracing::Level::ERROR,
+                                "Kafka cannot take a payload; it is dropped",
+                                &e.to_string(),
+                                Instant::now(),
+                            ) {
+                                line.log();
+                            }
                             *rejected += 1;
                             let seq = record.seq;
                             if let Err(e) = self.spool.resolve(&[seq]) {
@@ -750,13 +1070,21 @@ impl Worker {
                             // producer state, say, after a broker restart with empty storage):
                             // start a new one; what was in flight is sent again.
                             tracing::error!(error = %e, "the Kafka producer hit a fatal error; starting a new one");
-                            let settings = self.settings.clone();
-                            self.reconnect(settings);
-                            self.counts.last_error = Some(e.to_string());
+                            self.renew("the previous one hit a fatal error");
+                            self.fail(None, e.to_string());
                             return true;
                         }
                         if code != Some(RDKafkaErrorCode::QueueFull) {
-                            tracing::warn!(error = %e, "handing a payload to the producer failed");
+                            // Tried again at the next tick (the topic is missing, say): said
+                            // once, not ten times a second.
+                            let (failure, key) = kind_of(code);
+                            let message = e.to_string();
+                            self.warn(
+                                key,
+                                "handing payloads to the Kafka producer failed; they wait",
+                                &message,
+                            );
+                            self.fail(failure, message);
                         }
                         return false;
                     }
@@ -792,6 +1120,7 @@ impl Worker {
     }
 
     fn publish(&mut self) {
+        self.derive_state();
         self.counts.waiting = self.spool.unresolved();
         metrics::gauge!("insights_kafka_waiting").set(self.counts.waiting as f64);
         metrics::gauge!("insights_kafka_spool_bytes").set(self.spool.bytes() as f64);

@@ -1,9 +1,10 @@
-//! The Kafka connection's state in words a person understands. librdkafka's errors name the
-//! failing layer (`Local: Authentication failure`, `SSL handshake failed`, `Connection
-//! refused`); the panel says what that means and what to check. The raw error stays available
-//! as technical detail.
+//! The Kafka connection's state in words a person understands. Delivery names what it fails
+//! on ([`Failure`], read from librdkafka's error codes and the topic's metadata, never from the
+//! text of its messages); this says what that means and what to check. The raw error stays
+//! available as technical detail.
 
 use insights_delivery::KafkaStatus;
+use insights_kafka::Failure;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,48 +19,55 @@ pub(crate) fn status_in_words(status: &KafkaStatus) -> StatusWords {
     let (label, sentence) = match status.state {
         "not_configured" => (
             "Not connected",
-            "No Kafka connection is set: payloads are kept in the embedded store only.".to_string(),
+            "No Kafka connection is set: payloads are kept in the embedded store only.",
         ),
         "connecting" => (
             "Connecting",
-            "Reaching the brokers; payloads wait until they answer.".to_string(),
+            "Reaching the brokers and looking up the topic; payloads wait until both answer.",
         ),
         "connected" => (
             "Connected",
-            "Payloads are being delivered to Kafka.".to_string(),
+            "The brokers answer and the topic takes writes: payloads are delivered to Kafka.",
         ),
         _ => (
             "Failing",
-            match &status.last_error {
-                Some(e) => cause(e).to_string(),
-                None => "Delivery is failing; payloads wait and are retried.".to_string(),
+            match status.problem {
+                Some(failure) => cause(failure),
+                None => {
+                    "Delivery is failing; payloads wait and are retried. The technical detail below has the error."
+                }
             },
         ),
     };
-    StatusWords { label, sentence }
+    StatusWords {
+        label,
+        sentence: sentence.to_string(),
+    }
 }
 
-fn cause(error: &str) -> &'static str {
-    let e = error.to_ascii_lowercase();
-    if e.contains("authentication") || e.contains("sasl") || e.contains("invalid-proof") {
-        "The brokers refused the username or password (SASL authentication failed). Check the credentials and the SASL mechanism."
-    } else if e.contains("ssl") || e.contains("certificate") || e.contains("tls") {
-        "The TLS handshake failed: the CA certificate does not match the brokers' certificate, or a broker's host name is not in its certificate."
-    } else if e.contains("unknown topic") || e.contains("unknown_topic") {
-        "The topic does not exist on the cluster. Create it, or check its name."
-    } else if e.contains("authorization") || e.contains("not authorized") {
-        "The brokers do not allow this user to write to the topic (an ACL is missing)."
-    } else if e.contains("timed out") || e.contains("timeout") {
-        "The brokers did not acknowledge payloads in time; they are kept and sent again. Check that the cluster is up and reachable from this server."
-    } else if e.contains("refused")
-        || e.contains("all broker")
-        || e.contains("transport")
-        || e.contains("resolve")
-        || e.contains("connect")
-    {
-        "No broker can be reached at the configured addresses. Check the broker URLs and that the brokers are running; payloads wait meanwhile."
-    } else {
-        "Delivery is failing; payloads wait and are retried. The technical detail below has the broker's error."
+fn cause(failure: Failure) -> &'static str {
+    match failure {
+        Failure::AuthenticationFailed => {
+            "The brokers refused the username or password (SASL authentication failed). Check the credentials and the SASL mechanism."
+        }
+        Failure::TlsFailed => {
+            "The TLS handshake failed: the CA certificate does not match the brokers' certificate, or a broker's host name is not in its certificate."
+        }
+        Failure::NotAuthorized => {
+            "The brokers do not allow this user to write to the topic (an ACL is missing); payloads wait."
+        }
+        Failure::UnknownTopic => {
+            "The topic does not exist on the cluster; payloads wait. Create it (Insights does not create topics), or check its name."
+        }
+        Failure::NoLeader => {
+            "Some partitions of the topic have no leader broker: payloads for them wait until the cluster elects one."
+        }
+        Failure::Unreachable => {
+            "No broker can be reached at the configured addresses. Check the broker URLs and that the brokers are running; payloads wait meanwhile."
+        }
+        Failure::TimedOut => {
+            "The brokers did not acknowledge payloads in time; they are kept and sent again. Check that the cluster is up and reachable from this server."
+        }
     }
 }
 
@@ -67,30 +75,33 @@ fn cause(error: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    fn failing(error: &str) -> String {
+    fn failing(problem: Option<Failure>) -> String {
         status_in_words(&KafkaStatus {
             state: "failing",
-            last_error: Some(error.into()),
+            problem,
+            last_error: Some("sasl_ssl://localhost:9093/bootstrap: SSL authentication".into()),
             ..Default::default()
         })
         .sentence
     }
 
     #[test]
-    fn librdkafka_errors_in_words() {
-        // Messages as librdkafka and the delivery thread write them (from the broker tests).
-        assert!(failing("Client error: Local: Authentication failure: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512").contains("username or password"));
-        assert!(failing("Client error: Local: SSL error: ssl/tls alert handshake failure: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed").contains("TLS handshake"));
-        assert!(failing("Message production error: UnknownTopicOrPartition (Broker: Unknown topic or partition)").contains("does not exist"));
-        assert!(
-            failing("Client error: Local: All broker connections are down: 1/1 brokers are down")
-                .contains("No broker can be reached")
-        );
-        assert!(
-            failing("Message production error: MessageTimedOut (Local: Message timed out)")
-                .contains("in time")
-        );
-        assert!(failing("something new").contains("technical detail"));
+    fn each_failure_in_words() {
+        // The failure decides, not the words of the error (this one says "SSL" and
+        // "authentication" whatever happened).
+        for (failure, words) in [
+            (Failure::AuthenticationFailed, "username or password"),
+            (Failure::TlsFailed, "TLS handshake"),
+            (Failure::UnknownTopic, "does not exist"),
+            (Failure::NotAuthorized, "do not allow this user"),
+            (Failure::NoLeader, "no leader"),
+            (Failure::Unreachable, "No broker can be reached"),
+            (Failure::TimedOut, "in time"),
+        ] {
+            let sentence = failing(Some(failure));
+            assert!(sentence.contains(words), "{failure:?}: {sentence}");
+        }
+        assert!(failing(None).contains("technical detail"));
         let idle = status_in_words(&KafkaStatus {
             state: "not_configured",
             ..Default::default()
