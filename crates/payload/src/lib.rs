@@ -18,6 +18,6 @@ pub mod report;
 pub use ids::{RequestId, SessionId};
 pub use metrics::{
     MAX_METRICS, MAX_METRICS_BYTES, MetricRejection, MetricSet, MetricValue, RESERVED_NAMES,
-    RejectionReason,
+    RESERVED_PREFIX, RejectionReason,
 };
 pub use payload::{AlgorithmRef, ExecutionStatus, Payload, format_time};

@@ -24,6 +24,11 @@ pub const RESERVED_NAMES: [&str; 10] = [
     "error_type",
 ];
 
+/// Reported names may not start with this: the series Insights derives from the payloads
+/// (`insights.executions`, `insights.failures`) live under it, so they can never collide with
+/// a metric an algorithm reports.
+pub const RESERVED_PREFIX: &str = "insights.";
+
 /// A metric value: always a JSON number. Integers stay integers (`1`), floats stay floats
 /// (`0.2`), exactly as the algorithm reported them.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +139,9 @@ impl MetricRejection {
             RejectionReason::OutOfRange => format!(
                 "insight `{key}`: value {detail} does not fit a 64-bit float (magnitudes from about 2.2e-308 to 1.8e308, or 0)"
             ),
+            RejectionReason::ReservedName if key.starts_with(RESERVED_PREFIX) => format!(
+                "insight `{key}`: names starting with `{RESERVED_PREFIX}` are reserved for the series Insights derives (executions, failures)"
+            ),
             RejectionReason::ReservedName => {
                 format!("insight `{key}`: the name is reserved for the payload's operational keys")
             }
@@ -192,7 +200,7 @@ impl MetricSet {
         if key.is_empty() {
             return Err(MetricRejection::new(key, RejectionReason::EmptyName, ""));
         }
-        if RESERVED_NAMES.contains(&key) {
+        if RESERVED_NAMES.contains(&key) || key.starts_with(RESERVED_PREFIX) {
             return Err(MetricRejection::new(key, RejectionReason::ReservedName, ""));
         }
         let new_len = value.encoded_len();
@@ -229,6 +237,20 @@ impl MetricSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_the_derived_series_are_reserved() {
+        let mut set = MetricSet::new();
+        let r = set.insert("insights.executions", 1.into()).unwrap_err();
+        assert_eq!(r.reason, RejectionReason::ReservedName);
+        assert!(
+            r.message
+                .contains("reserved for the series Insights derives"),
+            "{}",
+            r.message
+        );
+        set.insert("insightsful", 1.into()).unwrap();
+    }
 
     #[test]
     fn a_refused_key_is_cut_and_its_control_characters_escaped() {
