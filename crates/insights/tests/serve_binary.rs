@@ -247,15 +247,25 @@ async fn a_metric_name_cannot_forge_a_log_line_or_reach_the_terminal() {
         if let Some(l) = found {
             break l;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no rejection was logged");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rejection was logged"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(line.contains("FORGED line"), "the key is in the log: {line}");
-    assert!(line.contains("\\n2026") && line.contains("\\u{1b}[2J"), "{line}");
+    assert!(
+        line.contains("FORGED line"),
+        "the key is in the log: {line}"
+    );
+    assert!(
+        line.contains("\\n2026") && line.contains("\\u{1b}[2J"),
+        "{line}"
+    );
     let log = s.log.lock().unwrap().join("\n");
     assert!(!log.contains('\u{1b}'), "no ESC byte reached the log");
     assert!(
-        !log.lines().any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
         "no line of the log was forged:\n{log}"
     );
 }

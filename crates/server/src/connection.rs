@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use insights_store::{SecretBox, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::body::LimitedBody;
 use crate::error::{ApiError, parse_json};
 use crate::panel::session::Admin;
 
@@ -165,7 +165,7 @@ pub(crate) async fn get(
 pub(crate) async fn put(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let request: ConnectionRequest = parse_json(&body)?;
     let (settings, warnings) = validated(&state, request)?;
@@ -196,7 +196,7 @@ pub(crate) async fn delete(
 pub(crate) async fn test(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let settings = if body.iter().all(u8::is_ascii_whitespace) {
         current(&state)?.ok_or_else(|| {

@@ -286,12 +286,14 @@ async fn the_data_directory_is_readable_by_its_owner_only_new_or_existing() {
     t.call(&key, "acme/modes", serde_json::json!({})).await;
     t.wait_payloads("algorithm=acme/modes", 1).await;
     assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("spool")), 0o700);
     for f in [
         "insights.sqlite",
         "insights.sqlite-wal",
         "insights.sqlite-shm",
         "lock",
         "secret.key",
+        "spool/resolved.log",
     ] {
         assert_eq!(mode(&fresh.join(f)), 0o600, "{f}");
     }

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,7 +78,11 @@ const HEADER: u64 = 4 + 4;
 impl Spool {
     /// Opens the spool in `config.dir`, recovering what a previous process left.
     pub(crate) fn open(config: SpoolConfig) -> io::Result<Spool> {
-        fs::create_dir_all(&config.dir)?;
+        // Payloads wait here: readable by the server's user only (0700, files 0600).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.dir)?;
         let resolved_path = config.dir.join("resolved.log");
         let mut resolved = HashSet::new();
         if let Ok(bytes) = fs::read(&resolved_path) {
@@ -154,7 +159,7 @@ impl Spool {
             log.extend_from_slice(&high_water.to_le_bytes());
         }
         let tmp = config.dir.join("resolved.log.tmp");
-        fs::write(&tmp, &log)?;
+        private_file(&tmp)?.write_all(&log)?;
         fs::rename(&tmp, &resolved_path)?;
         let entries = (log.len() / 8) as u64;
         let resolved_log = OpenOptions::new()
@@ -270,7 +275,11 @@ impl Spool {
         if roll {
             let first = self.next_seq;
             let path = self.config.dir.join(format!("{first:020}.seg"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)?;
             self.segments.insert(
                 first,
                 Segment {
@@ -402,7 +411,7 @@ impl Spool {
             if high_water > 0 && !live {
                 bytes.extend_from_slice(&high_water.to_le_bytes());
             }
-            let mut f = fs::File::create(&tmp)?;
+            let mut f = private_file(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, self.config.dir.join("resolved.log"))?;
@@ -577,6 +586,16 @@ fn read_record(reader: &mut impl Read) -> io::Result<Option<Record>> {
         key: text(&body[18..18 + key_len])?,
         value: text(&body[18 + key_len..])?,
     }))
+}
+
+/// A new file (replacing any at `path`) that only the server's user can read.
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(test)]
