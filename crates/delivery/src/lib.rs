@@ -12,6 +12,7 @@
 
 mod handoff;
 pub mod kafka;
+mod spool;
 mod store_sink;
 
 pub use handoff::{

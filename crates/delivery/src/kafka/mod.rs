@@ -21,7 +21,6 @@
 //! [`logs::Limiter`]: each kind once, then summarised.
 
 mod logs;
-pub(crate) mod spool;
 #[cfg(test)]
 mod tests;
 
@@ -40,8 +39,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::spool::{Record, Spool, SpoolConfig};
 use crate::{BoxFuture, EncodedPayload, PayloadSink, SinkError};
-use spool::{Record, Spool, SpoolConfig};
 
 /// How Kafka delivery behaves; every bound is here.
 #[derive(Debug, Clone)]

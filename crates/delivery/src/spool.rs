@@ -1,13 +1,20 @@
-//! The durable spool between the hand-off and the Kafka producer.
+//! A durable spool: payloads a remote sink has taken but its destination has not acknowledged
+//! yet. Shared machinery, with nothing of any one destination in it: the Kafka sink keeps its
+//! payloads here between the dispatcher and the producer; any other remote sink (or an outbox
+//! of notifications) can keep its own in a directory of its own.
 //!
-//! Payloads are appended to segment files (`<dir>/<first seq>.seg`), one `write` per batch, so
-//! a payload handed over survives the death of the process as soon as its batch is appended
+//! Records are appended to segment files (`<dir>/<first seq>.seg`), one `write` per batch, so
+//! a record handed over survives the death of the process as soon as its batch is appended
 //! (and a power loss once the batch is `fdatasync`ed, which `fsync: true` does per batch).
-//! A record is resolved when the broker acknowledged it, or when it was dropped (window expired,
-//! refused, spool full); resolutions are appended to `<dir>/resolved.log`, so that after a
-//! restart only unresolved records are sent again. A segment whose records are all resolved is
-//! deleted. The spool is bounded in bytes: past `max_bytes`, the oldest segment is dropped and
-//! each of its unresolved records counted.
+//! A record is resolved when its destination acknowledged it, or when its owner gave up on it
+//! (its window expired, the destination refused it, the spool was full); resolutions are
+//! appended to `<dir>/resolved.log`, so that after a restart only unresolved records are handed
+//! out again. A segment whose records are all resolved is deleted. The spool is bounded in
+//! bytes: past `max_bytes`, the oldest segment is dropped and its unresolved records returned to
+//! the caller, which counts them.
+//!
+//! Each record carries a key and a value, both text, which the spool stores and returns as they
+//! were (the Kafka sink: the message key and the payload's JSON).
 //!
 //! Record layout: `len: u32 | crc32(rest): u32 | seq: u64 | created_micros: i64 |
 //! key_len: u16 | key | value`, little-endian; `len` counts everything after itself. A torn
@@ -20,7 +27,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One spooled payload.
+/// One spooled record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Record {
     pub seq: u64,
