@@ -22,6 +22,13 @@ pub enum BridgeError {
     Consumer(String),
     #[error("the dead-letter file could not be written: {0}")]
     DeadLetter(std::io::Error),
+    /// librdkafka's consumer cannot go on (it would answer every poll with an error). For a
+    /// consumer the usual cause is fencing: a broker that implements static membership refuses
+    /// a member whose `group.instance.id` another member has taken over.
+    #[error(
+        "the Kafka consumer failed for good: {0} (with kafka.group_instance_id set: is another bridge running with the same id?)"
+    )]
+    Fatal(String),
 }
 
 /// Reports consumer lag (messages behind the end of each partition) from librdkafka's
@@ -210,7 +217,13 @@ pub async fn run_with_stats(
         while let Some(m) = next.take() {
             match m {
                 Ok(m) => take(&mapping, &m, &mut batch, &mut body, &mut dead),
-                Err(e) => tracing::warn!(error = %e, "Kafka consumer error"),
+                Err(e) => {
+                    // The batch in hand is not committed, so whoever reads on reads it again.
+                    if let Some((_, reason)) = consumer.client().fatal_error() {
+                        return Err(BridgeError::Fatal(reason));
+                    }
+                    tracing::warn!(error = %e, "Kafka consumer error");
+                }
             }
             if batch.len() + dead.len() >= config.max_points {
                 break;

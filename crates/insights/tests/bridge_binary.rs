@@ -1,7 +1,8 @@
 //! The `insights bridge` process: killed with SIGKILL mid-stream and started again, InfluxDB ends
 //! with every payload exactly once (points are stamped with the payload's time, so a message read
-//! again overwrites its own point); started before Kafka and InfluxDB exist, it waits, says so,
-//! and delivers once they are up. Real tansu and influxd, as in the bridge's own tests.
+//! again overwrites its own point); restarted where the broker gives it no partition, it says so;
+//! started before Kafka and InfluxDB exist, it waits, says so, and delivers once they are up.
+//! Real tansu and influxd, as in the bridge's own tests.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,65 +83,232 @@ async fn count(influx: &str, q: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A bridge config for the tests: `kafka_extra` goes into `[kafka]`.
+fn write_config(
+    path: &std::path::Path,
+    brokers: &str,
+    influx: &str,
+    group: &str,
+    metrics_port: u16,
+    kafka_extra: &str,
+) {
+    std::fs::write(
+        path,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ntopic = \"insights\"\ngroup = \"{group}\"\n{kafka_extra}\n\
+             [influxdb]\napi = \"v1\"\nurl = \"{influx}\"\ndatabase = \"insights\"\n\
+             [batch]\nmax_points = 10\nmax_wait_ms = 20\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn metrics(port: u16) -> String {
+    match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(), // not listening yet
+    }
+}
+
+/// The value of an unlabelled gauge or counter in a Prometheus text page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Starts a bridge on `config`, waits until it has written at least 40 of the `N` payloads, and
+/// kills it with SIGKILL: no commit, no LeaveGroup, its member stays in the group on the broker
+/// until its session times out.
+async fn write_some_then_sigkill(config: &std::path::Path, influx: &str) {
+    let bridge = start(config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(influx, POINTS).await < 40 {
+        assert!(Instant::now() < deadline, "the bridge wrote nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(bridge); // SIGKILL, mid-stream
+    let before = count(influx, POINTS).await;
+    assert!(
+        before < N,
+        "killed before the end ({before} of {N} written)"
+    );
+}
+
+/// Waits until InfluxDB holds every payload, then checks it holds each exactly once.
+async fn every_payload_exactly_once(influx: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(influx, DISTINCT).await < N {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} {what}",
+            count(influx, DISTINCT).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(influx, POINTS).await, N, "no payload twice");
+}
+
+const N: u64 = 400;
+
+/// Restarted at once, as systemd (`Restart=always`) or Kubernetes restarts a killed process:
+/// within a second, well inside the dead member's session (10 s). On tansu 0.6.0 a member that
+/// joins while a SIGKILLed one is still in the group gets no partition, and no rebalance follows
+/// when the dead one expires (the next test pins that); only one that joins after the expiry
+/// gets them. So without static membership this test passed or failed on timing. With the same
+/// `group_instance_id` the restarted bridge takes the dead member's place in the group, and its
+/// partitions, at once: nothing here depends on the session timeout or on how fast the restart is.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_stream_then_restart_writes_every_payload_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (_kafka, brokers) = tansu("insights");
     let (_influx, influx) = influxd(dir.path());
     create_database(&influx).await;
-    const N: u64 = 400;
     produce(&brokers, &payloads(N)).await;
     let metrics_port = free_port();
     let config = dir.path().join("bridge.toml");
-    std::fs::write(
+    write_config(
         &config,
-        format!(
-            "[kafka]\nbrokers = \"{brokers}\"\ntopic = \"insights\"\ngroup = \"sigkill\"\n\
-             [influxdb]\napi = \"v1\"\nurl = \"{influx}\"\ndatabase = \"insights\"\n\
-             [batch]\nmax_points = 10\nmax_wait_ms = 20\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
-        ),
-    )
-    .unwrap();
-
-    let (distinct, points) = (DISTINCT, POINTS);
-    let bridge = start(&config);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&influx, points).await < 40 {
-        assert!(Instant::now() < deadline, "the bridge wrote nothing");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    drop(bridge); // SIGKILL, mid-stream
-    let before = count(&influx, points).await;
-    assert!(
-        before < N,
-        "killed before the end ({before} of {N} written)"
+        &brokers,
+        &influx,
+        "sigkill",
+        metrics_port,
+        "group_instance_id = \"bridge-1\"",
     );
 
+    write_some_then_sigkill(&config, &influx).await;
     let _bridge = start(&config);
+    every_payload_exactly_once(&influx, "after the restart").await;
+
+    let page = metrics(metrics_port).await;
+    assert_eq!(
+        metric(&page, "insights_bridge_assigned_partitions"),
+        Some(3.0),
+        "the restarted bridge holds every partition:\n{page}"
+    );
+    assert!(
+        page.contains("insights_bridge_points_written_total"),
+        "{page}"
+    );
+    assert!(
+        page.contains("insights_bridge_write_duration_seconds_bucket"),
+        "{page}"
+    );
+}
+
+/// Waits until the bridge on `port` reports `name` = `value` in `/metrics`.
+async fn wait_for_metric(port: u16, name: &str, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&influx, distinct).await < N {
+    loop {
+        let page = metrics(port).await;
+        if metric(&page, name) == Some(value) {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
-            "only {} of {N} after the restart",
-            count(&influx, distinct).await
+            "no {name} {value} in /metrics:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pins tansu 0.6.0's consumer-group bug, and what the bridge does about it. A bridge restarted
+/// at once without static membership joins while the killed one is still in the group; tansu
+/// names the dead member the group's leader, so the restarted one's SyncGroup is refused
+/// ("rebalance in progress") and it rejoins, every 3 s. When the dead member's session (10 s)
+/// runs out at one of those SyncGroups, tansu drops it and takes the restarted member's
+/// SyncGroup, which as a follower's carries no assignment, as the group's final one: the
+/// restarted bridge holds no partition, and no rebalance ever follows.
+///
+/// Whether that happens depends on when the dead member last heartbeated: tansu counts the
+/// restarted member's session from its first JoinGroup, so if the dead one's last contact was
+/// less than about a second before the restart, both run out at the same SyncGroup and the
+/// restarted one rejoins alone and gets every partition (12 s after the restart). librdkafka
+/// heartbeats right after its assignment and then every 3 s; so the first bridge is killed
+/// 1.5 s after its assignment, between two heartbeats. That pause places the kill in the
+/// heartbeat cycle; it does not wait for anything.
+///
+/// The restarted bridge must not idle silently: it warns with what to check, and `/metrics` says
+/// `insights_bridge_idle_with_backlog 1`. Its report of an assignment of 0 partitions is the sign
+/// that the broker has dropped the dead member (the SyncGroup that settled the group was the one
+/// that dropped it), so, as the warning says, it is restarted then (SIGTERM: it leaves the
+/// group), and the next bridge, alone in the group, writes every payload exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_tansu_restart_inside_the_dead_members_session_idles_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kafka, brokers) = tansu("insights");
+    let (_influx, influx) = influxd(dir.path());
+    create_database(&influx).await;
+    let metrics_port = free_port();
+    let config = dir.path().join("bridge.toml");
+    // Checks every 300 ms (30 s by default) so that the warning comes within a second.
+    write_config(
+        &config,
+        &brokers,
+        &influx,
+        "sigkill-dynamic",
+        metrics_port,
+        "idle_check_interval_ms = 300",
+    );
+    let first = start(&config);
+    wait_for_metric(metrics_port, "insights_bridge_assigned_partitions", 3.0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(first); // SIGKILL
+    let log = dir.path().join("bridge.log");
+    let mut idle = start_logging(&config, std::fs::File::create(&log).unwrap());
+    // Produced only now, so that nothing but the restarted bridge could have consumed them.
+    produce(&brokers, &payloads(N)).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = metrics(metrics_port).await;
+        let held = metric(&page, "insights_bridge_assigned_partitions");
+        assert!(
+            held.is_none_or(|h| h == 0.0),
+            "the restarted bridge got partitions: tansu no longer has the bug this test pins, \
+             or the first bridge was killed too late in its heartbeat cycle:\n{page}"
+        );
+        if held == Some(0.0) && metric(&page, "insights_bridge_idle_with_backlog") == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no idle_with_backlog 1 with 0 partitions in /metrics:\n{page}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(count(&influx, points).await, N, "no payload twice");
-
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("insights_bridge_points_written_total"),
-        "{metrics}"
+    wait_for_log(
+        &mut idle,
+        &log,
+        "this bridge holds no partition while its topic has messages its group has not committed",
+    )
+    .await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("backlog=400"), "{logged}");
+    assert_eq!(
+        count(&influx, POINTS).await,
+        0,
+        "nothing written while idle"
     );
+
+    // SIGTERM: the idle bridge leaves the group, so the next one joins an empty group.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &idle.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = idle.0.wait().unwrap();
     assert!(
-        metrics.contains("insights_bridge_write_duration_seconds_bucket"),
-        "{metrics}"
+        status.success(),
+        "the idle bridge stopped cleanly: {status}"
+    );
+    let _bridge = start(&config);
+    every_payload_exactly_once(&influx, "after the second restart").await;
+    let page = metrics(metrics_port).await;
+    assert_eq!(
+        metric(&page, "insights_bridge_idle_with_backlog"),
+        Some(0.0),
+        "{page}"
     );
 }
 
@@ -165,6 +333,7 @@ async fn wait_for_log(bridge: &mut Bridge, log: &std::path::Path, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn started_before_kafka_and_influxdb_it_waits_says_so_and_delivers() {
+    const N: u64 = 50;
     let dir = tempfile::tempdir().unwrap();
     let (kafka_port, http_port, rpc_port) = (free_port(), free_port(), free_port());
     let config = dir.path().join("bridge.toml");
@@ -189,7 +358,6 @@ async fn started_before_kafka_and_influxdb_it_waits_says_so_and_delivers() {
     )
     .await;
     let (_kafka, brokers) = tansu_on(kafka_port, "insights");
-    const N: u64 = 50;
     produce(&brokers, &payloads(N)).await;
 
     // Kafka is up, InfluxDB is not: the batch is held and retried, and the log says so.

@@ -54,7 +54,9 @@ pub fn tansu_bin() -> PathBuf {
 }
 
 /// A plaintext tansu with memory storage and `topic` (3 partitions) created; returns the
-/// process and its `host:port`.
+/// process and its `host:port`. Memory storage does not create a topic when a producer writes
+/// to it (the producer's messages time out; checked on 0.6.0): create any other topic a test
+/// uses with [`create_topic`], as an administrator of a real cluster would.
 pub fn tansu(topic: &str) -> (Proc, String) {
     tansu_on(free_port(), topic)
 }
@@ -106,6 +108,19 @@ pub fn tansu_ok(args: &[&str]) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Creates `topic` with `partitions` partitions on the broker at `brokers` (`host:port`).
+pub fn create_topic(brokers: &str, topic: &str, partitions: u32) {
+    tansu_ok(&[
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "--broker",
+        &format!("tcp://{brokers}"),
+    ]);
 }
 
 /// `influxd` 1.6.7 with everything under `dir`, HTTP on a free loopback port.
