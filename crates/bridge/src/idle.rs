@@ -1,8 +1,8 @@
 //! The watch on a bridge that holds no partition. A bridge can sit in its group with nothing
 //! assigned while messages pile up that nobody consumes: another member holds the partitions and
-//! is stuck, or the broker did not rebalance after a member died (tansu 0.6.0 never hands a
-//! SIGKILLed member's partitions to a member that joined while the dead one was still in the
-//! group). Nothing fails in that state, so without this watch nothing would be logged and
+//! is stuck, or the broker did not rebalance after a member died (tansu 0.6.0 can leave a member
+//! that joined while a SIGKILLed one was still in the group with nothing, for good; see
+//! docs/bridge.md). Nothing fails in that state, so without this watch nothing would be logged and
 //! `insights_bridge_consumer_lag` (which counts only the partitions held) would read 0. It says
 //! so in the log and in `/metrics` (`insights_bridge_idle_with_backlog`).
 
@@ -141,7 +141,8 @@ pub(crate) async fn watch<C: ConsumerContext + 'static>(
                      committed, and the group's committed offsets did not move since the last check: \
                      check whether another member of the group holds the partitions and is stuck, \
                      or whether the broker failed to rebalance after a member died (tansu 0.6.0 \
-                     never does for a member that joined while the dead one was still in the group); \
+                     can fail to, for a member that joined while the dead one was still in the \
+                     group); \
                      then restart this bridge once the old member's session has timed out (10 s), \
                      or give each bridge its own kafka.group_instance_id"
                 );

@@ -156,7 +156,7 @@ pub async fn run_with_stats(
     if let Some(id) = &config.group_instance_id {
         // Static membership (KIP-345): a restart with the same id takes the old member's place
         // and its partitions at once, instead of waiting for its session to time out and a
-        // rebalance (which tansu 0.6.0 never starts; see docs/bridge.md).
+        // rebalance (which tansu 0.6.0 can fail to run after a SIGKILL; see docs/bridge.md).
         client.set("group.instance.id", id);
     }
     client.set("statistics.interval.ms", "5000");

@@ -151,12 +151,13 @@ async fn every_payload_exactly_once(influx: &str, what: &str) {
 const N: u64 = 400;
 
 /// Restarted at once, as systemd (`Restart=always`) or Kubernetes restarts a killed process:
-/// within a second, well inside the dead member's session (10 s). On tansu 0.6.0 a member that
-/// joins while a SIGKILLed one is still in the group gets no partition, and no rebalance follows
-/// when the dead one expires (the next test pins that); only one that joins after the expiry
-/// gets them. So without static membership this test passed or failed on timing. With the same
-/// `group_instance_id` the restarted bridge takes the dead member's place in the group, and its
-/// partitions, at once: nothing here depends on the session timeout or on how fast the restart is.
+/// within a second, well inside the dead member's session (10 s). Without static membership,
+/// what tansu 0.6.0 does then depends on when the dead member last heartbeated: the restarted
+/// bridge gets every partition some 12 s later, or none, ever (the next test pins that). So this
+/// test used to pass or fail on timing, and failed on a fresh machine. With the same
+/// `group_instance_id` the restarted bridge takes the dead member's place in the group and its
+/// assignment (6 s after the restart: tansu holds each JoinGroup and SyncGroup of a static member
+/// for 3 s), whatever the heartbeat cycle, the session timeout, or the speed of the restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_stream_then_restart_writes_every_payload_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
