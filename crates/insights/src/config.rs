@@ -57,7 +57,7 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) {
         if let Some(n) = self.handoff_capacity {
             c.handoff_capacity = n;
         }
@@ -110,7 +110,7 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) -> anyhow::Result<()> {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) -> anyhow::Result<()> {
         if let Some(s) = self.header_read_timeout_seconds {
             if !(1..=3600).contains(&s) {
                 bail!("http.header_read_timeout_seconds must be between 1 and 3600 (got {s})");
@@ -140,7 +140,7 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) {
         c.panel = insights_server::PanelConfig {
             trusted_proxies: self.trusted_proxies.clone(),
             secure_cookies: self.secure_cookies,
@@ -167,7 +167,7 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn apply(&self, c: &mut insights_server::ServerConfig) -> anyhow::Result<()> {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) -> anyhow::Result<()> {
         if let Some(w) = self.window_seconds {
             if !(1..=86_400).contains(&w) {
                 bail!("delivery.window_seconds must be between 1 and 86400 (got {w})");

@@ -15,7 +15,7 @@ const NAME: &str = "credit_card_approval";
 const VERSION: &str = "1.0.0";
 
 pub(crate) async fn run(
-    server: &insights_server::RunningServer,
+    server: &insights::serve::RunningServer,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
     let catalog = server.state.runtime.catalog();

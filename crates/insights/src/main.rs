@@ -172,7 +172,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %settings.data_dir.join("admin-token").display(), "generated the admin token");
     }
     let mut server_config =
-        insights_server::ServerConfig::new(settings.listen, settings.data_dir.clone(), admin_token);
+        insights::serve::ServerConfig::new(settings.listen, settings.data_dir.clone(), admin_token);
     file.limits.apply(&mut server_config);
     file.delivery.apply(&mut server_config)?;
     file.admin.apply(&mut server_config);
@@ -185,7 +185,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Keeps the password out of the config file.
         c.password = Some(insights_kafka::Secret::new(p));
     }
-    let server = insights_server::start(server_config).await?;
+    let server = insights::serve::start(server_config).await?;
 
     let applied = config::apply_algorithms(&server.state, &file).await;
     if let Err(e) = applied {

@@ -72,7 +72,7 @@ impl Server {
     /// Registers the server tests' probe algorithm as `acme/{name}` and publishes a version
     /// with `settings`.
     async fn probe(&self, name: &str, settings: Value) {
-        let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/algorithms/probe");
+        let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/algorithms/probe");
         self.admin(
             Method::POST,
             "/v1/algorithms/acme",

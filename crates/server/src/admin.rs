@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Admin;
 use crate::error::{ApiError, parse_json};
-use crate::panel::session::Admin;
 
 const MAX_PAYLOADS_PER_PAGE: usize = 1000;
 

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::Admin;
 use crate::auth::credential;
 use crate::body::{LimitedBody, ReportBody};
 use crate::error::{ApiError, parse_json};
-use crate::panel::session::Admin;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 

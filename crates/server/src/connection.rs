@@ -13,9 +13,9 @@ use insights_store::{SecretBox, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::Admin;
 use crate::body::LimitedBody;
 use crate::error::{ApiError, parse_json};
-use crate::panel::session::Admin;
 
 const SETTING: &str = "kafka_connection";
 
@@ -151,7 +151,7 @@ pub(crate) async fn get(
         ),
     };
     let status = state.kafka.status();
-    let summary = crate::panel::status_in_words(&status);
+    let summary = crate::kafka_status_words::status_in_words(&status);
     Ok(Json(json!({
         "connection": connection,
         "stored_connection_error": stored_error,

@@ -55,7 +55,7 @@ impl Default for ConnectionLimits {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets every connection
 /// finish the request it is serving and returns once all are closed.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,

@@ -1,4 +1,5 @@
-//! The HTTP server: wires the store, delivery and runtime together and serves
+//! The HTTP layer, and only that: every route Insights answers, over an [`AppState`] that the
+//! binary composes (`crates/insights/src/serve.rs`: the store, delivery, the runtime).
 //!
 //! - the public API (`/v1/algo`, `/v1/algorithms`), compatible with Algorithmia's clients;
 //! - the per-worker insights endpoint (`/worker/{token}/v1/insights`), which algorithms reach
@@ -7,95 +8,36 @@
 //! - the admin panel (`/admin/...`), web pages over the admin API;
 //! - operations: `/metrics` (Prometheus) and `/healthz`.
 //!
-//! [`start`] binds, builds every stage, and returns a [`RunningServer`] whose
-//! [`RunningServer::shutdown`] stops them in the order that loses nothing: HTTP first (calls in
-//! flight finish), then the workers, then delivery drains what was handed over.
+//! [`app`] is the router; [`serve`] runs it on a listener the caller bound, until the caller's
+//! shutdown signal (mini-redis' shape), with every connection bounded ([`ConnectionLimits`]).
+//! `auth` sits below both the JSON API and the panel: neither imports the other.
 
 mod admin;
 mod api;
 pub mod auth;
 mod body;
 mod connection;
-pub mod connections;
+mod connections;
 mod error;
+mod kafka_status_words;
 mod panel;
 mod telemetry;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use insights_delivery::{
-    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink, StoreSink,
-};
-use insights_kafka::ConnectionRequest;
-use insights_runtime::{Catalog, Runtime, RuntimeConfig};
+use insights_delivery::{Handoff, KafkaDelivery};
+use insights_runtime::Runtime;
 use insights_store::Store;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{AdminToken, ApiKeys, PanelConfig, Sessions};
+pub use connection::ConnectionStore;
 pub use connections::ConnectionLimits;
 pub use error::ApiError;
-pub use panel::session::PanelConfig;
-
-/// Everything the server needs, resolved and validated by the binary.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub admin_token: String,
-    /// Payloads the hand-off holds before new ones are dropped (and counted).
-    pub handoff_capacity: usize,
-    /// Payloads the embedded store keeps; older ones are pruned (and counted).
-    pub payload_retention: u64,
-    /// The largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Batching of the hand-off into sinks (the group-commit interval).
-    pub dispatcher: DispatcherConfig,
-    /// Kafka delivery: spool, window, bounds.
-    pub kafka: KafkaConfig,
-    /// A connection declared in the config file: saved at start, replacing the stored one.
-    pub kafka_connection: Option<ConnectionRequest>,
-    /// The admin panel: trusted reverse proxies, `Secure` cookies.
-    pub panel: PanelConfig,
-    /// A warm worker unused this long is stopped; `None` keeps workers warm.
-    pub worker_idle_timeout: Option<Duration>,
-    /// Calls with `output=void` waiting or running at most: each holds its input until a
-    /// worker is free, and nobody waits for them. Beyond, a void call gets 503 (counted in
-    /// `insights_void_calls_refused_total`).
-    pub max_void_calls: usize,
-    /// Calls waiting for a worker of one version at most; beyond, 503 (counted in
-    /// `insights_calls_refused_total{reason="queue_full"}`).
-    pub max_waiting_calls: usize,
-    /// How long a connection may take to send a request's headers, and how many may be open.
-    pub connections: ConnectionLimits,
-}
-
-impl ServerConfig {
-    pub fn new(listen: SocketAddr, data_dir: PathBuf, admin_token: String) -> Self {
-        Self {
-            listen,
-            data_dir: data_dir.clone(),
-            admin_token,
-            handoff_capacity: 10_000,
-            payload_retention: 1_000_000,
-            max_body_bytes: 16 << 20,
-            dispatcher: DispatcherConfig::default(),
-            kafka: KafkaConfig::new(data_dir.join("spool")),
-            kafka_connection: None,
-            panel: PanelConfig::default(),
-            worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
-            max_void_calls: 1000,
-            max_waiting_calls: 1000,
-            connections: ConnectionLimits::default(),
-        }
-    }
-}
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -107,7 +49,7 @@ pub struct AppState {
     pub handoff: Handoff,
     pub kafka: Arc<KafkaDelivery>,
     pub connection: Arc<connection::ConnectionStore>,
-    pub sessions: Arc<panel::session::Sessions>,
+    pub sessions: Arc<auth::Sessions>,
     /// Slots for calls with `output=void` (`ServerConfig::max_void_calls`).
     pub void_calls: Arc<tokio::sync::Semaphore>,
     /// The largest request body accepted (`limits.max_body_bytes`).
@@ -115,7 +57,8 @@ pub struct AppState {
 }
 
 /// The whole HTTP surface.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+pub fn app(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route("/v1/algo/{owner}/{name}", post(api::call_algorithm))
         .route(
@@ -158,249 +101,20 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// A server that is up and serving.
-pub struct RunningServer {
-    pub addr: SocketAddr,
-    pub state: AppState,
-    http_shutdown: CancellationToken,
-    delivery_shutdown: CancellationToken,
-    http: JoinHandle<std::io::Result<()>>,
-    dispatcher: JoinHandle<()>,
-    /// Held (locked) while the server runs; released when it is dropped.
-    _data_dir_lock: std::fs::File,
+/// Serves [`app`] on `listener` until `shutdown` is cancelled; then lets every connection
+/// finish the request it is serving, and returns once all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    connections::serve(listener, app(state), limits, shutdown).await
 }
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(
-        "cannot listen on {addr}: {}; choose another address with --listen ADDR or INSIGHTS_LISTEN",
-        bind_reason(source)
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot use the data directory {dir}: {detail}")]
-    DataDir { dir: PathBuf, detail: String },
-    #[error("{0}")]
-    Config(String),
-    #[error(transparent)]
-    Runtime(#[from] insights_runtime::RuntimeError),
-}
-
-fn bind_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::AddrInUse => "another program is already listening there".into(),
-        std::io::ErrorKind::PermissionDenied => {
-            "permission denied (ports below 1024 need privileges)".into()
-        }
-        std::io::ErrorKind::AddrNotAvailable => {
-            "no interface of this machine has that address".into()
-        }
-        _ => e.to_string(),
-    }
-}
-
-/// Opens the data directory, binds, and starts serving.
-pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    // First, so that every metric handle taken below is recorded.
+/// Installs the process-wide Prometheus recorder behind `/metrics` and describes every metric
+/// (once per process; later calls do nothing). Call it before the stages are built, so that
+/// every metric handle they take is recorded.
+pub fn install_metrics() {
     telemetry::install();
-    let data_err = |detail: String| StartError::DataDir {
-        dir: config.data_dir.clone(),
-        detail,
-    };
-    // Everything under the data directory is handed on (to workers, the spool, the store) and
-    // must not depend on the working directory: the binary resolves it once, at start.
-    if !config.data_dir.is_absolute() {
-        return Err(data_err(
-            "it must be an absolute path (resolve it against the working directory first)".into(),
-        ));
-    }
-    private_dir(&config.data_dir).map_err(data_err)?;
-    // One server per data directory: two would share the spool, the store and the keys.
-    let lock = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(config.data_dir.join("lock"))
-            .map_err(|e| data_err(format!("creating its lock file: {e}")))?
-    };
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(data_err(
-                "another insights process is using it; stop that one, or choose another --data-dir"
-                    .into(),
-            ));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(data_err(format!("locking it: {e}")));
-        }
-    }
-    let store = Arc::new(
-        Store::open(&config.data_dir.join("insights.sqlite"))
-            .map_err(|e| data_err(e.to_string()))?,
-    );
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-
-    let secrets = insights_store::SecretBox::load_or_create(&config.data_dir)
-        .map_err(|e| data_err(e.to_string()))?;
-    let connection = Arc::new(connection::ConnectionStore::new(store.clone(), secrets));
-    if let Some(request) = config.kafka_connection.clone() {
-        let (settings, warnings) = request.validate(None).map_err(|errors| {
-            StartError::Config(format!(
-                "the [kafka] connection in the config file is invalid: {}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
-        for w in warnings {
-            tracing::warn!("[kafka] in the config file: {w}");
-        }
-        connection.save(&settings).map_err(data_err)?;
-    }
-    let kafka = Arc::new(KafkaDelivery::start(config.kafka.clone()).map_err(|e| {
-        data_err(format!(
-            "opening the Kafka spool {}: {e}",
-            config.kafka.spool_dir.display()
-        ))
-    })?);
-    match connection.load() {
-        Ok(settings) => kafka.connect(settings),
-        Err(e) => {
-            tracing::error!(error = %e, "the stored Kafka connection cannot be used; set it again")
-        }
-    }
-
-    let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
-    let sinks: Vec<Arc<dyn PayloadSink>> = vec![
-        Arc::new(StoreSink::new(store.clone(), config.payload_retention)),
-        kafka.clone(),
-    ];
-    let delivery_shutdown = CancellationToken::new();
-    let dispatcher = tokio::spawn(
-        Dispatcher::new(handoff_rx, sinks, config.dispatcher.clone())
-            .run(delivery_shutdown.clone()),
-    );
-
-    let catalog = Arc::new(Catalog::load(
-        store.clone(),
-        config.data_dir.join("versions"),
-    )?);
-    let mut runtime_config = RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr));
-    runtime_config.worker_idle_timeout = config.worker_idle_timeout;
-    runtime_config.max_waiting_calls = config.max_waiting_calls;
-    let runtime = Runtime::new(catalog, handoff.clone(), runtime_config)?;
-    let keys = Arc::new(auth::ApiKeys::load(store.clone()).map_err(|e| data_err(e.to_string()))?);
-    let state = AppState {
-        runtime,
-        store,
-        keys,
-        admin: Arc::new(auth::AdminToken::new(&config.admin_token)),
-        handoff,
-        kafka,
-        connection,
-        sessions: Arc::new(panel::session::Sessions::new(config.panel.clone())),
-        void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
-        max_body_bytes: config.max_body_bytes,
-    };
-
-    let http_shutdown = CancellationToken::new();
-    let router = app(state.clone(), config.max_body_bytes);
-    let stop = http_shutdown.clone();
-    // The peer address (ConnectInfo) is what the sign-in rate limit counts failures by.
-    let http = tokio::spawn(connections::serve(
-        listener,
-        router,
-        config.connections.clone(),
-        stop,
-    ));
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
-    Ok(RunningServer {
-        addr,
-        state,
-        http_shutdown,
-        delivery_shutdown,
-        http,
-        dispatcher,
-        _data_dir_lock: lock,
-    })
-}
-
-/// The data directory holds payloads, key hashes and the sealing key: it is created 0700, and
-/// an existing one readable by others is made 0700 (its owner's access is unchanged, so an
-/// existing directory keeps working; what is inside becomes unreachable to anyone else).
-fn private_dir(dir: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| e.to_string())?;
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
-            .map_err(|e| format!("making it private (mode 0700): {e}"))?;
-        tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "the data directory is now readable by its owner only (0700)");
-    }
-    Ok(())
-}
-
-/// How workers reach this server: the bound address, with an unspecified IP (0.0.0.0, ::)
-/// replaced by loopback.
-fn worker_api_base(addr: SocketAddr) -> String {
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    format!("http://{addr}")
-}
-
-impl RunningServer {
-    pub fn url(&self) -> String {
-        worker_api_base(self.addr)
-    }
-
-    /// Stops serving: HTTP (in-flight requests finish), then the workers, then delivery, which
-    /// writes every payload already handed over.
-    pub async fn shutdown(self) {
-        self.http_shutdown.cancel();
-        match tokio::time::timeout(Duration::from_secs(30), self.http).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
-            Err(_) => tracing::warn!("HTTP connections still open after 30 s; closing them"),
-        }
-        self.state.runtime.shutdown(Duration::from_secs(30)).await;
-        self.delivery_shutdown.cancel();
-        if let Err(e) = self.dispatcher.await {
-            tracing::warn!(error = %e, "delivery task failed");
-        }
-        // What Kafka has not acknowledged yet stays in the spool for the next start.
-        self.state.kafka.stop().await;
-        tracing::info!("stopped");
-    }
 }

@@ -11,9 +11,6 @@
 //!   payloads as a table.
 //! - `/admin/api-keys`: create (shown once), list, revoke.
 
-pub(crate) mod session;
-mod words;
-
 use axum::Form;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -26,11 +23,11 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
-use session::{
+use crate::auth::sessions::{
     Client, SESSION_COOKIE, SIGN_IN_COOKIE, SignedIn, add_cookie, constant_time_eq, cookie,
     set_cookie,
 };
-pub(crate) use words::status_in_words;
+use crate::kafka_status_words::status_in_words;
 
 /// Payloads shown on a version's page.
 const PAYLOADS_SHOWN: usize = 50;
@@ -108,7 +105,7 @@ impl FromRequestParts<AppState> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match session::signed_in(state, &parts.headers) {
+        match crate::auth::sessions::signed_in(state, &parts.headers) {
             Some((_, s)) => Ok(Page(s)),
             None => {
                 let next = parts.uri.path_and_query().map_or("/admin", |p| p.as_str());
@@ -228,7 +225,7 @@ fn sign_in_form(
     // One token per browser, kept while it is valid: two sign-in tabs both work.
     let csrf = cookie(headers, SIGN_IN_COOKIE)
         .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map_or_else(session::random_token, str::to_string);
+        .map_or_else(crate::auth::sessions::random_token, str::to_string);
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -355,7 +352,7 @@ async fn sign_out(
     Form(form): Form<SignOutForm>,
 ) -> Response {
     let client = state.sessions.client_of(&extensions, &headers);
-    if let Some((token, s)) = session::signed_in(&state, &headers) {
+    if let Some((token, s)) = crate::auth::sessions::signed_in(&state, &headers) {
         if !constant_time_eq(s.csrf.as_bytes(), form.csrf.as_bytes()) {
             return (
                 StatusCode::FORBIDDEN,

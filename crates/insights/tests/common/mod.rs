@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use insights_server::{RunningServer, ServerConfig, start};
+use insights::serve::{RunningServer, ServerConfig, start};
 use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";

@@ -262,7 +262,7 @@ async fn after_a_restart_payloads_past_their_window_are_dropped_not_sent() {
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let mock = cluster();
     let dir = tempfile::tempdir().unwrap();
-    let short = |c: &mut insights_server::ServerConfig| {
+    let short = |c: &mut insights::serve::ServerConfig| {
         c.kafka.window = Duration::from_secs(1);
         c.kafka.attempt_timeout = Duration::from_secs(1);
     };

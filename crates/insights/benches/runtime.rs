@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use insights_server::{ServerConfig, start};
+use insights::serve::{ServerConfig, start};
 use serde_json::json;
 
 struct Args {

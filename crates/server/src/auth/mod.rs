@@ -1,5 +1,7 @@
 //! Who may call what: API keys for `/v1/algo` (created and revoked by the admin, stored as
-//! SHA-256 hashes) and the admin token for writes and `/v1/admin`.
+//! SHA-256 hashes), the admin token for writes and `/v1/admin`, and the panel's sign-in
+//! sessions ([`sessions`], with the [`Admin`] extractor every admin handler takes). This sits
+//! below both the JSON API and the panel, so that neither imports the other.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -13,6 +15,11 @@ use axum::http::header::AUTHORIZATION;
 use insights_store::{ApiKeyRecord, Store, hash_secret};
 
 use crate::error::ApiError;
+
+pub(crate) mod sessions;
+
+pub(crate) use sessions::Admin;
+pub use sessions::{PanelConfig, Sessions};
 
 /// `last_used_at` is written at most this often per key, so that calls do not become writes.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);

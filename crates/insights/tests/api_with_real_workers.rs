@@ -1015,12 +1015,12 @@ async fn calls_beyond_the_waiting_limit_are_refused_at_once_and_counted() {
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
-    let config = insights_server::ServerConfig::new(
+    let config = insights::serve::ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         dir.path().to_path_buf(),
         "another-token".into(),
     );
-    let err = insights_server::start(config)
+    let err = insights::serve::start(config)
         .await
         .err()
         .unwrap()

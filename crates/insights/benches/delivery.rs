@@ -301,7 +301,7 @@ async fn main() {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .env("INSIGHTS_ADMIN_TOKEN", "bench")
-            .env("RUST_LOG", "warn,insights_server=info")
+            .env("RUST_LOG", "warn,insights::serve=info")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
