@@ -21,7 +21,7 @@ use insights_runtime::{Catalog, Runtime, RuntimeConfig};
 use insights_server::{
     AdminToken, ApiKeys, AppState, ConnectionLimits, ConnectionStore, PanelConfig, Sessions,
 };
-use insights_store::Store;
+use insights_store::{ConfigStore, Store};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -178,9 +178,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         source,
     })?;
 
+    // What the administrator configured, apart from the payloads: today the same database,
+    // reached through the seam every cache of configuration reads through.
+    let config_store: Arc<dyn ConfigStore> = store.clone();
     let secrets = insights_store::SecretBox::load_or_create(&config.data_dir)
         .map_err(|e| data_err(e.to_string()))?;
-    let connection = Arc::new(ConnectionStore::new(store.clone(), secrets));
+    let connection = Arc::new(ConnectionStore::new(config_store.clone(), secrets));
     if let Some(request) = config.kafka_connection.clone() {
         let (settings, warnings) = request.validate(None).map_err(|errors| {
             StartError::Config(format!(
@@ -195,7 +198,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         for w in warnings {
             tracing::warn!("[kafka] in the config file: {w}");
         }
-        connection.save(&settings).map_err(data_err)?;
+        connection
+            .save(&settings)
+            .map_err(|e| data_err(e.to_string()))?;
     }
     let kafka = Arc::new(KafkaDelivery::start(config.kafka.clone()).map_err(|e| {
         data_err(format!(
@@ -222,14 +227,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     );
 
     let catalog = Arc::new(Catalog::load(
-        store.clone(),
+        config_store.clone(),
         config.data_dir.join("versions"),
     )?);
     let mut runtime_config = RuntimeConfig::new(config.data_dir.clone(), worker_api_base(addr));
     runtime_config.worker_idle_timeout = config.worker_idle_timeout;
     runtime_config.max_waiting_calls = config.max_waiting_calls;
     let runtime = Runtime::new(catalog, handoff.clone(), runtime_config)?;
-    let keys = Arc::new(ApiKeys::load(store.clone()).map_err(|e| data_err(e.to_string()))?);
+    let keys = Arc::new(ApiKeys::load(config_store).map_err(|e| data_err(e.to_string()))?);
     let state = AppState {
         runtime,
         store,

@@ -1,12 +1,13 @@
 //! The catalog: algorithms, their published versions and settings, held in memory and written
-//! through to the store. Publishing a version snapshots the algorithm's source directory into
-//! the data directory, so later edits to the source never change a published version.
+//! through to the configuration store (the `insights_store::ConfigStore` seam, never the
+//! payloads). Publishing a version snapshots the algorithm's source directory into the data
+//! directory, so later edits to the source never change a published version.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use insights_store::{AlgorithmRecord, Store, StoreError, VersionRecord};
+use insights_store::{AlgorithmRecord, ConfigStore, StoreError, VersionRecord};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +198,7 @@ struct PublishedVersion {
 type Key = (String, String);
 
 pub struct Catalog {
-    store: Arc<Store>,
+    store: Arc<dyn ConfigStore>,
     versions_dir: PathBuf,
     state: RwLock<BTreeMap<Key, Algorithm>>,
     /// Publishing is serialized so that two publishes never compute the same version.
@@ -207,8 +208,9 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads the catalog from the store. Snapshots live under `versions_dir`.
-    pub fn load(store: Arc<Store>, versions_dir: PathBuf) -> Result<Self, RuntimeError> {
+    /// Loads the catalog from the configuration store, once: later changes go through the
+    /// catalog, which writes them through. Snapshots live under `versions_dir`.
+    pub fn load(store: Arc<dyn ConfigStore>, versions_dir: PathBuf) -> Result<Self, RuntimeError> {
         if !versions_dir.is_absolute() {
             return Err(RuntimeError::Internal(format!(
                 "the versions directory {} must be an absolute path",
@@ -738,7 +740,7 @@ mod tests {
     use super::*;
 
     fn catalog(dir: &Path) -> Catalog {
-        let store = Arc::new(Store::open(&dir.join("db.sqlite")).unwrap());
+        let store = Arc::new(insights_store::Store::open(&dir.join("db.sqlite")).unwrap());
         Catalog::load(store, dir.join("versions")).unwrap()
     }
 

@@ -1,102 +1,20 @@
-//! The Kafka connection: stored (password sealed with the data directory's secret key),
-//! served to the admin (`/v1/admin/insights/connection`), tested, and handed to delivery.
+//! The Kafka connection's admin endpoints (`/v1/admin/insights/connection`): served to the
+//! admin with its live state, validated, saved and handed to delivery, tested. Storing it (the
+//! password sealed with the data directory's secret key) is `stored_connection.rs`'s job.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use insights_kafka::{ConnectionRequest, ConnectionSettings, Secret, test_connection};
-use insights_store::{SecretBox, Store};
-use serde_json::{Value, json};
+use insights_kafka::{ConnectionRequest, ConnectionSettings, test_connection};
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Admin;
 use crate::body::LimitedBody;
 use crate::error::{ApiError, parse_json};
-
-const SETTING: &str = "kafka_connection";
-
-/// The stored connection.
-pub struct ConnectionStore {
-    store: Arc<Store>,
-    secrets: SecretBox,
-    /// Held while a change is saved and handed to delivery, so that concurrent changes
-    /// leave the database and delivery agreeing.
-    changing: std::sync::Mutex<()>,
-}
-
-impl ConnectionStore {
-    pub fn new(store: Arc<Store>, secrets: SecretBox) -> Self {
-        Self {
-            store,
-            secrets,
-            changing: std::sync::Mutex::new(()),
-        }
-    }
-
-    /// Saves `settings` (or removes the connection) and switches delivery to it, as one step.
-    pub fn change(
-        &self,
-        settings: Option<&ConnectionSettings>,
-        kafka: &insights_delivery::KafkaDelivery,
-    ) -> Result<(), String> {
-        let _one_at_a_time = self.changing.lock().unwrap_or_else(|e| e.into_inner());
-        match settings {
-            Some(s) => self.save(s)?,
-            None => self.clear()?,
-        }
-        kafka.connect(settings.cloned());
-        Ok(())
-    }
-
-    pub fn load(&self) -> Result<Option<ConnectionSettings>, String> {
-        let Some(mut doc) = self.store.setting(SETTING).map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        let password = match doc.get("password_sealed").and_then(Value::as_str) {
-            Some(sealed) => Some(Secret::new(
-                self.secrets.open(sealed).map_err(|e| e.to_string())?,
-            )),
-            None => None,
-        };
-        if let Some(o) = doc.as_object_mut() {
-            o.remove("password_sealed");
-            o.remove("password_set");
-        }
-        let mut request: ConnectionRequest = serde_json::from_value(doc)
-            .map_err(|e| format!("the stored connection is invalid: {e}"))?;
-        request.password = password;
-        request
-            .validate(None)
-            .map(|(s, _)| Some(s))
-            .map_err(|e| format!("the stored connection is invalid: {e:?}"))
-    }
-
-    pub fn save(&self, settings: &ConnectionSettings) -> Result<(), String> {
-        let mut doc = serde_json::to_value(settings.view()).expect("a view serializes");
-        if let Some(o) = doc.as_object_mut() {
-            o.remove("password_set");
-            if let Some(p) = settings.password() {
-                o.insert(
-                    "password_sealed".into(),
-                    self.secrets.seal(p.expose()).into(),
-                );
-            }
-        }
-        self.store
-            .set_setting(SETTING, Some(&doc))
-            .map_err(|e| e.to_string())
-    }
-
-    pub fn clear(&self) -> Result<(), String> {
-        self.store
-            .set_setting(SETTING, None)
-            .map_err(|e| e.to_string())
-    }
-}
 
 fn current(state: &AppState) -> Result<Option<ConnectionSettings>, ApiError> {
     state.connection.load().map_err(ApiError::internal)

@@ -21,6 +21,7 @@ mod connections;
 mod error;
 mod kafka_status_words;
 mod panel;
+mod stored_connection;
 mod telemetry;
 
 use std::sync::Arc;
@@ -35,9 +36,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{AdminToken, ApiKeys, PanelConfig, Sessions};
-pub use connection::ConnectionStore;
 pub use connections::ConnectionLimits;
 pub use error::ApiError;
+pub use stored_connection::{ConnectionStore, StoredConnectionError};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -48,7 +49,7 @@ pub struct AppState {
     pub admin: Arc<auth::AdminToken>,
     pub handoff: Handoff,
     pub kafka: Arc<KafkaDelivery>,
-    pub connection: Arc<connection::ConnectionStore>,
+    pub connection: Arc<stored_connection::ConnectionStore>,
     pub sessions: Arc<auth::Sessions>,
     /// Slots for calls with `output=void` (`ServerConfig::max_void_calls`).
     pub void_calls: Arc<tokio::sync::Semaphore>,

@@ -1,5 +1,6 @@
-//! Who may call what: API keys for `/v1/algo` (created and revoked by the admin, stored as
-//! SHA-256 hashes), the admin token for writes and `/v1/admin`, and the panel's sign-in
+//! Who may call what: API keys for `/v1/algo` (created and revoked by the admin, kept as
+//! SHA-256 hashes in the configuration store, `insights_store::ConfigStore`, and verified
+//! against a copy in memory), the admin token for writes and `/v1/admin`, and the panel's sign-in
 //! sessions ([`sessions`], with the [`Admin`] extractor every admin handler takes). This sits
 //! below both the JSON API and the panel, so that neither imports the other.
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use insights_store::{ApiKeyRecord, Store, hash_secret};
+use insights_store::{ApiKeyRecord, ConfigStore, hash_secret};
 
 use crate::error::ApiError;
 
@@ -29,9 +30,9 @@ struct KeyEntry {
     last_touch: Option<Instant>,
 }
 
-/// The API keys, verified in memory, written through to the store.
+/// The API keys, verified in memory, written through to the configuration store.
 pub struct ApiKeys {
-    store: Arc<Store>,
+    store: Arc<dyn ConfigStore>,
     by_hash: RwLock<HashMap<String, KeyEntry>>,
 }
 
@@ -45,7 +46,9 @@ pub struct CreatedKey {
 }
 
 impl ApiKeys {
-    pub fn load(store: Arc<Store>) -> Result<Self, insights_store::StoreError> {
+    /// Loads every key's hash from the configuration store, once: keys are created and
+    /// revoked through this cache, which writes them through.
+    pub fn load(store: Arc<dyn ConfigStore>) -> Result<Self, insights_store::StoreError> {
         let by_hash = store
             .api_keys()?
             .into_iter()
