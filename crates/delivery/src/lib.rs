@@ -10,13 +10,15 @@
 //! payload once and hands the same bytes to every sink: today the embedded store
 //! ([`StoreSink`]); the Kafka spool plugs in beside it as another [`PayloadSink`].
 
+mod dispatcher;
 mod handoff;
 pub mod kafka;
+mod sink;
 mod spool;
 mod store_sink;
 
-pub use handoff::{
-    BoxFuture, Dispatcher, DispatcherConfig, EncodedPayload, Handoff, PayloadSink, SinkError,
-};
+pub use dispatcher::{Dispatcher, DispatcherConfig};
+pub use handoff::Handoff;
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
+pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
 pub use store_sink::StoreSink;

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::BoxFuture;
 use insights_store::{PayloadRow, Store};
 
-use crate::{EncodedPayload, PayloadSink, SinkError};
+use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
 
 /// Writes batches into the store, retrying a failed write a few times, and prunes the oldest
 /// payloads so that at most `retention` remain (counted in `insights_payloads_pruned_total`).
@@ -35,7 +34,11 @@ impl PayloadSink for StoreSink {
         "store"
     }
 
-    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn queue_full(&self) -> DropReason {
+        DropReason::StoreQueueFull
+    }
+
+    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Outcome> {
         Box::pin(async move {
             let mut last_error = String::new();
             for attempt in 0..ATTEMPTS {
@@ -57,17 +60,20 @@ impl PayloadSink for StoreSink {
                         metrics::counter!("insights_payloads_stored_total")
                             .increment(batch.len() as u64);
                         self.maybe_prune(batch.len() as u64).await;
-                        return Ok(());
+                        return Outcome::Delivered;
                     }
                     Ok(Err(e)) => last_error = e.to_string(),
                     Err(e) => last_error = e.to_string(),
                 }
                 tracing::warn!(attempt, error = %last_error, "storing payloads failed");
             }
-            Err(SinkError {
-                sink: "store",
-                message: last_error,
-            })
+            Outcome::Dropped {
+                reason: DropReason::StoreError,
+                error: SinkError {
+                    sink: "store",
+                    message: last_error,
+                },
+            }
         })
     }
 }

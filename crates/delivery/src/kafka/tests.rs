@@ -11,8 +11,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
 use tracing::Level;
 
+use super::service::KafkaDrop;
 use super::{KafkaConfig, KafkaDelivery, KafkaStatus};
-use crate::{EncodedPayload, PayloadSink};
+use crate::{EncodedPayload, Outcome, PayloadSink};
 
 const TOPIC: &str = "insights";
 
@@ -120,7 +121,8 @@ impl Harness {
     async fn write(&self, n: usize) {
         let batch: Arc<[EncodedPayload]> =
             (0..n).map(|_| EncodedPayload::new(&payload())).collect();
-        self.delivery.write(batch).await.unwrap();
+        let outcome = self.delivery.write(batch).await;
+        assert!(matches!(outcome, Outcome::WillRetry), "{outcome:?}");
     }
 
     /// Waits for `done` (delivery is asynchronous), noting every state seen on the way; the
@@ -187,6 +189,32 @@ fn payload() -> Payload {
         metrics: insights_payload::MetricSet::new(),
         status: None,
     }
+}
+
+/// Regression (issue 11): reasons were strings, and one the label mapping did not know was
+/// counted as `kafka_window_expired`. The status keys and the labels are the ones the admin API,
+/// dashboards and alerts have always read.
+#[test]
+fn every_kafka_drop_keeps_its_status_key_and_label() {
+    let all = [
+        KafkaDrop::WindowExpired,
+        KafkaDrop::SpoolFull,
+        KafkaDrop::Rejected,
+        KafkaDrop::SpoolCorrupt,
+    ];
+    let keys: Vec<_> = all
+        .iter()
+        .map(|d| (d.status_key(), d.reason().label()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("window_expired", "kafka_window_expired"),
+            ("spool_full", "kafka_spool_full"),
+            ("rejected", "kafka_rejected"),
+            ("corrupt", "kafka_spool_corrupt"),
+        ]
+    );
 }
 
 fn connected_lines(log: &Capture) -> usize {

@@ -1,0 +1,176 @@
+//! What every sink shares: the encoded payload it is given, the trait it implements, and the
+//! outcome it answers with.
+//!
+//! An outcome is a type, not a string: a sink says whether a batch was delivered, is kept and
+//! retried by the sink itself, or was dropped, and a drop names its [`DropReason`]. The label of
+//! `insights_payloads_dropped_total{reason}` is derived from that enum in one exhaustive match
+//! ([`DropReason::label`]), so a new reason cannot be counted before it has a label of its own,
+//! and a misspelled one does not compile.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use insights_payload::{AlgorithmRef, Payload};
+
+/// A payload encoded once, shared by every sink.
+#[derive(Debug, Clone)]
+pub struct EncodedPayload {
+    pub algorithm: AlgorithmRef,
+    pub request_id: String,
+    /// The payload's `time` in microseconds since the Unix epoch.
+    pub time_us: i64,
+    /// The exact JSON object, as [`Payload::to_json`] made it.
+    pub json: Arc<str>,
+}
+
+impl EncodedPayload {
+    pub fn new(p: &Payload) -> Self {
+        Self {
+            algorithm: p.algorithm.clone(),
+            request_id: p.request_id.as_str().to_string(),
+            time_us: (p.time.unix_timestamp_nanos() / 1000) as i64,
+            json: p.to_json().into(),
+        }
+    }
+}
+
+/// The future a [`PayloadSink`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What went wrong when a sink gave up on a batch (after its own retries), for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{sink}: {message}")]
+pub struct SinkError {
+    pub sink: &'static str,
+    pub message: String,
+}
+
+/// A destination for payloads. The dispatcher gives each sink a queue and a task of its own, so
+/// a sink may take its time (retry, wait for a disk) without delaying any other; it owns its
+/// retries, and answers each batch with an [`Outcome`].
+pub trait PayloadSink: Send + Sync {
+    /// For the log: `store`, `kafka`.
+    fn name(&self) -> &'static str;
+    /// What a batch is counted as when this sink's queue in the dispatcher is full (it fell that
+    /// far behind) and the batch is dropped for it: `<sink>_queue_full`.
+    fn queue_full(&self) -> DropReason;
+    fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Outcome>;
+}
+
+/// What became of a batch a sink was given (after Vector's `EventStatus`).
+#[derive(Debug)]
+#[must_use]
+pub enum Outcome {
+    /// At its destination (the store: committed).
+    Delivered,
+    /// Kept by the sink, which goes on trying to deliver it (Kafka: appended to the spool and
+    /// sent within its window). What the sink gives up on later it counts itself, each payload
+    /// under its own [`DropReason`].
+    WillRetry,
+    /// Not for this sink (Kafka without a connection): nothing to deliver, nothing lost.
+    Skipped,
+    /// Given up on: the dispatcher counts every payload of the batch under `reason` and logs
+    /// `error`.
+    Dropped {
+        reason: DropReason,
+        error: SinkError,
+    },
+}
+
+/// Why a payload did not reach a sink: the `reason` label of
+/// `insights_payloads_dropped_total`. Every label is pinned by a test; dashboards and alerts
+/// read them, so a label is never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The hand-off was full when the request path offered the payload.
+    HandoffFull,
+    /// Offered after delivery shut down.
+    ShuttingDown,
+    /// The store refused a batch after its retries.
+    StoreError,
+    /// The store sink fell behind by a full queue; the batch was dropped for it.
+    StoreQueueFull,
+    /// The Kafka sink could not spool a batch (the disk refused it, or its thread has stopped).
+    KafkaError,
+    /// The Kafka sink fell behind by a full queue; the batch was dropped for it.
+    KafkaQueueFull,
+    /// Not acknowledged by Kafka within its window.
+    KafkaWindowExpired,
+    /// Evicted from the spool to keep it within `spool_max_bytes`.
+    KafkaSpoolFull,
+    /// Refused by Kafka in a way no retry can change (too large, not authorized).
+    KafkaRejected,
+    /// Unreadable in the spool.
+    KafkaSpoolCorrupt,
+}
+
+impl DropReason {
+    /// Every reason, for tests and documentation.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::HandoffFull,
+        DropReason::ShuttingDown,
+        DropReason::StoreError,
+        DropReason::StoreQueueFull,
+        DropReason::KafkaError,
+        DropReason::KafkaQueueFull,
+        DropReason::KafkaWindowExpired,
+        DropReason::KafkaSpoolFull,
+        DropReason::KafkaRejected,
+        DropReason::KafkaSpoolCorrupt,
+    ];
+
+    /// The `reason` label of `insights_payloads_dropped_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DropReason::HandoffFull => "handoff_full",
+            DropReason::ShuttingDown => "shutting_down",
+            DropReason::StoreError => "store_error",
+            DropReason::StoreQueueFull => "store_queue_full",
+            DropReason::KafkaError => "kafka_error",
+            DropReason::KafkaQueueFull => "kafka_queue_full",
+            DropReason::KafkaWindowExpired => "kafka_window_expired",
+            DropReason::KafkaSpoolFull => "kafka_spool_full",
+            DropReason::KafkaRejected => "kafka_rejected",
+            DropReason::KafkaSpoolCorrupt => "kafka_spool_corrupt",
+        }
+    }
+
+    /// Counts `n` payloads dropped for this reason.
+    pub(crate) fn count(self, n: u64) {
+        metrics::counter!("insights_payloads_dropped_total", "reason" => self.label()).increment(n);
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DropReason;
+
+    /// The labels as they were when reasons were strings (`<sink>_error` for a sink's error):
+    /// dashboards, alerts, docs and tests read them.
+    #[test]
+    fn every_drop_reason_keeps_its_label() {
+        let labels: Vec<&str> = DropReason::ALL.iter().map(DropReason::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "handoff_full",
+                "shutting_down",
+                "store_error",
+                "store_queue_full",
+                "kafka_error",
+                "kafka_queue_full",
+                "kafka_window_expired",
+                "kafka_spool_full",
+                "kafka_rejected",
+                "kafka_spool_corrupt",
+            ]
+        );
+    }
+}
