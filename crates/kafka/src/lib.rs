@@ -6,12 +6,12 @@
 //! classification for the test and the delivery thread.
 
 mod failure;
+mod probe;
 mod settings;
-mod test;
 
 pub use failure::{Failure, topic_in};
+pub use probe::{Verdict, VerdictCode, redacted, test_connection};
 pub use settings::{
     BrokerList, CaCertificate, ConnectionRequest, ConnectionSettings, ConnectionView, FieldError,
     SaslScram, ScramMechanism, Secret, Security, TopicName,
 };
-pub use test::{Verdict, VerdictCode, redacted, test_connection};
