@@ -14,8 +14,8 @@ use std::borrow::Cow;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-const TAGS: [&str; 3] = ["algorithm_name", "algorithm_owner", "algorithm_version"];
-const STRING_FIELDS: [&str; 2] = ["session_id", "request_id"];
+const TAGS: [&str; 3] = insights_payload::keys::ALGORITHM;
+const STRING_FIELDS: [&str; 2] = insights_payload::keys::IDENTIFIERS;
 
 /// Why a message cannot become a point: it goes to the dead-letter sink with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,7 +91,7 @@ impl Mapping {
         };
         let tags = [string(TAGS[0])?, string(TAGS[1])?, string(TAGS[2])?];
         let ids = [string(STRING_FIELDS[0])?, string(STRING_FIELDS[1])?];
-        let time = string("time")?;
+        let time = string(insights_payload::keys::TIME)?;
         let timestamp = parse_time(time).ok_or_else(|| Rejection::BadTime(time.to_string()))?;
         for (key, value) in TAGS.iter().zip(tags) {
             if !encodable(value) {
@@ -121,7 +121,7 @@ impl Mapping {
         }
         for (i, (key, value)) in entries.iter().enumerate() {
             let key: &str = key;
-            if TAGS.contains(&key) || STRING_FIELDS.contains(&key) || key == "time" {
+            if TAGS.contains(&key) || STRING_FIELDS.contains(&key) || key == insights_payload::keys::TIME {
                 continue;
             }
             if entries[i + 1..].iter().any(|(k, _)| k == key) {

@@ -11,6 +11,7 @@
 //! Every other stage (store, Kafka, bridge) moves the encoded bytes; none re-encodes them.
 
 mod ids;
+pub mod keys;
 mod metrics;
 mod payload;
 pub mod report;

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde_json::Number;
 
+use crate::keys;
+
 /// At most this many reported metrics per execution (operational keys not counted).
 pub const MAX_METRICS: usize = 25;
 /// At most this many bytes of metric keys plus values (values counted as their JSON text).
@@ -12,16 +14,16 @@ pub const MAX_METRICS_BYTES: usize = 25_000;
 /// Names an algorithm may not report: the operational keys of the payload, `timestamp`
 /// (reserved by Algorithmia's documentation), and the opt-in `status` / `error_type` keys.
 pub const RESERVED_NAMES: [&str; 10] = [
-    "algorithm_name",
-    "algorithm_owner",
-    "algorithm_version",
-    "session_id",
-    "request_id",
-    "duration_milliseconds",
-    "time",
+    keys::ALGORITHM_NAME,
+    keys::ALGORITHM_OWNER,
+    keys::ALGORITHM_VERSION,
+    keys::SESSION_ID,
+    keys::REQUEST_ID,
+    keys::DURATION_MILLISECONDS,
+    keys::TIME,
     "timestamp",
-    "status",
-    "error_type",
+    keys::STATUS,
+    keys::ERROR_TYPE,
 ];
 
 /// Reported names may not start with this: the series Insights derives from the payloads

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 
-use crate::{MetricSet, RequestId, SessionId};
+use crate::{MetricSet, RequestId, SessionId, keys};
 
 /// `2021-02-20T00:21:54.867231`: UTC, microseconds, no zone designator.
 const TIME_FORMAT: &[FormatItem<'static>] =
@@ -68,34 +68,51 @@ impl Payload {
             write!(out, "{value}").expect("writing to a String cannot fail");
             out.push(',');
         }
-        write!(
-            out,
-            "\"duration_milliseconds\":{},\"algorithm_version\":",
-            self.duration_milliseconds
-        )
-        .expect("writing to a String cannot fail");
+        push_key(&mut out, keys::DURATION_MILLISECONDS);
+        write!(out, "{}", self.duration_milliseconds).expect("writing to a String cannot fail");
+        out.push(',');
+        push_key(&mut out, keys::ALGORITHM_VERSION);
         push_str(&mut out, &self.algorithm.version);
-        out.push_str(",\"request_id\":");
+        out.push(',');
+        push_key(&mut out, keys::REQUEST_ID);
         push_str(&mut out, self.request_id.as_str());
-        out.push_str(",\"time\":");
+        out.push(',');
+        push_key(&mut out, keys::TIME);
         push_str(&mut out, &format_time(self.time));
-        out.push_str(",\"algorithm_name\":");
+        out.push(',');
+        push_key(&mut out, keys::ALGORITHM_NAME);
         push_str(&mut out, &self.algorithm.name);
-        out.push_str(",\"session_id\":");
+        out.push(',');
+        push_key(&mut out, keys::SESSION_ID);
         push_str(&mut out, self.session_id.as_str());
-        out.push_str(",\"algorithm_owner\":");
+        out.push(',');
+        push_key(&mut out, keys::ALGORITHM_OWNER);
         push_str(&mut out, &self.algorithm.owner);
         match &self.status {
             None => {}
-            Some(ExecutionStatus::Success) => out.push_str(",\"status\":\"success\""),
+            Some(ExecutionStatus::Success) => {
+                out.push(',');
+                push_key(&mut out, keys::STATUS);
+                out.push_str("\"success\"");
+            }
             Some(ExecutionStatus::Error { error_type }) => {
-                out.push_str(",\"status\":\"error\",\"error_type\":");
+                out.push(',');
+                push_key(&mut out, keys::STATUS);
+                out.push_str("\"error\",");
+                push_key(&mut out, keys::ERROR_TYPE);
                 push_str(&mut out, error_type);
             }
         }
         out.push('}');
         out
     }
+}
+
+/// Appends `"key":` (the keys are plain ASCII: no escaping needed).
+fn push_key(out: &mut String, key: &str) {
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
 }
 
 /// Appends `s` as a JSON string literal.

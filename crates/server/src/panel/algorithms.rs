@@ -8,6 +8,7 @@ use insights_store::PayloadQuery;
 use maud::html;
 
 use crate::AppState;
+use insights_payload::keys;
 
 use super::layout::{Nav, Page, html_page, layout};
 
@@ -73,10 +74,10 @@ pub(super) async fn algorithms_page(
 /// Keys every payload has; the table shows them first (time, request, duration) or not at all
 /// (the rest repeat the page's title).
 const PAYLOAD_IDENTITY_KEYS: [&str; 4] = [
-    "algorithm_name",
-    "algorithm_owner",
-    "algorithm_version",
-    "session_id",
+    keys::ALGORITHM_NAME,
+    keys::ALGORITHM_OWNER,
+    keys::ALGORITHM_VERSION,
+    keys::SESSION_ID,
 ];
 
 pub(super) async fn version_page(
@@ -101,7 +102,7 @@ pub(super) async fn version_page(
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
     // Columns: time, request, duration, then every metric in first-seen order.
-    let mut columns: Vec<String> = ["time", "request_id", "duration_milliseconds"]
+    let mut columns: Vec<String> = [keys::TIME, keys::REQUEST_ID, keys::DURATION_MILLISECONDS]
         .map(String::from)
         .to_vec();
     for p in &payloads {
