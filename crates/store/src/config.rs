@@ -50,8 +50,9 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// Where configuration is kept: the seam between the in-memory caches of configuration (the
-/// runtime's `Catalog`, the server's `ApiKeys`, the stored Kafka connection) and the database
-/// that holds it, kept apart from the payloads so that the two can live in different places.
+/// runtime's `Catalog`, the server's `ApiKeys` and its stored Kafka connection,
+/// `ConnectionStore`) and the database that holds it, kept apart from the payloads so that
+/// the two can later live in different places.
 ///
 /// Today the one implementation is the embedded SQLite [`Store`] of one server's data
 /// directory. This is where a shared database for several servers will plug in later, and
@@ -60,8 +61,8 @@ pub fn hash_secret(secret: &str) -> String {
 /// The sealing key ([`crate::SecretBox`], `<data-dir>/secret.key`) stays beside the data
 /// directory; servers that share a configuration must share that key too.
 ///
-/// Synchronous, as the store is; async callers use `spawn_blocking`. Settings are opaque JSON:
-/// their owners (the runtime, the server) give them meaning.
+/// Synchronous, as the store is. Settings are opaque JSON: their owners (the runtime, the
+/// server) give them meaning.
 pub trait ConfigStore: Send + Sync {
     /// Registers an algorithm; [`StoreError::AlreadyExists`] if its owner and name are taken.
     fn insert_algorithm(&self, a: &AlgorithmRecord) -> Result<()>;
