@@ -1,14 +1,30 @@
 //! Delivery: how payloads leave the request path and reach their destinations.
 //!
 //! ```text
-//! runtime ──offer()──▶ Handoff (bounded, never blocks) ──▶ Dispatcher ──▶ each PayloadSink
+//! runtime ──offer()──▶ Handoff ──▶ Dispatcher ─┬─▶ queue ─▶ task ─▶ StoreSink ─▶ SQLite
+//!                      (bounded)   (batches,   │
+//!                                  encoded     └─▶ queue ─▶ task ─▶ KafkaDelivery ─▶ Spool ─▶ topic
+//!                                  once)
 //! ```
 //!
-//! The [`Handoff`] is the one seam between executing algorithms and delivering their payloads:
-//! `offer` never waits; when the queue is full the payload is dropped and counted
-//! (`insights_payloads_dropped_total{reason="handoff_full"}`). The [`Dispatcher`] encodes each
-//! payload once and hands the same bytes to every sink: today the embedded store
-//! ([`StoreSink`]); the Kafka spool plugs in beside it as another [`PayloadSink`].
+//! - [`Handoff`] (`handoff.rs`): the one seam between executing algorithms and delivering their
+//!   payloads. `offer` never waits; when the queue is full the payload is dropped and counted
+//!   (`insights_payloads_dropped_total{reason="handoff_full"}`).
+//! - [`Dispatcher`] (`dispatcher.rs`): drains the hand-off in batches (group commit), encodes
+//!   each payload once, and gives the same batch to every sink through a bounded queue and a
+//!   task of the sink's own, so a slow or stuck sink never delays another. A sink whose queue
+//!   is full loses the batch, counted as `<sink>_queue_full`; when no sink has room the
+//!   dispatcher waits and the hand-off fills. On shutdown every payload handed over is written
+//!   to every sink before `run` returns.
+//! - The sink shape (`sink.rs`): [`PayloadSink`] takes an `Arc<[EncodedPayload]>` and answers
+//!   an [`Outcome`] (delivered, will retry, skipped, dropped with a [`DropReason`]); the
+//!   reason's [`label`](DropReason::label) is the metric's label, by exhaustive match.
+//! - [`StoreSink`] (`store_sink.rs`): the embedded store, with retries and pruning.
+//! - [`kafka`]: the Kafka sink, in the folder shape every sink follows (`config`, `sink`,
+//!   `request_builder`, `service`, `tests`).
+//! - `spool.rs`: the durable spool (segments of checksummed records, a resolution log, torn-tail
+//!   recovery, a bound in bytes), shared machinery for any remote sink; the Kafka sink keeps
+//!   its payloads there until the broker acknowledges them.
 
 mod dispatcher;
 mod handoff;

@@ -1,7 +1,8 @@
 //! Kafka delivery, in the shape every sink has: `config` (what an operator sets), `sink` (the
 //! [`PayloadSink`](crate::PayloadSink) and the status the admin sees), `request_builder` (a
-//! payload as a spool record and as a message), `service` (the producer thread), `context`
-//! (librdkafka's callbacks), `logs` (warnings said once), `tests`.
+//! payload as a spool record and as a message), `service` (the producer thread; `service/health`:
+//! what it knows about the connection), `context` (librdkafka's callbacks), `logs` (warnings
+//! said once), `tests` (against librdkafka's mock cluster).
 //!
 //! ```text
 //! Dispatcher ──KafkaDelivery::write──▶ producer thread ──append──▶ Spool (segments on disk)

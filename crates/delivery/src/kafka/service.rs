@@ -19,6 +19,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{Producer, ThreadedProducer};
 use tokio::sync::oneshot;
 
+mod health;
+
+use health::{Problem, Topic, TopicCheck, kind_of};
+
 use super::context::Context;
 use super::{KafkaConfig, KafkaStatus, logs, request_builder};
 use crate::spool::{Record, Spool};
@@ -58,14 +62,6 @@ pub(super) enum Event {
     Stop(oneshot::Sender<()>),
 }
 
-pub(super) enum TopicCheck {
-    /// Every partition has a leader.
-    Ready,
-    Failed(Failure, String),
-    /// No broker answered in time: the connection's own errors say why.
-    Unanswered,
-}
-
 /// Why the producer thread gave up on a payload. Each has its key in
 /// [`KafkaStatus::dropped_by_reason`] and its [`DropReason`], both by exhaustive match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,21 +94,6 @@ impl KafkaDrop {
             KafkaDrop::SpoolCorrupt => DropReason::KafkaSpoolCorrupt,
         }
     }
-}
-
-/// What delivery knows is wrong: a failure, when its code says which, and the error.
-#[derive(Debug, Clone)]
-struct Problem {
-    failure: Option<Failure>,
-    message: String,
-}
-
-/// What the topic's metadata last said, for this connection.
-#[derive(Debug, Clone)]
-enum Topic {
-    Unknown,
-    Ready,
-    Failed(Problem),
 }
 
 /// The thread that owns the spool and the producer: it appends what the sink is given, hands
@@ -164,22 +145,6 @@ pub(super) struct ProducerThread {
 }
 
 const TICK: Duration = Duration::from_millis(100);
-/// How often the topic's metadata is asked for while the topic is what fails.
-const TOPIC_RECHECK: Duration = Duration::from_secs(5);
-const TOPIC_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The failure an error code stands for, and the limiter's key for its kind (the code itself
-/// when it stands for none of them).
-fn kind_of(code: Option<RDKafkaErrorCode>) -> (Option<Failure>, String) {
-    let failure = code.and_then(Failure::of);
-    let key = match (failure, code) {
-        (Some(f), _) => f.as_str().to_string(),
-        (None, Some(code)) => format!("{code:?}"),
-        (None, None) => "other".to_string(),
-    };
-    (failure, key)
-}
-
 impl ProducerThread {
     /// Starts the thread (named `kafka-producer`) on a spool just opened.
     pub(super) fn spawn(
@@ -466,171 +431,6 @@ impl ProducerThread {
                 });
             }
         }
-    }
-
-    /// Records what delivery fails on. A failure does not replace a more specific one that
-    /// explains it (a refused password is followed by "all brokers are down", and brokers that
-    /// cannot be reached by messages timing out): the explanation is kept.
-    fn fail(&mut self, failure: Option<Failure>, message: String) {
-        if self.link.as_ref().is_none_or(|p| failure >= p.failure) {
-            self.link = Some(Problem { failure, message });
-        }
-    }
-
-    /// A warning, said once per kind and then summarised (see `logs`).
-    fn warn(&mut self, key: String, what: &'static str, error: &str) {
-        self.said_connected = false;
-        if let Some(line) =
-            self.limiter
-                .offer(&key, tracing::Level::WARN, what, error, Instant::now())
-        {
-            line.log();
-        }
-    }
-
-    /// librdkafka's own log. Its `FAIL` lines are the failures its error callback reports
-    /// too, which `Event::ClientError` logs: they are kept for debugging only, so that each
-    /// failure is said once. Its other warnings are said once per facility.
-    fn librdkafka_log(&mut self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let warning = (level as i32) <= (RDKafkaLogLevel::Warning as i32);
-        if !warning || facility == "FAIL" {
-            tracing::debug!(target: "librdkafka", facility, "{message}");
-            return;
-        }
-        let key = format!("librdkafka {facility}");
-        if let Some(line) = self.limiter.offer(
-            &key,
-            tracing::Level::WARN,
-            "librdkafka warning",
-            message,
-            Instant::now(),
-        ) {
-            line.log();
-        }
-    }
-
-    /// Asks for the topic's metadata, through the producer's own connections, on a thread of
-    /// its own (the request blocks until a broker answers): once per producer, and every few
-    /// seconds until the topic is known to take writes, so that a topic created meanwhile is
-    /// noticed without a payload. (A producer connects to the brokers that lead partitions only
-    /// once it has messages for them: without this, nothing would say whether it could.)
-    fn check_topic(&mut self) {
-        let Some(producer) = &self.producer else {
-            return;
-        };
-        let topic_fails = !matches!(self.topic_state, Topic::Ready)
-            || self
-                .link
-                .as_ref()
-                .and_then(|p| p.failure)
-                .is_some_and(Failure::is_about_the_topic);
-        let due = self.checked_generation != Some(self.generation)
-            || (topic_fails
-                && self
-                    .last_topic_check
-                    .is_none_or(|t| t.elapsed() >= TOPIC_RECHECK));
-        if self.topic_check.is_some() || !due {
-            return;
-        }
-        let (producer, topic, events) = (
-            Arc::clone(producer),
-            self.topic.clone(),
-            self.events_tx.clone(),
-        );
-        let generation = self.generation;
-        let spawned = std::thread::Builder::new()
-            .name("kafka-topic-check".into())
-            .spawn(move || {
-                let result = match producer
-                    .client()
-                    .fetch_metadata(Some(&topic), TOPIC_CHECK_TIMEOUT)
-                {
-                    Ok(metadata) => match insights_kafka::topic_in(&metadata, &topic) {
-                        Ok(_) => TopicCheck::Ready,
-                        Err((failure, message)) => TopicCheck::Failed(failure, message),
-                    },
-                    Err(_) => TopicCheck::Unanswered,
-                };
-                let _ = events.send(Event::TopicChecked { generation, result });
-            });
-        if spawned.is_ok() {
-            self.topic_check = Some(generation);
-            self.checked_generation = Some(generation);
-            self.last_topic_check = Some(Instant::now());
-        }
-    }
-
-    fn topic_checked(&mut self, result: TopicCheck) {
-        match result {
-            TopicCheck::Ready => {
-                self.topic_state = Topic::Ready;
-                // A broker answered (connected, TLS and SASL done), and the topic exists and has
-                // leaders: what delivery reported about either is over.
-                self.broker_up = true;
-                if self.link.as_ref().is_some_and(|p| {
-                    p.failure
-                        .is_none_or(|f| f == Failure::Unreachable || f.is_about_the_topic())
-                }) {
-                    self.link = None;
-                }
-            }
-            TopicCheck::Failed(failure, message) => {
-                self.warn(
-                    failure.as_str().to_string(),
-                    "the Kafka topic cannot take payloads; they wait",
-                    &message,
-                );
-                self.topic_state = Topic::Failed(Problem {
-                    failure: Some(failure),
-                    message,
-                });
-            }
-            TopicCheck::Unanswered => {}
-        }
-    }
-
-    /// The state the admin sees, from what delivery knows (the most specific failure first).
-    fn derive_state(&mut self) {
-        let topic = match &self.topic_state {
-            Topic::Failed(p) => Some(p),
-            _ => None,
-        };
-        let problem = match (self.link.as_ref(), topic) {
-            (Some(l), Some(t)) => Some(if t.failure > l.failure { t } else { l }),
-            (l, t) => l.or(t),
-        };
-        let (state, problem) = if self.settings.is_none() {
-            ("not_configured", None)
-        } else if let Some(p) = problem {
-            ("failing", Some(p.clone()))
-        } else if self.producer.is_some()
-            && self.broker_up
-            && matches!(self.topic_state, Topic::Ready)
-        {
-            ("connected", None)
-        } else {
-            ("connecting", None)
-        };
-        if state == "connected" && !self.said_connected {
-            let brokers = self
-                .settings
-                .as_ref()
-                .map(|s| s.brokers.joined())
-                .unwrap_or_default();
-            if let Some(line) = self.limiter.offer(
-                "connected",
-                tracing::Level::INFO,
-                "Kafka delivery connected",
-                &brokers,
-                Instant::now(),
-            ) {
-                tracing::info!(topic = %self.topic, brokers, repeated = line.repeated, "Kafka delivery connected");
-            }
-            self.said_connected = true;
-        }
-        self.counts.state = state;
-        self.counts.problem = problem.as_ref().and_then(|p| p.failure);
-        self.counts.last_error = problem.map(|p| p.message);
     }
 
     fn delivered(
