@@ -202,20 +202,41 @@ impl BridgeConfig {
     }
 
     /// Loads the file (if any) with overrides on top; see [`BridgeConfig::parse_with`].
+    ///
+    /// Every path ends up absolute, resolved once here: a path in the file is relative to the
+    /// file's folder; a path in an override (`--set`, `INSIGHTS_BRIDGE_*`) to the working
+    /// directory at start, as a path typed on a command line is.
     pub fn load_with(
         path: Option<&Path>,
         overrides: &[(String, String)],
     ) -> Result<Self, ConfigError> {
+        let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
+            path: "the working directory".into(),
+            source,
+        })?;
         let (text, base) = match path {
-            Some(path) => (
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            ),
-            None => (String::new(), PathBuf::from(".")),
+            Some(path) => {
+                let path = cwd.join(path);
+                (
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+                    path.parent().unwrap_or(&cwd).to_path_buf(),
+                )
+            }
+            None => (String::new(), cwd.clone()),
         };
+        let overrides: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(key, value)| match key.as_str() {
+                "kafka.ca_certificate_file" | "dead_letter.directory" if !value.is_empty() => {
+                    (key.clone(), cwd.join(value).to_string_lossy().into_owned())
+                }
+                _ => (key.clone(), value.clone()),
+            })
+            .collect();
+        let overrides = overrides.as_slice();
         Self::parse_with(&text, &base, overrides)
     }
 
@@ -485,6 +506,31 @@ database = "insights"
         );
         assert_eq!(c.measurement, "algorithmia");
         assert_eq!(c.dead_letter_dir, Path::new("/etc/insights/dead-letter"));
+    }
+
+    #[test]
+    fn every_path_is_absolute_from_the_file_s_folder_or_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(&cwd).unwrap();
+        let file = dir.path().join("bridge.toml");
+        std::fs::write(&file, GOOD).unwrap();
+        // The file named relatively, as a user types it: its paths against its own folder.
+        let relative = Path::new(dir.path().file_name().unwrap()).join("bridge.toml");
+        let c = BridgeConfig::load_with(Some(&relative), &[]).unwrap();
+        assert!(
+            c.dead_letter_dir.is_absolute(),
+            "{}",
+            c.dead_letter_dir.display()
+        );
+        assert!(
+            c.dead_letter_dir.starts_with(dir.path()),
+            "{}",
+            c.dead_letter_dir.display()
+        );
+        // A path in an override: against the working directory.
+        let set = [("dead_letter.directory".to_string(), "dl".to_string())];
+        let c = BridgeConfig::load_with(Some(&relative), &set).unwrap();
+        assert_eq!(c.dead_letter_dir, cwd.join("dl"));
     }
 
     #[test]
