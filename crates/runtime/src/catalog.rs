@@ -612,7 +612,7 @@ fn version_view(key: &Key, version: &Version, v: &PublishedVersion) -> VersionVi
 }
 
 pub(crate) fn now() -> String {
-    insights_payload::format_time(time::OffsetDateTime::now_utc())
+    insights_store::record_time_now()
 }
 
 /// Owners: 1 to 64 letters, digits, `_` or `-`, starting with a letter or digit.

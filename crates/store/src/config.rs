@@ -44,6 +44,20 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<String>,
 }
 
+/// When an administrator's record was made or last used, as stored and shown: RFC 3339 in UTC
+/// (`2026-12-01T22:04:05.123456Z`). Deliberately not the payload's `time` format, which is
+/// Algorithmia's wire format for payloads and nothing else.
+pub fn record_time(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("every UTC time has an RFC 3339 form")
+}
+
+/// [`record_time`] of now.
+pub fn record_time_now() -> String {
+    record_time(time::OffsetDateTime::now_utc())
+}
+
 /// Hex SHA-256 of a secret, as stored and compared.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -348,6 +362,14 @@ impl ConfigStore for Store {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_stamped_in_rfc_3339_not_the_payload_s_format() {
+        let t = time::macros::datetime!(2026-12-01 22:04:05.123456 UTC);
+        assert_eq!(record_time(t), "2026-12-01T22:04:05.123456Z");
+        let now = record_time_now();
+        assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
+    }
 
     pub(crate) fn algo(name: &str) -> AlgorithmRecord {
         AlgorithmRecord {

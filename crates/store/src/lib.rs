@@ -18,7 +18,10 @@ pub mod config;
 pub mod payloads;
 mod secrets;
 
-pub use config::{AlgorithmRecord, ApiKeyRecord, ConfigStore, VersionRecord, hash_secret};
+pub use config::{
+    AlgorithmRecord, ApiKeyRecord, ConfigStore, VersionRecord, hash_secret, record_time,
+    record_time_now,
+};
 pub use payloads::{PayloadQuery, PayloadRow};
 pub use secrets::{SecretBox, SecretError};
 

@@ -93,7 +93,7 @@ impl ApiKeys {
             id: format!("key-{}", uuid::Uuid::new_v4()),
             name: name.to_string(),
             key_hash: hash_secret(&key),
-            created_at: insights_payload::format_time(time::OffsetDateTime::now_utc()),
+            created_at: insights_store::record_time_now(),
             last_used_at: None,
         };
         self.store.insert_api_key(&record)?;
@@ -145,7 +145,7 @@ impl ApiKeys {
             }
             let (store, id2) = (self.store.clone(), id.clone());
             tokio::task::spawn_blocking(move || {
-                let now = insights_payload::format_time(time::OffsetDateTime::now_utc());
+                let now = insights_store::record_time_now();
                 if let Err(e) = store.touch_api_key(&id2, &now) {
                     tracing::warn!(error = %e, "recording when an API key was last used failed");
                 }
