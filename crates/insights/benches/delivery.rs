@@ -48,53 +48,20 @@ fn args() -> Args {
     a
 }
 
-fn tansu_bin() -> String {
-    std::env::var("INSIGHTS_TANSU").expect("INSIGHTS_TANSU (scripts/bench-delivery sets it)")
-}
+const TOPICS: [&str; 3] = ["bench-bare", "bench-pipeline", "bench-outage"];
 
-/// tansu on `port`: memory storage, or SQLite in `dir` (which survives a restart, as a real
-/// broker's log does).
+/// tansu on `port`: memory storage, or SQLite in `dir` (which survives a restart).
 fn start_tansu(port: u16, sqlite_dir: Option<&std::path::Path>) -> Proc {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut cmd = Command::new(tansu_bin());
-    cmd.args([
-        "broker",
-        "--listener-url",
-        &url,
-        "--advertised-listener-url",
-        &url,
-        "--storage-engine",
-    ]);
     match sqlite_dir {
-        // tansu resolves a sqlite:// path against its working directory.
-        Some(dir) => cmd.arg("sqlite://tansu.db").current_dir(dir),
-        None => cmd.arg("memory://tansu/"),
-    };
-    let p = Proc(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
+        Some(dir) => insights_testkit::tansu_sqlite_on(port, dir, &TOPICS),
+        None => {
+            let (p, brokers) = insights_testkit::tansu_on(port, TOPICS[0]);
+            for topic in &TOPICS[1..] {
+                insights_testkit::create_topic(&brokers, topic, 3);
+            }
+            p
+        }
     }
-    for topic in ["bench-bare", "bench-pipeline", "bench-outage"] {
-        // Fails harmlessly when the topic exists (a restarted SQLite broker).
-        let _ = Command::new(tansu_bin())
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                "3",
-                "--broker",
-                &url,
-            ])
-            .output()
-            .unwrap();
-    }
-    p
 }
 
 fn payload(i: usize) -> Payload {

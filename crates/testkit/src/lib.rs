@@ -93,6 +93,47 @@ pub fn tansu_on(port: u16, topic: &str) -> (Proc, String) {
     (p, format!("127.0.0.1:{port}"))
 }
 
+/// A plaintext tansu on `port` with SQLite storage in `dir` (which survives a restart, as a real
+/// broker's log does), and `topics` (3 partitions each) created unless they exist already.
+pub fn tansu_sqlite_on(port: u16, dir: &Path, topics: &[&str]) -> Proc {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let p = Proc(
+        Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                // tansu resolves a sqlite:// path against its working directory.
+                "sqlite://tansu.db",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    for topic in topics {
+        // Refused when the topic exists (a restarted broker): that is the state wanted.
+        let _ = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--broker",
+                &url,
+            ])
+            .output()
+            .unwrap();
+    }
+    p
+}
+
 /// Runs a tansu client command until it succeeds (the broker may still be starting).
 pub fn tansu_ok(args: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
