@@ -63,7 +63,9 @@ fn describe() {
     );
     describe_counter!(
         "insights_payloads_dropped_total",
-        "Payloads dropped, by reason (handoff_full, shutting_down, store_error)."
+        "Payloads dropped, by reason (handoff_full, shutting_down, store_error, store_queue_full, \
+         kafka_error, kafka_queue_full, kafka_window_expired, kafka_spool_full, kafka_rejected, \
+         kafka_spool_corrupt)."
     );
     describe_counter!(
         "insights_payloads_pruned_total",
