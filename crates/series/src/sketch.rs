@@ -1,0 +1,156 @@
+//! The quantile sketch of a window: DataDog's DDSketch (crate `sketches-ddsketch`), with a
+//! relative error of [`RELATIVE_ERROR`] (1%): a quantile read from a sketch is within 1% of the
+//! exact one, `|estimate − exact| ≤ 0.01·|exact|`, for every |value| ≥ 1e-9 (values closer to
+//! zero than that are counted as zero). The exact quantile is the value of rank
+//! `⌊q·(n−1)⌋` in the window's sorted values, as the sketch defines it. Sketches merge without
+//! adding error, which is what lets a 1-hour window be read from sixty 1-minute ones.
+//!
+//! A live DDSketch holds its bins densely (at least 128 of them, 1 KiB, per sign), far more than
+//! a finished window needs. So only the newest [`LIVE_WINDOWS`] windows of a series stay live;
+//! older ones are frozen into the crate's compact binary encoding (the one DataDog's Java
+//! library reads: varint bin deltas and counts, typically 50 to a few hundred bytes), and thawed
+//! again only if a late point arrives for them or a query merges them.
+
+use sketches_ddsketch::{Config, DDSketch};
+
+/// The sketch's relative error: quantiles are within 1% of the exact ones.
+pub const RELATIVE_ERROR: f64 = 0.01;
+/// The bins a sketch may grow to before it collapses its lowest ones: 2048 bins of 1% cover
+/// values spanning a factor of about 10^17 (1e-9 to 1e8, say) without any collapse.
+const MAX_BINS: u32 = 2048;
+/// Values closer to zero than this are counted as zero.
+const MIN_VALUE: f64 = 1e-9;
+
+/// How many of a series' newest windows, per level, keep a live sketch.
+pub(crate) const LIVE_WINDOWS: usize = 3;
+
+pub(crate) fn config() -> Config {
+    Config::new(RELATIVE_ERROR, MAX_BINS, MIN_VALUE)
+}
+
+pub(crate) fn new_sketch() -> DDSketch {
+    DDSketch::new(config())
+}
+
+/// A window's sketch, live (cheap to add to) or frozen (compact).
+#[derive(Clone)]
+pub(crate) enum Sketch {
+    Live(Box<DDSketch>),
+    Frozen(Box<[u8]>),
+}
+
+impl std::fmt::Debug for Sketch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sketch::Live(s) => write!(f, "Live({} values)", s.count()),
+            Sketch::Frozen(b) => write!(f, "Frozen({} bytes)", b.len()),
+        }
+    }
+}
+
+impl Sketch {
+    pub(crate) fn with(value: f64) -> Self {
+        let mut s = new_sketch();
+        s.add(value);
+        Sketch::Live(Box::new(s))
+    }
+
+    pub(crate) fn add(&mut self, value: f64) {
+        match self {
+            Sketch::Live(s) => s.add(value),
+            Sketch::Frozen(_) => {
+                let mut s = Box::new(self.thawed());
+                s.add(value);
+                *self = Sketch::Live(s);
+            }
+        }
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(self, Sketch::Live(_))
+    }
+
+    pub(crate) fn freeze(&mut self) {
+        if let Sketch::Live(s) = self {
+            *self = Sketch::Frozen(s.to_java_bytes().into_boxed_slice());
+        }
+    }
+
+    /// A live copy.
+    pub(crate) fn thawed(&self) -> DDSketch {
+        match self {
+            Sketch::Live(s) => (**s).clone(),
+            // Frozen bytes were checked when made or loaded; a failure here is a bug, and an
+            // empty sketch (which only widens the error) is better than a panic in a query.
+            Sketch::Frozen(b) => DDSketch::from_java_bytes(b).unwrap_or_else(|_| new_sketch()),
+        }
+    }
+
+    /// Merges this window's values into `acc`.
+    pub(crate) fn merge_into(&self, acc: &mut DDSketch) {
+        let merged = match self {
+            Sketch::Live(s) => acc.merge(s),
+            Sketch::Frozen(_) => acc.merge(&self.thawed()),
+        };
+        debug_assert!(merged.is_ok(), "every sketch has the same configuration");
+    }
+
+    /// The encoded form, for the snapshot.
+    pub(crate) fn encoded(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Sketch::Live(s) => std::borrow::Cow::Owned(s.to_java_bytes()),
+            Sketch::Frozen(b) => std::borrow::Cow::Borrowed(b),
+        }
+    }
+
+    /// Bytes held, for the memory estimate: a live sketch's struct and its dense bins, or the
+    /// frozen encoding.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Sketch::Live(s) => std::mem::size_of::<DDSketch>() + s.length().max(1) * 8,
+            Sketch::Frozen(b) => b.len(),
+        }
+    }
+}
+
+/// The quantile `q` of a sketch (`None` when empty).
+pub(crate) fn quantile(s: &DDSketch, q: f64) -> Option<f64> {
+    s.quantile(q).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frozen_sketches_decode_to_our_configuration_and_merge() {
+        let mut a = Sketch::with(0.5);
+        for i in 1..100 {
+            a.add(f64::from(i) / 100.0 - 0.3);
+        }
+        let live = a.thawed();
+        a.freeze();
+        assert!(!a.is_live());
+        let Sketch::Frozen(bytes) = &a else {
+            unreachable!()
+        };
+        // What the snapshot stores decodes to our configuration, so merging it cannot fail.
+        let decoded = DDSketch::from_java_bytes(bytes).unwrap();
+        assert!(new_sketch().merge(&decoded).is_ok());
+        let mut acc = new_sketch();
+        a.merge_into(&mut acc);
+        assert_eq!(acc.count(), 100);
+        for q in [0.5, 0.9, 0.99] {
+            assert_eq!(quantile(&acc, q), quantile(&live, q));
+        }
+        // A frozen window is much smaller than a live one.
+        assert!(a.bytes() < 400, "{} bytes", a.bytes());
+        assert!(Sketch::with(1.0).bytes() > 1000);
+    }
+
+    #[test]
+    fn garbage_reads_as_an_empty_sketch_not_a_panic() {
+        let s = Sketch::Frozen(vec![0xff, 0x00, 0x13].into_boxed_slice());
+        assert_eq!(s.thawed().count(), 0);
+    }
+}
