@@ -116,22 +116,32 @@ fn metric(page: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// Starts a bridge on `config`, waits until it has written at least 40 of the `N` payloads, and
-/// kills it with SIGKILL: no commit, no LeaveGroup, its member stays in the group on the broker
-/// until its session times out.
-async fn write_some_then_sigkill(config: &std::path::Path, influx: &str) {
-    let bridge = start(config);
+/// Waits until the bridge on `port` reports `name` = `value` in `/metrics`; returns when it
+/// saw it.
+async fn wait_for_metric(port: u16, name: &str, value: f64) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(influx, POINTS).await < 40 {
-        assert!(Instant::now() < deadline, "the bridge wrote nothing");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        let page = metrics(port).await;
+        if metric(&page, name) == Some(value) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {name} {value} in /metrics:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    drop(bridge); // SIGKILL, mid-stream
-    let before = count(influx, POINTS).await;
-    assert!(
-        before < N,
-        "killed before the end ({before} of {N} written)"
-    );
+}
+
+/// Kills `bridge` with SIGKILL (no commit, no LeaveGroup: its member stays in the group on the
+/// broker until its session times out) 1.5 s after it reported its assignment at `assigned`.
+/// librdkafka heartbeats right after an assignment and then every 3 s, so this kills it between
+/// two heartbeats, more than a second after the last: the timing in which a restart without
+/// static membership holds nothing on tansu 0.6.0 (see the regression test below). The pause
+/// places the kill in the heartbeat cycle; it does not wait for anything.
+async fn kill_between_heartbeats(bridge: Bridge, assigned: Instant) {
+    tokio::time::sleep_until((assigned + Duration::from_millis(1500)).into()).await;
+    drop(bridge);
 }
 
 /// Waits until InfluxDB holds every payload, then checks it holds each exactly once.
@@ -153,9 +163,10 @@ const N: u64 = 400;
 /// Restarted at once, as systemd (`Restart=always`) or Kubernetes restarts a killed process:
 /// within a second, well inside the dead member's session (10 s). Without static membership,
 /// what tansu 0.6.0 does then depends on when the dead member last heartbeated: the restarted
-/// bridge gets every partition some 12 s later, or none, ever (the next test pins that). So this
-/// test used to pass or fail on timing, and failed on a fresh machine. With the same
-/// `group_instance_id` the restarted bridge takes the dead member's place in the group and its
+/// bridge gets every partition some 12 s later, or none, ever (the regression test below pins
+/// that). So this test used to pass or fail on timing, and failed on a fresh machine. Now the
+/// kill is placed where a dynamic member's restart gets nothing, and the bridge has a
+/// `group_instance_id`: the restarted bridge takes the dead member's place in the group and its
 /// assignment (6 s after the restart: tansu holds each JoinGroup and SyncGroup of a static member
 /// for 3 s), whatever the heartbeat cycle, the session timeout, or the speed of the restart.
 #[tokio::test(flavor = "multi_thread")]
@@ -164,7 +175,6 @@ async fn sigkill_mid_stream_then_restart_writes_every_payload_exactly_once() {
     let (_kafka, brokers) = tansu("insights");
     let (_influx, influx) = influxd(dir.path());
     create_database(&influx).await;
-    produce(&brokers, &payloads(N)).await;
     let metrics_port = free_port();
     let config = dir.path().join("bridge.toml");
     write_config(
@@ -175,8 +185,23 @@ async fn sigkill_mid_stream_then_restart_writes_every_payload_exactly_once() {
         metrics_port,
         "group_instance_id = \"bridge-1\"",
     );
+    let all = payloads(N);
+    let (first_half, second_half) = all.split_at(all.len() / 2);
 
-    write_some_then_sigkill(&config, &influx).await;
+    let first = start(&config);
+    let assigned = wait_for_metric(metrics_port, "insights_bridge_assigned_partitions", 3.0).await;
+    produce(&brokers, first_half).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&influx, POINTS).await < 40 {
+        assert!(Instant::now() < deadline, "the bridge wrote nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Killed in the timing that leaves a dynamic member's restart with nothing: without
+    // group_instance_id, this test fails.
+    kill_between_heartbeats(first, assigned).await;
+    // Mid-stream: the stream goes on while the bridge is down. What the killed one wrote but did
+    // not commit is read and written again, overwriting its own points.
+    produce(&brokers, second_half).await;
     let _bridge = start(&config);
     every_payload_exactly_once(&influx, "after the restart").await;
 
@@ -196,22 +221,6 @@ async fn sigkill_mid_stream_then_restart_writes_every_payload_exactly_once() {
     );
 }
 
-/// Waits until the bridge on `port` reports `name` = `value` in `/metrics`.
-async fn wait_for_metric(port: u16, name: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let page = metrics(port).await;
-        if metric(&page, name) == Some(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {name} {value} in /metrics:\n{page}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Pins tansu 0.6.0's consumer-group bug, and what the bridge does about it. A bridge restarted
 /// at once without static membership joins while the killed one is still in the group; tansu
 /// names the dead member the group's leader, so the restarted one's SyncGroup is refused
@@ -223,10 +232,8 @@ async fn wait_for_metric(port: u16, name: &str, value: f64) {
 /// Whether that happens depends on when the dead member last heartbeated: tansu counts the
 /// restarted member's session from its first JoinGroup, so if the dead one's last contact was
 /// less than about a second before the restart, both run out at the same SyncGroup and the
-/// restarted one rejoins alone and gets every partition (12 s after the restart). librdkafka
-/// heartbeats right after its assignment and then every 3 s; so the first bridge is killed
-/// 1.5 s after its assignment, between two heartbeats. That pause places the kill in the
-/// heartbeat cycle; it does not wait for anything.
+/// restarted one rejoins alone and gets every partition (12 s after the restart). So the first
+/// bridge is killed between two heartbeats ([`kill_between_heartbeats`]).
 ///
 /// The restarted bridge must not idle silently: it warns with what to check, and `/metrics` says
 /// `insights_bridge_idle_with_backlog 1`. Its report of an assignment of 0 partitions is the sign
@@ -251,9 +258,8 @@ async fn regression_tansu_restart_inside_the_dead_members_session_idles_and_says
         "idle_check_interval_ms = 300",
     );
     let first = start(&config);
-    wait_for_metric(metrics_port, "insights_bridge_assigned_partitions", 3.0).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    drop(first); // SIGKILL
+    let assigned = wait_for_metric(metrics_port, "insights_bridge_assigned_partitions", 3.0).await;
+    kill_between_heartbeats(first, assigned).await;
     let log = dir.path().join("bridge.log");
     let mut idle = start_logging(&config, std::fs::File::create(&log).unwrap());
     // Produced only now, so that nothing but the restarted bridge could have consumed them.
