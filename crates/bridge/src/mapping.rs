@@ -121,7 +121,10 @@ impl Mapping {
         }
         for (i, (key, value)) in entries.iter().enumerate() {
             let key: &str = key;
-            if TAGS.contains(&key) || STRING_FIELDS.contains(&key) || key == insights_payload::keys::TIME {
+            if TAGS.contains(&key)
+                || STRING_FIELDS.contains(&key)
+                || key == insights_payload::keys::TIME
+            {
                 continue;
             }
             if entries[i + 1..].iter().any(|(k, _)| k == key) {
