@@ -468,7 +468,6 @@ impl State {
 
     /// The memory estimate recomputed from the data, to check the tracked one in tests.
     #[cfg(test)]
-    #[allow(dead_code)] // used by the state tests below
     pub(crate) fn recount_bytes(&self) -> PerLevel<u64> {
         let mut b = PerLevel::default();
         for (_, s) in self.series.iter() {
@@ -513,5 +512,83 @@ fn add_point(
             s.last_seen = s.last_seen.max(t);
         }
         s.count += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SeriesConfig;
+
+    fn config(max_minute_bytes: u64) -> Resolved {
+        let mut c = SeriesConfig::default();
+        c.minute.max_bytes = max_minute_bytes;
+        c.resolve().unwrap()
+    }
+
+    /// Adds one payload of `version` at `t` with metrics `a` and `b`.
+    fn add(state: &mut State, cfg: &Resolved, now: Micros, version: &str, t: Micros) {
+        let vid = state.intern_version("o", "n", version);
+        let values = [
+            (state.intern_series(vid, "a"), t as f64),
+            (state.intern_series(vid, "b"), -1.5),
+        ];
+        let entry = Entry {
+            version: vid,
+            time: t,
+            failed: t % 3 == 0,
+            values: 0..2,
+        };
+        let h = state.advance(cfg, now);
+        state.apply(&[entry], &values, &h);
+    }
+
+    #[test]
+    fn the_byte_estimate_is_tracked_exactly_through_adds_and_prunes() {
+        let cfg = config(256 * 1024);
+        let now = 100 * 86_400 * 1_000_000;
+        let mut state = State::default();
+        for i in 0..5000i64 {
+            // Out of order across minutes and versions, some far back.
+            let t = now - ((i * 7919) % 3000) * 1_000_000 - (i % 5) * 3_600_000_000;
+            add(&mut state, &cfg, now, ["1", "2", "3"][(i % 3) as usize], t);
+            if i % 500 == 0 {
+                state.enforce_bounds(&cfg);
+            }
+            let recount = state.recount_bytes();
+            assert_eq!(state.levels.raw.bytes, recount.raw);
+            assert_eq!(state.levels.minute.bytes, recount.minute, "after {i}");
+            assert_eq!(state.levels.hour.bytes, recount.hour);
+        }
+        state.enforce_bounds(&cfg);
+        assert!(!state.over_bounds(&cfg));
+        assert!(state.levels.minute.pruned_bytes > 0);
+        state.prune_expired(&cfg, now + 2 * 3_600_000_000);
+        assert_eq!(state.levels.raw.bytes, 0);
+        assert_eq!(state.levels.raw.items, 0);
+        let recount = state.recount_bytes();
+        assert_eq!(state.levels.minute.bytes, recount.minute);
+        let windows: u64 = state
+            .series
+            .iter()
+            .map(|(_, s)| s.minute.0.len() as u64)
+            .sum();
+        assert_eq!(state.levels.minute.items, windows);
+    }
+
+    #[test]
+    fn a_version_goes_when_all_its_series_are_empty_and_ids_are_reused() {
+        let cfg = config(64 << 20);
+        let now = 100 * 86_400 * 1_000_000;
+        let mut state = State::default();
+        add(&mut state, &cfg, now, "1", now - 1_000_000);
+        assert_eq!((state.versions.len(), state.series.len()), (1, 4));
+        state.prune_expired(&cfg, now + 500 * 86_400 * 1_000_000);
+        assert_eq!((state.versions.len(), state.series.len()), (0, 0));
+        assert!(state.algorithm("o", "n").is_empty());
+        let later = now + 500 * 86_400 * 1_000_000;
+        add(&mut state, &cfg, later, "2", later - 1);
+        assert_eq!(state.algorithm("o", "n"), [0]);
+        assert_eq!(state.series.len(), 4);
     }
 }
