@@ -60,6 +60,7 @@ pub(crate) mod tests {
             time: time::OffsetDateTime::now_utc(),
             metrics: MetricSet::new(),
             status: None,
+            failed: false,
         }
     }
 

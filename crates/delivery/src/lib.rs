@@ -29,6 +29,7 @@
 mod dispatcher;
 mod handoff;
 pub mod kafka;
+mod series_sink;
 mod sink;
 mod spool;
 mod store_sink;
@@ -37,4 +38,5 @@ pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use handoff::Handoff;
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
 pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
+pub use series_sink::SeriesSink;
 pub use store_sink::StoreSink;

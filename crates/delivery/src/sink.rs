@@ -22,6 +22,8 @@ pub struct EncodedPayload {
     pub time_us: i64,
     /// The exact JSON object, as [`Payload::to_json`] made it.
     pub json: Arc<str>,
+    /// Whether the execution failed (see [`Payload::failed`]).
+    pub failed: bool,
 }
 
 impl EncodedPayload {
@@ -31,6 +33,7 @@ impl EncodedPayload {
             request_id: p.request_id.as_str().to_string(),
             time_us: (p.time.unix_timestamp_nanos() / 1000) as i64,
             json: p.to_json().into(),
+            failed: p.failed,
         }
     }
 }
@@ -103,11 +106,15 @@ pub enum DropReason {
     KafkaRejected,
     /// Unreadable in the spool.
     KafkaSpoolCorrupt,
+    /// The series store could not take a batch (its write-ahead log refused it).
+    SeriesError,
+    /// The series sink fell behind by a full queue; the batch was dropped for it.
+    SeriesQueueFull,
 }
 
 impl DropReason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::HandoffFull,
         DropReason::ShuttingDown,
         DropReason::StoreError,
@@ -118,6 +125,8 @@ impl DropReason {
         DropReason::KafkaSpoolFull,
         DropReason::KafkaRejected,
         DropReason::KafkaSpoolCorrupt,
+        DropReason::SeriesError,
+        DropReason::SeriesQueueFull,
     ];
 
     /// The `reason` label of `insights_payloads_dropped_total`.
@@ -133,6 +142,8 @@ impl DropReason {
             DropReason::KafkaSpoolFull => "kafka_spool_full",
             DropReason::KafkaRejected => "kafka_rejected",
             DropReason::KafkaSpoolCorrupt => "kafka_spool_corrupt",
+            DropReason::SeriesError => "series_error",
+            DropReason::SeriesQueueFull => "series_queue_full",
         }
     }
 
@@ -170,6 +181,8 @@ mod tests {
                 "kafka_spool_full",
                 "kafka_rejected",
                 "kafka_spool_corrupt",
+                "series_error",
+                "series_queue_full",
             ]
         );
     }

@@ -90,6 +90,7 @@ fn payload(i: usize) -> Payload {
         time: time::OffsetDateTime::now_utc(),
         metrics,
         status: None,
+        failed: false,
     }
 }
 

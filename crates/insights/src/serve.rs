@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use insights_delivery::{
-    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink, StoreSink,
+    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink, SeriesSink,
+    StoreSink,
 };
 use insights_kafka::ConnectionRequest;
 use insights_runtime::{Catalog, Runtime, RuntimeConfig};
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub max_waiting_calls: usize,
     /// How long a connection may take to send a request's headers, and how many may be open.
     pub connections: ConnectionLimits,
+    /// The series store: retention and bounds of each level, flush and checkpoint intervals.
+    pub series: insights_series::SeriesConfig,
 }
 
 impl ServerConfig {
@@ -76,6 +79,7 @@ impl ServerConfig {
             max_void_calls: 1000,
             max_waiting_calls: 1000,
             connections: ConnectionLimits::default(),
+            series: insights_series::SeriesConfig::default(),
         }
     }
 }
@@ -216,8 +220,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
+    let series = Arc::new(
+        insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
+            .map_err(|e| data_err(format!("opening the series store: {e}")))?,
+    );
     let sinks: Vec<Arc<dyn PayloadSink>> = vec![
         Arc::new(StoreSink::new(store.clone(), config.payload_retention)),
+        Arc::new(SeriesSink::new(series.clone())),
         kafka.clone(),
     ];
     let delivery_shutdown = CancellationToken::new();
@@ -246,6 +255,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         sessions: Arc::new(Sessions::new(config.panel.clone())),
         void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
         max_body_bytes: config.max_body_bytes,
+        series,
     };
 
     let http_shutdown = CancellationToken::new();
@@ -322,6 +332,11 @@ impl RunningServer {
         self.delivery_shutdown.cancel();
         if let Err(e) = self.dispatcher.await {
             tracing::warn!(error = %e, "delivery task failed");
+        }
+        // Every payload the dispatcher wrote is in the series store's log; synced here so
+        // that not even a power loss right after a clean stop loses it.
+        if let Err(e) = self.state.series.flush() {
+            tracing::warn!(error = %e, "syncing the series store failed");
         }
         // What Kafka has not acknowledged yet stays in the spool for the next start.
         self.state.kafka.stop().await;

@@ -53,6 +53,9 @@ pub struct Payload {
     pub metrics: MetricSet,
     /// `Some` only for versions that opted into the `status` / `error_type` keys.
     pub status: Option<ExecutionStatus>,
+    /// Whether the execution failed, known whether or not the version opted into the status
+    /// keys: the series of failures counts it. Not part of the JSON.
+    pub failed: bool,
 }
 
 impl Payload {
@@ -148,6 +151,7 @@ mod tests {
             time: datetime!(2021-02-20 00:21:54.867231 UTC),
             metrics,
             status: None,
+            failed: false,
         }
     }
 

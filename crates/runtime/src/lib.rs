@@ -556,6 +556,7 @@ impl Runtime {
                 duration_milliseconds: duration.as_millis() as u64,
                 time: started_at,
                 metrics: metrics_set,
+                failed: outcome.is_err(),
                 status: resolved
                     .settings
                     .insights_include_status

@@ -21,6 +21,7 @@ mod connections;
 mod error;
 mod kafka_status_words;
 mod panel;
+mod series;
 mod stored_connection;
 mod telemetry;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub void_calls: Arc<tokio::sync::Semaphore>,
     /// The largest request body accepted (`limits.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// The embedded series store, for the series query API.
+    pub series: Arc<insights_series::SeriesStore>,
 }
 
 /// The whole HTTP surface.
@@ -84,6 +87,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/admin/api-keys/{id}", delete(admin::revoke_key))
         .route("/v1/admin/insights/payloads", get(admin::list_payloads))
+        .route("/v1/admin/insights/series", get(series::series))
+        .route("/v1/admin/insights/metrics", get(series::metrics))
         .route(
             "/v1/admin/insights/connection",
             get(connection::get)

@@ -188,6 +188,7 @@ fn payload() -> Payload {
         time: time::OffsetDateTime::now_utc(),
         metrics: insights_payload::MetricSet::new(),
         status: None,
+        failed: false,
     }
 }
 

@@ -32,6 +32,7 @@ pub fn payload(
         time,
         metrics: set,
         status: None,
+        failed: false,
     }
     .to_json()
 }
