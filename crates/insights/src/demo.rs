@@ -70,10 +70,15 @@ pub(crate) async fn run(
         println!("  {applicant} → {}", response["result"]);
     }
 
+    tokio::spawn(keep_calling(client, url.clone(), key.clone()));
+
     let data = data_dir.display();
+    let (minutes, every) = (GENTLE_FOR.as_secs() / 60, GENTLE_EVERY.as_secs());
     println!(
         "
-Insights is serving on {url}. Try:
+Insights is serving on {url}. For the next {minutes} minutes the demo keeps calling the
+algorithm every {every} seconds with varying applicants, so that its charts have lines that move.
+Try:
 
   # the admin panel: open {url}/admin and sign in with the admin token
   # (in {data}/admin-token, unless INSIGHTS_ADMIN_TOKEN is set)
@@ -87,6 +92,10 @@ Insights is serving on {url}. Try:
   curl -s '{url}/v1/admin/insights/payloads?algorithm={OWNER}/{NAME}&limit=5' \\
        -H \"Authorization: Bearer $(cat {data}/admin-token)\"
 
+  # risk_score per minute over the last hour, per version (the series API)
+  curl -s '{url}/v1/admin/insights/series?algorithm={OWNER}/{NAME}&metric=risk_score&fn=mean&every=1m&from=-1h' \\
+       -H \"Authorization: Bearer $(cat {data}/admin-token)\"
+
   # operational metrics
   curl -s {url}/metrics | grep ^insights_
 
@@ -95,6 +104,56 @@ Press Ctrl-C to stop.
     );
     std::io::stdout().flush().ok();
     Ok(())
+}
+
+/// How long and how often the demo keeps calling after its first calls.
+const GENTLE_FOR: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+const GENTLE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Calls the demo algorithm every [`GENTLE_EVERY`] for [`GENTLE_FOR`] with applicants that vary
+/// (and drift slowly, so risk scores rise and fall). It stops at the first failed call: the
+/// server is stopping, or the newcomer changed something; either way there is no one to tell.
+async fn keep_calling(client: reqwest::Client, url: String, key: String) {
+    let start = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval(GENTLE_EVERY);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        // xorshift: varied enough for a demo, no dependency.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut i: u64 = 0;
+    while start.elapsed() < GENTLE_FOR {
+        ticks.tick().await;
+        i += 1;
+        // A slow swing over about five minutes, on top of the noise.
+        let swing = ((i as f64) / 25.0).sin();
+        let applicant = json!({
+            "income": 25_000 + next(90_000),
+            "debt": (8_000.0 + 7_000.0 * swing) as u64 + next(10_000),
+            "age": 19 + next(50),
+            "late_payments": next(if swing > 0.3 { 5 } else { 3 }),
+        });
+        let sent = client
+            .post(format!("{url}/v1/algo/{OWNER}/{NAME}/{VERSION}"))
+            .header("Authorization", format!("Simple {key}"))
+            .json(&applicant)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::debug!(status = %r.status(), "the demo stopped calling");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the demo stopped calling");
+                return;
+            }
+        }
+    }
 }
 
 /// The example's source, as an absolute path: `./examples` of the checkout the demo runs in,

@@ -62,9 +62,9 @@ fn fresh_copy() -> tempfile::TempDir {
     copy
 }
 
-/// Starts `serve --demo` in `dir` and returns the server and the `curl` command it printed to
-/// call the algorithm (every line of it, continuation backslashes included).
-fn serve_demo(dir: &Path) -> (Server, String) {
+/// Starts `serve --demo` in `dir` and returns the server and every `curl` command it printed
+/// (each with all its lines, continuation backslashes included), in order.
+fn serve_demo(dir: &Path) -> (Server, Vec<String>) {
     let mut child = newcomer(dir, &["serve", "--demo"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -80,28 +80,31 @@ fn serve_demo(dir: &Path) -> (Server, String) {
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        let mut command: Option<String> = None;
+        let mut commands: Vec<String> = Vec::new();
+        let mut open = false;
         for line in lines.by_ref() {
             let line = line.trim().to_string();
-            match command.as_mut() {
-                None if line.starts_with("curl -s -X POST") => command = Some(line.clone()),
-                None => continue,
-                Some(c) => {
-                    c.push('\n');
-                    c.push_str(&line);
-                }
-            }
-            if !line.ends_with('\\') {
+            if line.starts_with("Press Ctrl-C") {
                 break;
             }
+            if open {
+                let c = commands.last_mut().expect("a command is open");
+                c.push('\n');
+                c.push_str(&line);
+            } else if line.starts_with("curl ") {
+                commands.push(line.clone());
+            } else {
+                continue;
+            }
+            open = line.ends_with('\\');
         }
-        let _ = tx.send(command);
+        let _ = tx.send(commands);
         lines.for_each(drop);
     });
     let server = Server { child, stderr };
     // A guard against hanging forever, not a measure: the demo prints within seconds.
     match rx.recv_timeout(Duration::from_secs(300)) {
-        Ok(Some(command)) => (server, command),
+        Ok(commands) if !commands.is_empty() => (server, commands),
         outcome => {
             let mut server = server;
             let _ = server.child.kill();
@@ -145,12 +148,45 @@ fn stop(mut server: Server) -> String {
 fn the_readme_demo_works_as_typed_from_a_fresh_copy_and_again_on_its_data() {
     let copy = fresh_copy();
     for run in ["first", "second"] {
-        let (server, command) = serve_demo(copy.path());
-        let answer = run_printed(copy.path(), &command);
+        let (server, commands) = serve_demo(copy.path());
+        let call = commands
+            .iter()
+            .find(|c| c.starts_with("curl -s -X POST"))
+            .expect("a curl line that calls the algorithm");
+        let answer = run_printed(copy.path(), call);
         let risk = &answer["result"]["risk_score"];
         assert!(
             risk.is_number(),
             "{run} run: the printed call answered {answer} (no result.risk_score)"
+        );
+        // The printed series query answers the demo's points (the three first calls at least,
+        // the one just made, and whatever the gentle caller added).
+        let series = commands
+            .iter()
+            .find(|c| c.contains("/v1/admin/insights/series?"))
+            .expect("a curl line that queries the series");
+        // The series are written by their own sink, just after the calls: the query is run
+        // again (as a user would refresh) until they are there.
+        let mut count = 0;
+        let mut answer = Value::Null;
+        for _ in 0..200 {
+            answer = run_printed(copy.path(), series);
+            let points = answer["series"][0]["points"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            count = points
+                .iter()
+                .map(|p| p["count"].as_u64().unwrap_or(0))
+                .sum();
+            if count >= 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(
+            count >= 3,
+            "{run} run: the printed series query answered {answer}"
         );
         let log = stop(server);
         assert!(!log.contains("ERROR"), "{run} run logged an error:\n{log}");
