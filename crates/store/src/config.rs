@@ -1,6 +1,7 @@
 //! What an administrator configures, apart from the data it produces: algorithms, their
-//! published versions, API keys (hashed) and settings (one JSON document per key, such as the
-//! Kafka connection with its password sealed by [`crate::SecretBox`]). The [`ConfigStore`]
+//! published versions, API keys (hashed), settings (one JSON document per key, such as the
+//! Kafka connection with its password sealed by [`crate::SecretBox`]) and the panel's
+//! dashboards (one JSON document each). The [`ConfigStore`]
 //! trait is the seam every in-memory cache of configuration reads and writes through; today
 //! the embedded SQLite [`Store`] implements it.
 
@@ -42,6 +43,17 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
     pub created_at: String,
     pub last_used_at: Option<String>,
+}
+
+/// A dashboard of the panel. The document is opaque JSON here: the server validates it and
+/// gives it meaning, as the runtime does for settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardRecord {
+    pub id: String,
+    pub name: String,
+    pub doc: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// When an administrator's record was made or last used, as stored and shown: RFC 3339 in UTC
@@ -123,6 +135,22 @@ pub trait ConfigStore: Send + Sync {
 
     /// Records when a key was last used.
     fn touch_api_key(&self, id: &str, at: &str) -> Result<()>;
+
+    /// Stores a new dashboard; [`StoreError::AlreadyExists`] if its id is taken.
+    fn insert_dashboard(&self, d: &DashboardRecord) -> Result<()>;
+
+    /// Replaces a dashboard's name, document and `updated_at` (its `created_at` stays);
+    /// [`StoreError::NotFound`] if there is no such dashboard.
+    fn update_dashboard(&self, d: &DashboardRecord) -> Result<()>;
+
+    /// Deletes a dashboard; [`StoreError::NotFound`] if there is no such dashboard.
+    fn delete_dashboard(&self, id: &str) -> Result<()>;
+
+    /// The dashboard with this id, if any.
+    fn dashboard(&self, id: &str) -> Result<Option<DashboardRecord>>;
+
+    /// Every stored dashboard, oldest first.
+    fn dashboards(&self) -> Result<Vec<DashboardRecord>>;
 }
 
 impl ConfigStore for Store {
@@ -357,6 +385,87 @@ impl ConfigStore for Store {
         )?;
         Ok(())
     }
+
+    // --- dashboards --------------------------------------------------------------------
+
+    fn insert_dashboard(&self, d: &DashboardRecord) -> Result<()> {
+        let n = self.conn().execute(
+            "INSERT INTO dashboards (id, name, doc, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![d.id, d.name, d.doc.to_string(), d.created_at, d.updated_at],
+        )?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists {
+                what: format!("dashboard {}", d.id),
+            });
+        }
+        Ok(())
+    }
+
+    fn update_dashboard(&self, d: &DashboardRecord) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE dashboards SET name = ?2, doc = ?3, updated_at = ?4 WHERE id = ?1",
+            params![d.id, d.name, d.doc.to_string(), d.updated_at],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("dashboard {}", d.id),
+            });
+        }
+        Ok(())
+    }
+
+    fn delete_dashboard(&self, id: &str) -> Result<()> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM dashboards WHERE id = ?1", params![id])?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("dashboard {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn dashboard(&self, id: &str) -> Result<Option<DashboardRecord>> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT id, name, doc, created_at, updated_at FROM dashboards WHERE id = ?1",
+                params![id],
+                dashboard_row,
+            )
+            .optional()?;
+        row.map(dashboard_record).transpose()
+    }
+
+    fn dashboards(&self) -> Result<Vec<DashboardRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, doc, created_at, updated_at FROM dashboards
+             ORDER BY created_at, id",
+        )?;
+        let rows = stmt.query_map([], dashboard_row)?;
+        rows.map(|row| dashboard_record(row?)).collect()
+    }
+}
+
+type DashboardRow = (String, String, String, String, String);
+
+fn dashboard_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DashboardRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn dashboard_record(
+    (id, name, doc, created_at, updated_at): DashboardRow,
+) -> Result<DashboardRecord> {
+    Ok(DashboardRecord {
+        id,
+        name,
+        doc: serde_json::from_str(&doc)?,
+        created_at,
+        updated_at,
+    })
 }
 
 #[cfg(test)]
@@ -448,6 +557,53 @@ pub(crate) mod tests {
         assert!(!s.api_key_exists("k1").unwrap());
         assert!(matches!(
             s.delete_api_key("k1"),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn dashboards_are_inserted_updated_listed_and_deleted_through_the_seam() {
+        let store: std::sync::Arc<dyn ConfigStore> =
+            std::sync::Arc::new(Store::open_in_memory().unwrap());
+        let d = |id: &str, name: &str, at: &str| DashboardRecord {
+            id: id.into(),
+            name: name.into(),
+            doc: serde_json::json!({"name": name, "cells": []}),
+            created_at: at.into(),
+            updated_at: at.into(),
+        };
+        store.insert_dashboard(&d("b", "B", "t1")).unwrap();
+        store.insert_dashboard(&d("a", "A", "t2")).unwrap();
+        assert!(matches!(
+            store.insert_dashboard(&d("a", "again", "t3")),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let ids: Vec<String> = store
+            .dashboards()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, ["b", "a"], "oldest first");
+        store.update_dashboard(&d("b", "B2", "t9")).unwrap();
+        let b = store.dashboard("b").unwrap().unwrap();
+        assert_eq!(
+            (
+                b.name.as_str(),
+                b.created_at.as_str(),
+                b.updated_at.as_str()
+            ),
+            ("B2", "t1", "t9")
+        );
+        assert_eq!(b.doc["name"], "B2");
+        assert!(matches!(
+            store.update_dashboard(&d("zz", "Z", "t9")),
+            Err(StoreError::NotFound { .. })
+        ));
+        store.delete_dashboard("b").unwrap();
+        assert_eq!(store.dashboard("b").unwrap(), None);
+        assert!(matches!(
+            store.delete_dashboard("b"),
             Err(StoreError::NotFound { .. })
         ));
     }

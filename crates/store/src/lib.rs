@@ -1,8 +1,8 @@
 //! The embedded store: one SQLite database in the data directory (`insights.sqlite`, WAL)
 //! that keeps what must survive a restart. It holds two kinds of things, kept apart:
 //!
-//! - configuration ([`config`]): algorithms, published versions, API keys (hashed) and
-//!   settings, behind the [`ConfigStore`] trait, the seam the in-memory caches read through;
+//! - configuration ([`config`]): algorithms, published versions, API keys (hashed),
+//!   settings and the panel's dashboards, behind the [`ConfigStore`] trait, the seam the in-memory caches read through;
 //! - data ([`payloads`]): the Insights payloads of the embedded default, which feed the admin
 //!   API and panel.
 //!
@@ -19,8 +19,8 @@ pub mod payloads;
 mod secrets;
 
 pub use config::{
-    AlgorithmRecord, ApiKeyRecord, ConfigStore, VersionRecord, hash_secret, record_time,
-    record_time_now,
+    AlgorithmRecord, ApiKeyRecord, ConfigStore, DashboardRecord, VersionRecord, hash_secret,
+    record_time, record_time_now,
 };
 pub use payloads::{PayloadQuery, PayloadRow};
 pub use secrets::{SecretBox, SecretError};
@@ -53,7 +53,7 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE algorithms (
@@ -94,7 +94,7 @@ CREATE INDEX payloads_by_version ON payloads (owner, name, version, seq);
 ";
 
 /// Schema changes after version 1, applied in order.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // An algorithm's latest payloads across its versions (the admin API's `algorithm=` filter).
     "CREATE INDEX payloads_by_algorithm ON payloads (owner, name, seq);",
@@ -106,6 +106,14 @@ const MIGRATIONS: [&str; 3] = [
          CAST(strftime('%s', substr(json_extract(json, '$.time'), 1, 19)) AS INTEGER) * 1000000
          + CAST(substr(json_extract(json, '$.time'), 21, 6) AS INTEGER);
      CREATE INDEX payloads_by_time ON payloads (owner, name, time_us);",
+    // The panel's dashboards: one JSON document each, whose meaning the server owns.
+    "CREATE TABLE dashboards (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL,
+         doc TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );",
 ];
 
 /// The embedded database.
@@ -263,6 +271,65 @@ mod tests {
         // Reopening runs nothing again.
         let s = Store::open(&path).unwrap();
         assert_eq!(s.payload_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_database_of_schema_4_gains_an_empty_dashboards_table_and_keeps_everything_else() {
+        use crate::config::{ConfigStore as _, DashboardRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("insights.sqlite");
+        {
+            // What the previous release wrote: schema 4 (the first three migrations), with a
+            // setting and a payload in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            for m in &MIGRATIONS[..3] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('kafka', '{\"topic\":\"t\"}')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO payloads (owner, name, version, json, time_us) VALUES ('o', 'a', '1.0.0', '{}', 1)",
+                [],
+            )
+            .unwrap();
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'dashboards'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(tables, 0);
+        }
+        let s = Store::open(&path).unwrap();
+        let version: i32 = s
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 5);
+        assert_eq!(s.dashboards().unwrap(), vec![]);
+        assert_eq!(
+            s.setting("kafka").unwrap(),
+            Some(serde_json::json!({"topic": "t"}))
+        );
+        assert_eq!(s.payload_count().unwrap(), 1);
+        let d = DashboardRecord {
+            id: "d1".into(),
+            name: "Scorer".into(),
+            doc: serde_json::json!({"name": "Scorer", "cells": []}),
+            created_at: "t0".into(),
+            updated_at: "t0".into(),
+        };
+        s.insert_dashboard(&d).unwrap();
+        drop(s);
+        // Reopening runs nothing again, and the dashboard is still there.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.dashboards().unwrap(), vec![d]);
     }
 
     #[test]
