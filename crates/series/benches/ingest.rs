@@ -1,8 +1,10 @@
 //! The series store on one core: ingest (metric values per second, payloads as the runtime
 //! encodes them, in batches of 1024 as the dispatcher hands them over, written to the log) and
 //! queries (a 30-day 1-minute `mean` of one metric; a 7-day 1-hour `p99`; a 24-hour 1-minute
-//! `mean` over 10 versions). Goals from issue 12: ≥ 1,000,000 values/s; the 30-day query
-//! ≤ 20 ms. `cargo bench -p insights-series --bench ingest`.
+//! `mean` over 10 versions), and a checkpoint of the 30-day store (how long ingest pauses).
+//! Goals from issue 12: ≥ 1,000,000 values/s; the 30-day query ≤ 20 ms. It also prints the
+//! bytes a payload costs in the log, the snapshot and memory.
+//! `cargo bench -p insights-series --bench ingest`.
 
 use std::time::Duration;
 
@@ -54,11 +56,40 @@ fn store(dir: &std::path::Path, now: i64) -> SeriesStore {
     SeriesStore::open(dir, config).unwrap()
 }
 
+/// What a payload costs: log bytes (before a checkpoint), then memory and snapshot bytes.
+fn footprint(messages: &[String], metrics: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path(), START + 60_000_000);
+    for chunk in messages.chunks(1024) {
+        let batch: Vec<Incoming<'_>> = chunk.iter().map(|m| Incoming::new(m, false)).collect();
+        s.ingest_batch(&batch).unwrap();
+    }
+    let st = s.stats();
+    let n = messages.len() as f64;
+    let json: usize = messages.iter().map(String::len).sum();
+    s.checkpoint().unwrap();
+    let snapshot = std::fs::metadata(dir.path().join("series/snapshot"))
+        .unwrap()
+        .len();
+    eprintln!(
+        "{metrics} metrics: JSON {:.0} B/payload, log {:.0} B/payload, memory raw {:.0} + 1m {:.0} + 1h {:.0} B/payload, snapshot {:.0} B/payload ({} payloads, 1m windows: {})",
+        json as f64 / n,
+        st.wal_bytes as f64 / n,
+        st.levels.raw.bytes as f64 / n,
+        st.levels.minute.bytes as f64 / n,
+        st.levels.hour.bytes as f64 / n,
+        snapshot as f64 / n,
+        messages.len(),
+        st.levels.minute.entries,
+    );
+}
+
 fn ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.sample_size(20);
     for metrics in [3, 10] {
         let messages = payloads(32_768, metrics);
+        footprint(&messages, metrics);
         let values = messages.len() * (metrics + 1);
         group.throughput(Throughput::Elements(values as u64));
         group.bench_function(format!("{metrics}_metrics_values"), |b| {
@@ -137,6 +168,24 @@ fn query(c: &mut Criterion) {
     let q = query(Function::P99, "1h", 7);
     assert_eq!(s.query(&q).unwrap().series[0].points.len(), 168);
     group.bench_function("7d_p99_1h", |b| b.iter(|| s.query(&q).unwrap()));
+    let st = s.stats();
+    eprintln!(
+        "30-day store: {} 1m windows, {:.0} B each; {} 1h windows; {} raw points",
+        st.levels.minute.entries,
+        st.levels.minute.bytes as f64 / st.levels.minute.entries as f64,
+        st.levels.hour.entries,
+        st.levels.raw.entries,
+    );
+    group.sample_size(10);
+    group.bench_function("checkpoint_30d_store", |b| {
+        b.iter(|| s.checkpoint().unwrap())
+    });
+    eprintln!(
+        "30-day store snapshot: {} bytes",
+        std::fs::metadata(dir.path().join("series/snapshot"))
+            .unwrap()
+            .len()
+    );
     drop(s);
 
     // Ten versions, a payload every 10 s each for 24 hours.

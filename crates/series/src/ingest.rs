@@ -52,6 +52,10 @@ impl<'a> Incoming<'a> {
     }
 }
 
+/// The largest payload taken: 1 MiB, forty times what Algorithmia's limits allow (25 metrics,
+/// 25,000 bytes of them) and Kafka's default message size.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
 /// Why a payload was refused. Nothing of a refused payload is stored; each is counted in
 /// `insights_series_payloads_refused_total{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub enum Refusal {
     BadTime(String),
     /// `time` is further ahead of the store's clock than `max_future`.
     InFuture(String),
+    /// Longer than [`MAX_PAYLOAD_BYTES`].
+    TooLarge(usize),
 }
 
 impl Refusal {
@@ -74,6 +80,7 @@ impl Refusal {
             Refusal::MissingKey(_) => "missing_key",
             Refusal::BadTime(_) => "bad_time",
             Refusal::InFuture(_) => "in_future",
+            Refusal::TooLarge(_) => "too_large",
         }
     }
 }
@@ -93,6 +100,10 @@ impl fmt::Display for Refusal {
             Refusal::InFuture(t) => write!(
                 f,
                 "`time` {t:?} is further ahead of this store's clock than max_future allows"
+            ),
+            Refusal::TooLarge(n) => write!(
+                f,
+                "{n} bytes is more than the {MAX_PAYLOAD_BYTES} bytes a payload may have"
             ),
         }
     }

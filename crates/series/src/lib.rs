@@ -68,7 +68,7 @@ mod wal;
 
 pub use config::{Clock, ManualClock, Retention, SeriesConfig};
 pub use error::SeriesError;
-pub use ingest::{Incoming, IngestReport, Outcome, Refusal, Refused};
+pub use ingest::{Incoming, IngestReport, MAX_PAYLOAD_BYTES, Outcome, Refusal, Refused};
 pub use model::{Level, PerLevel};
 pub use params::{AlgorithmPath, Every, Function};
 pub use query::{Point, Query, QueryResult, Source, VersionSeries};

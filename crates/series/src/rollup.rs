@@ -84,7 +84,17 @@ impl Raw {
         let p = RawPoint { time, value };
         match self.0.back() {
             Some(last) if last.time > time => {
-                let i = self.0.partition_point(|q| q.time <= time);
+                // A late point is usually a few places from the end (executions that finished
+                // out of order): look there before searching the whole period.
+                let len = self.0.len();
+                let floor = len.saturating_sub(32);
+                let mut i = len - 1;
+                while i > floor && self.0[i - 1].time > time {
+                    i -= 1;
+                }
+                if i == floor && floor > 0 && self.0[floor - 1].time > time {
+                    i = self.0.partition_point(|q| q.time <= time);
+                }
                 self.0.insert(i, p);
             }
             _ => self.0.push_back(p),
@@ -206,7 +216,21 @@ mod tests {
         let got: Vec<_> = r.0.iter().map(|p| (p.time, p.value)).collect();
         assert_eq!(got, [(5, 2.0), (5, 5.0), (7, 4.0), (10, 1.0), (10, 3.0)]);
         assert_eq!(r.range(6, 10).count(), 1);
-        assert_eq!(r.prune_before(7), 2);
+        // Far back (past the short look from the end) and at the very start.
+        for t in (100..200).chain([6, 0]) {
+            r.add(t, 0.0);
+        }
+        r.add(7, 9.0);
+        let times: Vec<_> = r.0.iter().map(|p| p.time).collect();
+        let mut sorted = times.clone();
+        sorted.sort();
+        assert_eq!(times, sorted);
+        assert_eq!(
+            r.0.iter().position(|p| p.value == 9.0),
+            Some(5),
+            "after the other 7"
+        );
+        assert_eq!(r.prune_before(7), 4);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::codec::Malformed;
 use crate::config::{Resolved, SeriesConfig};
-use crate::ingest::{Incoming, IngestReport, Refusal, Refused};
+use crate::ingest::{Incoming, IngestReport, MAX_PAYLOAD_BYTES, Refusal, Refused};
 use crate::model::{self, Level, Micros, PerLevel, SECOND};
 use crate::params::AlgorithmPath;
 use crate::parse::{self, Scratch};
@@ -30,6 +30,9 @@ use crate::wal::{self, Wal};
 use crate::{SeriesError, snapshot};
 
 const SNAPSHOT: &str = "snapshot";
+/// At most this many payloads of at most [`MAX_PAYLOAD_BYTES`] each in one log record: about
+/// 1 GiB at worst, within the `u32` of its length.
+const RECORD_PAYLOADS: usize = 1024;
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
 /// The embedded series store. `Send + Sync`: share it behind an `Arc`; every method takes
@@ -275,7 +278,9 @@ impl SeriesStore {
     /// Ingests a batch: every payload that can be read is written to the log in one record
     /// (one `write()`) and then applied; those that cannot are refused, listed in the report and
     /// counted, and the others are taken regardless. An `Err` means the log could not be
-    /// written: nothing of the batch was stored.
+    /// written: nothing of the batch was stored. (A batch of more than 1024 payloads, which the
+    /// dispatcher never hands over, is written as one record per 1024; an `Err` then leaves the
+    /// records before the failed one stored.)
     pub fn ingest_batch(&self, batch: &[Incoming<'_>]) -> Result<IngestReport, SeriesError> {
         let cfg = &self.inner.cfg;
         let now = cfg.clock.now_micros();
@@ -284,6 +289,11 @@ impl SeriesStore {
         let mut scratch = Scratch::default();
         let mut parsed = Vec::with_capacity(batch.len());
         for (index, incoming) in batch.iter().enumerate() {
+            if incoming.json.len() > MAX_PAYLOAD_BYTES {
+                let reason = Refusal::TooLarge(incoming.json.len());
+                report.refused.push(Refused { index, reason });
+                continue;
+            }
             let skipped_before = scratch.skipped;
             match parse::parse(incoming.json, incoming.outcome, &mut scratch) {
                 Ok(p) if p.time > latest => {
@@ -333,15 +343,22 @@ impl SeriesStore {
                     values: start..values.len(),
                 });
             }
-            if let Err(e) = core.wal.append(state, &entries, &values) {
-                telemetry::wal_error("write");
-                tracing::error!(error = %e, payloads = entries.len(), "series store: a batch could not be logged and was not stored");
-                return Err(e);
-            }
+            // One record per batch; a batch of more than RECORD_PAYLOADS payloads (never one
+            // from the dispatcher) is several, so that a record's length always fits its u32.
             let h = state.advance(cfg, now);
-            report.late_points = state.apply(&entries, &values, &h);
-            report.accepted = entries.len();
-            report.values = values.len();
+            for chunk in entries.chunks(RECORD_PAYLOADS) {
+                if let Err(e) = core.wal.append(state, chunk, &values) {
+                    telemetry::wal_error("write");
+                    tracing::error!(error = %e, payloads = chunk.len(), "series store: a batch could not be logged and was not stored");
+                    return Err(e);
+                }
+                let late = state.apply(chunk, &values, &h);
+                for level in Level::ALL {
+                    *report.late_points.get_mut(level) += late.get(level);
+                }
+                report.accepted += chunk.len();
+                report.values += chunk.iter().map(|e| e.values.len()).sum::<usize>();
+            }
             let mut changed = false;
             if now - core.last_prune >= SECOND {
                 state.prune_expired(cfg, now);

@@ -66,6 +66,10 @@ fn bad_payloads_are_refused_by_reason_and_the_rest_of_the_batch_is_stored() {
         r#"{"risk":0.5"#,
         r#"{"risk":0.5,"label":"high","tags":["a"]"#,
     );
+    let huge = ok.replace(
+        r#"{"risk":0.5"#,
+        &format!(r#"{{"risk":0.5,"pad":"{}""#, "x".repeat(1 << 20)),
+    );
     let batch = [
         Incoming::new(&ok, false),
         Incoming::new("not json", false),
@@ -74,6 +78,7 @@ fn bad_payloads_are_refused_by_reason_and_the_rest_of_the_batch_is_stored() {
         Incoming::new(&future, false),
         Incoming::new("[]", false),
         Incoming::new(&strings, true),
+        Incoming::new(&huge, false),
     ];
     let r = metrics::with_local_recorder(&recorder, || {
         let s = store(dir.path());
@@ -97,7 +102,8 @@ fn bad_payloads_are_refused_by_reason_and_the_rest_of_the_batch_is_stored() {
             (2, "missing_key"),
             (3, "bad_time"),
             (4, "in_future"),
-            (5, "not_an_object")
+            (5, "not_an_object"),
+            (7, "too_large"),
         ]
     );
     assert_eq!(r.refused[1].reason, Refusal::MissingKey("algorithm_owner"));
@@ -111,6 +117,7 @@ fn bad_payloads_are_refused_by_reason_and_the_rest_of_the_batch_is_stored() {
         r#"insights_series_payloads_refused_total{reason="missing_key"} 1"#,
         r#"insights_series_payloads_refused_total{reason="bad_time"} 1"#,
         r#"insights_series_payloads_refused_total{reason="in_future"} 1"#,
+        r#"insights_series_payloads_refused_total{reason="too_large"} 1"#,
         "insights_series_payloads_ingested_total 2",
         "insights_series_values_skipped_total 2",
     ] {

@@ -370,3 +370,16 @@ fn rollup_sketches_survive_the_snapshot_and_the_log() {
             && q.series.iter().any(|v| v.points.len() > 1)
     }));
 }
+
+#[test]
+fn a_batch_larger_than_a_record_is_several_records_and_recovers_whole() {
+    let big = batch(0, 2500, START);
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    ingest(&s, &big);
+    drop(s);
+    let s = open(dir.path());
+    assert_eq!(s.stats().recovery.replayed_payloads, 2500);
+    let (_d, r) = reference(&[big]);
+    assert_eq!(view(&s), view(&r));
+}
