@@ -632,6 +632,7 @@ fn maintain(inner: &Inner) {
     let cfg = &inner.cfg;
     let tick = cfg.flush_interval.min(Duration::from_secs(1));
     let mut last_flush = Instant::now();
+    let mut last_prune = Instant::now();
     let mut last_checkpoint = Instant::now();
     let mut retry_at: Option<Instant> = None;
     loop {
@@ -652,7 +653,10 @@ fn maintain(inner: &Inner) {
             }
             last_flush = Instant::now();
         }
-        inner.prune();
+        if last_prune.elapsed() >= Duration::from_secs(1) {
+            inner.prune();
+            last_prune = Instant::now();
+        }
         let due = wanted || last_checkpoint.elapsed() >= cfg.checkpoint_interval;
         if due && retry_at.is_none_or(|t| Instant::now() >= t) {
             match inner.checkpoint() {

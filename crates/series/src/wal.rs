@@ -86,6 +86,11 @@ impl Wal {
             .metadata()
             .map_err(SeriesError::io("reading the length of", &path))?
             .len();
+        // The file's directory entry must be durable too, or a power loss could take a log
+        // whose contents were synced.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(SeriesError::io("syncing", dir))?;
         Ok(Wal {
             generation,
             path,
