@@ -4,7 +4,8 @@
 //! - the public API (`/v1/algo`, `/v1/algorithms`), compatible with Algorithmia's clients;
 //! - the per-worker insights endpoint (`/worker/{token}/v1/insights`), which algorithms reach
 //!   through the `ALGORITHMIA_API` their worker was given;
-//! - the admin API (`/v1/admin/...`), with the admin token or a panel session;
+//! - the admin API (`/v1/admin/...`), with the admin token or a panel session, including the
+//!   dashboards (`dashboards`) the panel draws over the series query API (`series`);
 //! - the admin panel (`/admin/...`), web pages over the admin API;
 //! - operations: `/metrics` (Prometheus) and `/healthz`.
 //!
@@ -18,6 +19,7 @@ pub mod auth;
 mod body;
 mod connection;
 mod connections;
+mod dashboards;
 mod error;
 mod kafka_status_words;
 mod panel;
@@ -89,6 +91,17 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/insights/payloads", get(admin::list_payloads))
         .route("/v1/admin/insights/series", get(series::series))
         .route("/v1/admin/insights/metrics", get(series::metrics))
+        .route(
+            "/v1/admin/dashboards",
+            get(dashboards::list).post(dashboards::create),
+        )
+        // `{*id}`: a default dashboard's id holds a slash (`default:owner/name`).
+        .route(
+            "/v1/admin/dashboards/{*id}",
+            get(dashboards::get)
+                .put(dashboards::put)
+                .delete(dashboards::delete),
+        )
         .route(
             "/v1/admin/insights/connection",
             get(connection::get)
