@@ -5,7 +5,7 @@
 //! failed), so the same store can later be fed by a Kafka consumer beside a fleet of servers.
 //! One batch is one write-ahead-log record; a batch the store cannot log is dropped for this
 //! sink and counted (`series_error`). Payloads the store refuses one by one (a bad time, a
-//! missing key) are counted by the store itself (`insights_series_refused_total`).
+//! missing key) are counted by the store itself (`insights_series_payloads_refused_total`).
 
 use std::sync::Arc;
 

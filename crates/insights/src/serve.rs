@@ -333,10 +333,10 @@ impl RunningServer {
         if let Err(e) = self.dispatcher.await {
             tracing::warn!(error = %e, "delivery task failed");
         }
-        // Every payload the dispatcher wrote is in the series store's log; synced here so
-        // that not even a power loss right after a clean stop loses it.
-        if let Err(e) = self.state.series.flush() {
-            tracing::warn!(error = %e, "syncing the series store failed");
+        // Every payload the dispatcher wrote is in the series store's log; a checkpoint now
+        // means the next start has no log to replay (and a power loss nothing to lose).
+        if let Err(e) = self.state.series.checkpoint() {
+            tracing::warn!(error = %e, "checkpointing the series store failed; the next start replays its log");
         }
         // What Kafka has not acknowledged yet stays in the spool for the next start.
         self.state.kafka.stop().await;
