@@ -218,14 +218,7 @@ enum Top<'a> {
 
 struct Flat<'a>(Vec<(Cow<'a, str>, Val<'a>)>);
 
-/// A top-level value, as much of it as the mapping needs.
-enum Val<'a> {
-    Num(f64),
-    Bool(bool),
-    Str(Cow<'a, str>),
-    /// null, arrays, objects: never a field.
-    Other,
-}
+use insights_payload::flat::FlatValue as Val;
 
 impl<'de> Deserialize<'de> for Top<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -263,51 +256,6 @@ impl<'de> Deserialize<'de> for Top<'de> {
             }
             fn visit_unit<E>(self) -> Result<Top<'de>, E> {
                 Ok(Top::Other("null"))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Val<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Val<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {
-                Ok(Val::Num(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
-                Ok(Val::Num(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
-                Ok(Val::Num(v as f64))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Val<'de>, E> {
-                Ok(Val::Bool(v))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
-                Ok(Val::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
-                Ok(Val::Str(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
-                Ok(Val::Str(Cow::Owned(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Val<'de>, E> {
-                Ok(Val::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Val::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Val::Other)
             }
         }
         d.deserialize_any(V)

@@ -10,6 +10,7 @@
 //!
 //! Every other stage (store, Kafka, bridge) moves the encoded bytes; none re-encodes them.
 
+pub mod flat;
 mod ids;
 pub mod keys;
 mod metrics;

@@ -28,15 +28,7 @@ pub(crate) struct Parsed<'a> {
     pub values: std::ops::Range<usize>,
 }
 
-/// A top-level value, as much of it as the store needs.
-#[derive(Debug)]
-pub(crate) enum Val<'a> {
-    Num(f64),
-    Bool(bool),
-    Str(Cow<'a, str>),
-    /// null, arrays, objects.
-    Other,
-}
+pub(crate) use insights_payload::flat::FlatValue as Val;
 
 /// Buffers reused across the payloads of one batch, so parsing allocates once per batch.
 #[derive(Default)]
@@ -309,47 +301,7 @@ impl<'de> DeserializeSeed<'de> for ValSeed {
     type Value = Val<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValSeed {
-    type Value = Val<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {
-        Ok(Val::Num(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
-        Ok(Val::Num(v as f64))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
-        Ok(Val::Num(v as f64))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Val<'de>, E> {
-        Ok(Val::Bool(v))
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
-        Ok(Val::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
-        Ok(Val::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
-        Ok(Val::Str(Cow::Owned(v)))
-    }
-    fn visit_unit<E>(self) -> Result<Val<'de>, E> {
-        Ok(Val::Other)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Val::Other)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Val::Other)
+        d.deserialize_any(insights_payload::flat::FlatVisitor)
     }
 }
 
