@@ -37,11 +37,24 @@ impl FromRequestParts<AppState> for Page {
 pub(super) enum Nav {
     Insights,
     Algorithms,
+    Dashboards,
     ApiKeys,
 }
 
 /// The frame of every signed-in page.
 pub(super) fn layout(title: &str, nav: Nav, signed_in: &SignedIn, main: Markup) -> Markup {
+    layout_with(title, nav, signed_in, html! {}, main)
+}
+
+/// [`layout`] with more in the head: a page's own stylesheets and scripts (from this origin,
+/// loaded after `panel.js`).
+pub(super) fn layout_with(
+    title: &str,
+    nav: Nav,
+    signed_in: &SignedIn,
+    head: Markup,
+    main: Markup,
+) -> Markup {
     let link = |to: Nav, href: &str, text: &str| {
         html! {
             a href=(href) aria-current=[(to == nav).then_some("page")] { (text) }
@@ -57,6 +70,7 @@ pub(super) fn layout(title: &str, nav: Nav, signed_in: &SignedIn, main: Markup) 
                 title { (title) " · Insights admin" }
                 link rel="stylesheet" href="/admin/assets/panel.css";
                 script src="/admin/assets/panel.js" defer {}
+                (head)
             }
             body {
                 header.top {
@@ -64,6 +78,7 @@ pub(super) fn layout(title: &str, nav: Nav, signed_in: &SignedIn, main: Markup) 
                     nav aria-label="Admin pages" {
                         (link(Nav::Insights, "/admin/insights", "Insights"))
                         (link(Nav::Algorithms, "/admin/algorithms", "Algorithms"))
+                        (link(Nav::Dashboards, "/admin/dashboards", "Dashboards"))
                         (link(Nav::ApiKeys, "/admin/api-keys", "API keys"))
                     }
                     form.sign-out method="post" action="/admin/sign-out" {

@@ -1,10 +1,11 @@
 //! The admin panel under `/admin`: server-rendered pages (maud escapes everything it writes)
-//! with one small script, `assets/panel.js`, that calls the admin API (`/v1/admin/...`) with the
+//! with one small script, `assets/panel.js` (and, on the dashboards pages, `assets/dashboards.js`
+//! with uPlot vendored under `assets/vendor/uplot/`), that calls the admin API (`/v1/admin/...`) with the
 //! session cookie and the page's CSRF token. The pages never hold a secret: not the admin token,
 //! not the Kafka password (only whether one is set); an API key is shown once, in the answer
 //! that created it.
 //!
-//! One file per page (`sign_in`, `insights`, `algorithms`, `api_keys`) and `layout`, the frame
+//! One file per page (`sign_in`, `insights`, `algorithms`, `dashboards`, `api_keys`) and `layout`, the frame
 //! they share; cookies, CSRF and the sign-in limit are `auth::sessions`'.
 //!
 //! - `/admin/sign-in`, `/admin/sign-out`: `sign_in.rs`.
@@ -12,10 +13,14 @@
 //!   connection form in a modal.
 //! - `/admin/algorithms`: versions with their Insights switch and counts; a version's latest
 //!   payloads as a table.
+//! - `/admin/dashboards`: the list (stored and default dashboards), a new one;
+//!   `/admin/dashboards/{id}`: its cells as charts over the series query API, with a time
+//!   range, auto-refresh, a version filter, a compare overlay and the cell editor.
 //! - `/admin/api-keys`: create (shown once), list, revoke.
 
 mod algorithms;
 mod api_keys;
+mod dashboards;
 mod insights;
 mod layout;
 mod sign_in;
@@ -28,6 +33,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 use algorithms::{algorithms_page, version_page};
 use api_keys::api_keys_page;
+use dashboards::{dashboard_page, dashboards_page};
 use insights::insights_page;
 use sign_in::{sign_in, sign_in_page, sign_out};
 
@@ -43,9 +49,18 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/algorithms/{owner}/{name}/versions/{version}",
             get(version_page),
         )
+        .route("/admin/dashboards", get(dashboards_page))
+        .route("/admin/dashboards/{*id}", get(dashboard_page))
         .route("/admin/api-keys", get(api_keys_page))
         .route("/admin/assets/panel.css", get(css))
         .route("/admin/assets/panel.js", get(js))
+        .route("/admin/assets/dashboards.js", get(dashboards_js))
+        .route(
+            "/admin/assets/vendor/uplot/uPlot.iife.min.js",
+            get(uplot_js),
+        )
+        .route("/admin/assets/vendor/uplot/uPlot.min.css", get(uplot_css))
+        .route("/admin/assets/vendor/uplot/LICENSE", get(uplot_license))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -82,6 +97,34 @@ async fn js() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("assets/panel.js"),
+    )
+}
+
+async fn dashboards_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboards.js"),
+    )
+}
+
+async fn uplot_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uplot/uPlot.iife.min.js"),
+    )
+}
+
+async fn uplot_css() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("assets/vendor/uplot/uPlot.min.css"),
+    )
+}
+
+async fn uplot_license() -> Response {
+    asset(
+        "text/plain; charset=utf-8",
+        include_str!("assets/vendor/uplot/LICENSE"),
     )
 }
 
