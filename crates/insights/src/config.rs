@@ -32,6 +32,8 @@ pub(crate) struct FileConfig {
     pub(crate) admin: Admin,
     #[serde(default)]
     pub(crate) http: Http,
+    #[serde(default)]
+    pub(crate) series: Series,
     /// Algorithms to register (or update) at start, with the versions to publish.
     #[serde(default, rename = "algorithm")]
     algorithms: Vec<DeclaredAlgorithm>,
@@ -124,6 +126,59 @@ impl Http {
             c.connections.max_connections = n;
         }
         Ok(())
+    }
+}
+
+/// The embedded series store: how long and how much each level keeps, and how often it is
+/// made durable. Checked when the store opens (errors name the field).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Series {
+    /// Raw points: seconds kept (default 3600) and bytes of memory at most (default 64 MiB).
+    raw_retention_seconds: Option<u64>,
+    raw_max_bytes: Option<u64>,
+    /// 1-minute windows: days kept (default 30) and bytes at most (default 512 MiB).
+    minute_retention_days: Option<u64>,
+    minute_max_bytes: Option<u64>,
+    /// 1-hour windows: days kept (default 400) and bytes at most (default 128 MiB).
+    hour_retention_days: Option<u64>,
+    hour_max_bytes: Option<u64>,
+    /// Milliseconds between syncs of the write-ahead log (default 1000): what a power loss can
+    /// lose; a crash of the process loses nothing.
+    flush_interval_ms: Option<u64>,
+    /// Seconds between checkpoints (default 300).
+    checkpoint_interval_seconds: Option<u64>,
+}
+
+impl Series {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) {
+        use std::time::Duration;
+        let s = &mut c.series;
+        let day = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
+        if let Some(v) = self.raw_retention_seconds {
+            s.raw.age = Duration::from_secs(v);
+        }
+        if let Some(v) = self.raw_max_bytes {
+            s.raw.max_bytes = v;
+        }
+        if let Some(v) = self.minute_retention_days {
+            s.minute.age = day(v);
+        }
+        if let Some(v) = self.minute_max_bytes {
+            s.minute.max_bytes = v;
+        }
+        if let Some(v) = self.hour_retention_days {
+            s.hour.age = day(v);
+        }
+        if let Some(v) = self.hour_max_bytes {
+            s.hour.max_bytes = v;
+        }
+        if let Some(v) = self.flush_interval_ms {
+            s.flush_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = self.checkpoint_interval_seconds {
+            s.checkpoint_interval = Duration::from_secs(v);
+        }
     }
 }
 
@@ -346,6 +401,9 @@ connection_type = "plaintext"
 window_seconds = 60
 [admin]
 trusted_proxies = ["10.0.0.2", "::1"]
+[series]
+minute_retention_days = 7
+raw_max_bytes = 1048576
 [[algorithm]]
 owner = "demo"
 name = "scorer"
@@ -363,6 +421,14 @@ insights_enabled = true
         assert_eq!(r.data_dir, dir.path().join("data"));
         assert_eq!(c.algorithms[0].settings.pool_size, 3);
         assert_eq!(c.admin.trusted_proxies.len(), 2);
+        let mut server =
+            insights::serve::ServerConfig::new(r.listen, r.data_dir.clone(), "t".into());
+        c.series.apply(&mut server);
+        assert_eq!(
+            server.series.minute.age,
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(server.series.raw.max_bytes, 1_048_576);
         assert!(c.algorithms[0].versions[0].settings.insights_enabled);
         assert_eq!(
             c.relative(&c.algorithms[0].source.path).unwrap(),
