@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// The series store: retention and bounds of each level, flush and checkpoint intervals.
     pub series: insights_series::SeriesConfig,
+    /// Whether payloads are given to the series store (the series sink); default `true`. Off,
+    /// the store is still opened (its API answers from what it holds) but receives nothing:
+    /// `scripts/bench-series` measures `/v1/algo` with and without the sink.
+    pub series_enabled: bool,
 }
 
 impl ServerConfig {
@@ -80,6 +84,7 @@ impl ServerConfig {
             max_waiting_calls: 1000,
             connections: ConnectionLimits::default(),
             series: insights_series::SeriesConfig::default(),
+            series_enabled: true,
         }
     }
 }
@@ -224,11 +229,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
             .map_err(|e| data_err(format!("opening the series store: {e}")))?,
     );
-    let sinks: Vec<Arc<dyn PayloadSink>> = vec![
-        Arc::new(StoreSink::new(store.clone(), config.payload_retention)),
-        Arc::new(SeriesSink::new(series.clone())),
-        kafka.clone(),
-    ];
+    let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![Arc::new(StoreSink::new(
+        store.clone(),
+        config.payload_retention,
+    ))];
+    if config.series_enabled {
+        sinks.push(Arc::new(SeriesSink::new(series.clone())));
+    }
+    sinks.push(kafka.clone());
     let delivery_shutdown = CancellationToken::new();
     let dispatcher = tokio::spawn(
         Dispatcher::new(handoff_rx, sinks, config.dispatcher.clone())
