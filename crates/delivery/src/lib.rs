@@ -37,6 +37,6 @@ mod store_sink;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use handoff::Handoff;
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
-pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
 pub use series_sink::SeriesSink;
+pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
 pub use store_sink::StoreSink;

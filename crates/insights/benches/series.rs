@@ -175,12 +175,12 @@ fn series_config(clock: &ManualClock) -> SeriesConfig {
 
 /// Ingests everything into a fresh store at `dir`; returns the time it took and the store.
 fn series_ingest(dir: &Path, payloads: &[(i64, String)]) -> (Duration, SeriesStore) {
-    let clock = ManualClock::new(at(payloads[0].0));
+    let clock = ManualClock::new(at(END));
     let store = SeriesStore::open(dir, series_config(&clock)).unwrap();
     let mut values = 0;
     let start = Instant::now();
     for chunk in payloads.chunks(1024) {
-        clock.set(at(chunk[chunk.len() - 1].0 + 1_000_000));
+        // clock.set(at(chunk[chunk.len() - 1].0 + 1_000_000));
         let batch: Vec<Incoming<'_>> = chunk.iter().map(|(_, m)| Incoming::new(m, false)).collect();
         let report = store.ingest_batch(&batch).unwrap();
         assert!(report.refused.is_empty(), "{:?}", report.refused);
@@ -490,32 +490,44 @@ async fn main() {
         line_bytes as f64 / payloads.len() as f64
     );
 
-    // Ingest, alternating sides; the last round's store and database are kept.
+    // Ingest: every series round first (influxd idle), then every influxd round (its
+    // background compaction of a round would otherwise share the cores with the store's next
+    // round). The last round's store and database are kept.
     let mut series_rates = Vec::new();
-    let mut influx_rates = Vec::new();
-    let mut kept = None;
+    let mut kept_store = None;
     for round in 0..a.rounds {
-        let db = format!("bench{round}");
         let dir = tmp.path().join(format!("series{round}"));
         let (sd, store) = series_ingest(&dir, &payloads);
         series_rates.push(values as f64 / sd.as_secs_f64());
-        let id = influx_ingest(&client, &influx, &db, &batches).await;
-        influx_rates.push(values as f64 / id.as_secs_f64());
         eprintln!(
-            "ingest round {}: series store {:.0} values/s ({:.2} s), influxd {:.0} values/s ({:.2} s)",
+            "ingest round {}: series store {:.0} values/s ({:.2} s)",
             round + 1,
             series_rates[round],
-            sd.as_secs_f64(),
-            influx_rates[round],
-            id.as_secs_f64()
+            sd.as_secs_f64()
         );
-        if let Some((old_db, old_store, old_dir)) = kept.replace((db, store, dir)) {
-            influx_query(&client, &influx, "", &format!("DROP DATABASE \"{old_db}\"")).await;
+        if let Some((old_store, old_dir)) = kept_store.replace((store, dir)) {
             drop(old_store);
             let _ = std::fs::remove_dir_all(old_dir);
         }
     }
-    let (db, store, series_dir) = kept.unwrap();
+    let mut influx_rates = Vec::new();
+    let mut kept_db: Option<String> = None;
+    for round in 0..a.rounds {
+        let db = format!("bench{round}");
+        let id = influx_ingest(&client, &influx, &db, &batches).await;
+        influx_rates.push(values as f64 / id.as_secs_f64());
+        eprintln!(
+            "ingest round {}: influxd {:.0} values/s ({:.2} s)",
+            round + 1,
+            influx_rates[round],
+            id.as_secs_f64()
+        );
+        if let Some(old_db) = kept_db.replace(db) {
+            influx_query(&client, &influx, "", &format!("DROP DATABASE \"{old_db}\"")).await;
+        }
+    }
+    let (store, series_dir) = kept_store.unwrap();
+    let db = kept_db.unwrap();
     let series_rate = median(&mut series_rates.clone());
     let influx_rate = median(&mut influx_rates.clone());
 
