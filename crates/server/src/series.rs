@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use insights_series::{AlgorithmPath, Every, Function};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::Rfc3339 as Rfc3339Format;
 
 use crate::AppState;
 use crate::auth::Admin;
@@ -105,35 +105,95 @@ pub(crate) async fn series(
         version,
     };
     let store = state.series.clone();
-    let result = tokio::task::spawn_blocking(move || store.query(&query))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::invalid("from", e.to_string()))?;
-    let series: Vec<Value> = result
-        .series
-        .iter()
-        .map(|s| {
-            json!({
-                "version": s.version,
-                "points": s.points.iter().map(|p| json!({
-                    "time": rfc3339(p.time),
-                    // JSON has no NaN or infinity: such a window shows as null.
-                    "value": p.value.is_finite().then_some(p.value),
-                    "count": p.count,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "algorithm": format!("{}/{}", algorithm.owner, algorithm.name),
-        "metric": metric,
-        "fn": function.as_str(),
-        "every": every.to_string(),
-        "from": rfc3339(result.from),
-        "to": rfc3339(result.to),
-        "series": series,
-    }))
-    .into_response())
+    let algorithm_path = format!("{}/{}", algorithm.owner, algorithm.name);
+    // Query and encoding both off the async threads: a 30-day answer holds 43,200 windows.
+    let body = tokio::task::spawn_blocking(move || {
+        let result = store.query(&query)?;
+        let answer = SeriesAnswer {
+            algorithm: &algorithm_path,
+            metric: &metric,
+            function: function.as_str(),
+            every: every.to_string(),
+            from: Rfc3339(result.from),
+            to: Rfc3339(result.to),
+            series: result
+                .series
+                .iter()
+                .map(|s| VersionAnswer {
+                    version: &s.version,
+                    points: s
+                        .points
+                        .iter()
+                        .map(|p| PointAnswer {
+                            time: Rfc3339(p.time),
+                            // JSON has no NaN or infinity: such a window shows as null.
+                            value: p.value.is_finite().then_some(p.value),
+                            count: p.count,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        Ok::<_, insights_series::SeriesError>(
+            serde_json::to_vec(&answer).expect("the answer serializes"),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::invalid("from", e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(serde::Serialize)]
+struct SeriesAnswer<'a> {
+    algorithm: &'a str,
+    metric: &'a str,
+    #[serde(rename = "fn")]
+    function: &'static str,
+    every: String,
+    from: Rfc3339,
+    to: Rfc3339,
+    series: Vec<VersionAnswer<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct VersionAnswer<'a> {
+    version: &'a str,
+    points: Vec<PointAnswer>,
+}
+
+#[derive(serde::Serialize)]
+struct PointAnswer {
+    time: Rfc3339,
+    value: Option<f64>,
+    count: u64,
+}
+
+/// A time as RFC 3339 in UTC (`2026-12-01T22:00:00Z`, with microseconds when it has any),
+/// written without building a format description per point.
+struct Rfc3339(OffsetDateTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
+        let (h, mi, s, us) = (t.hour(), t.minute(), t.second(), t.microsecond());
+        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}")?;
+        if us != 0 {
+            write!(f, ".{us:06}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// `GET /v1/admin/insights/metrics`
@@ -208,7 +268,7 @@ fn instant(name: &str, given: &str, now: OffsetDateTime) -> Result<OffsetDateTim
         })?;
         return Ok(now - ago);
     }
-    OffsetDateTime::parse(given, &Rfc3339).map_err(|_| {
+    OffsetDateTime::parse(given, &Rfc3339Format).map_err(|_| {
         ApiError::invalid(
             name,
             "must be `now`, a time before now such as -15m, -1h, -7d, or RFC 3339 such as 2026-12-01T10:00:00Z",
@@ -243,13 +303,24 @@ fn relative(s: &str) -> Option<Duration> {
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
+        .format(&Rfc3339Format)
         .expect("every UTC time has an RFC 3339 form")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_times_are_rfc_3339_as_the_time_crate_writes_them() {
+        for t in [
+            time::macros::datetime!(2026-12-01 22:00:00 UTC),
+            time::macros::datetime!(1999-01-02 03:04:05.000006 UTC),
+            time::macros::datetime!(2026-12-01 23:00:00 +01:00),
+        ] {
+            assert_eq!(Rfc3339(t).to_string(), rfc3339(t));
+        }
+    }
 
     #[test]
     fn times_are_now_relative_or_rfc_3339_and_anything_else_names_the_parameter() {
