@@ -40,13 +40,11 @@ pub(crate) struct Scratch<'a> {
     pub skipped: usize,
 }
 
-const OWNER: &str = "algorithm_owner";
-const NAME: &str = "algorithm_name";
-const VERSION: &str = "algorithm_version";
-const SESSION: &str = "session_id";
-const REQUEST: &str = "request_id";
-const DURATION: &str = "duration_milliseconds";
-const TIME: &str = "time";
+use insights_payload::keys::{
+    ALGORITHM_NAME as NAME, ALGORITHM_OWNER as OWNER, ALGORITHM_VERSION as VERSION,
+    DURATION_MILLISECONDS as DURATION, ERROR_TYPE, REQUEST_ID as REQUEST, SESSION_ID as SESSION,
+    STATUS, TIME,
+};
 
 pub(crate) fn parse<'a>(
     json: &'a str,
@@ -76,7 +74,7 @@ pub(crate) fn parse<'a>(
             REQUEST => 4,
             DURATION => 5,
             TIME => 6,
-            "status" => {
+            STATUS => {
                 status = match value {
                     Val::Str(s) => Some(s),
                     _ => None,
@@ -153,7 +151,7 @@ pub(crate) fn parse<'a>(
 fn is_operational(k: &str) -> bool {
     matches!(
         k,
-        OWNER | NAME | VERSION | SESSION | REQUEST | DURATION | TIME | "status" | "error_type"
+        OWNER | NAME | VERSION | SESSION | REQUEST | DURATION | TIME | STATUS | ERROR_TYPE
     )
 }
 
