@@ -156,58 +156,12 @@ impl Mapping {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fraction]` (UTC, no zone) → nanoseconds since the epoch. Written by
-/// hand: it is on the bridge's hot path, and the format is fixed.
+/// A payload's `time` as nanoseconds since the epoch (line protocol's timestamp).
 fn parse_time(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let nanos = match &b[19..] {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let mut n = 0i64;
-            for c in digits {
-                if !c.is_ascii_digit() {
-                    return None;
-                }
-                n = n * 10 + i64::from(c - b'0');
-            }
-            n * 10i64.pow(9 - digits.len() as u32)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
-    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+    let (seconds, nanos) = insights_payload::parse_time(s)?;
+    seconds
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nanos))
 }
 
 /// A payload's top level: an object, flattened without copying its strings.

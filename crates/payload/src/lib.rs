@@ -22,4 +22,4 @@ pub use metrics::{
     MAX_METRICS, MAX_METRICS_BYTES, MetricRejection, MetricSet, MetricValue, RESERVED_NAMES,
     RESERVED_PREFIX, RejectionReason,
 };
-pub use payload::{AlgorithmRef, ExecutionStatus, Payload, format_time};
+pub use payload::{AlgorithmRef, ExecutionStatus, Payload, format_time, parse_time};

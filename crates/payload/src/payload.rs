@@ -19,6 +19,64 @@ pub fn format_time(t: OffsetDateTime) -> String {
         .expect("the format only has components every UTC date has")
 }
 
+/// Reads a payload's `time` (`YYYY-MM-DDTHH:MM:SS[.fraction]`, UTC, no zone, up to nine
+/// fraction digits) as seconds since the Unix epoch and nanoseconds. Written by hand, once for
+/// every reader: the bridge and the series store both run it per payload on their hot paths, and
+/// the format is fixed. Impossible dates (February 30th) and leap seconds are refused.
+pub fn parse_time(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let mut n = 0u32;
+            for c in digits {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                n = n * 10 + u32::from(c - b'0');
+            }
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second, nanos))
+}
+
 /// Which algorithm version an execution ran.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AlgorithmRef {
@@ -129,6 +187,34 @@ mod tests {
     use super::*;
     use crate::MetricValue;
     use time::macros::datetime;
+
+    #[test]
+    fn times_read_back_what_format_time_writes_and_refuse_impossible_ones() {
+        for t in [
+            datetime!(2021-02-20 00:21:54.867231 UTC),
+            datetime!(1969-12-31 23:59:59.999999 UTC),
+            datetime!(2024-02-29 12:00:00 UTC),
+        ] {
+            let (secs, nanos) = parse_time(&format_time(t)).unwrap();
+            assert_eq!((secs, nanos), (t.unix_timestamp(), t.nanosecond()));
+        }
+        assert_eq!(parse_time("1970-01-01T00:00:00.000000001"), Some((0, 1)));
+        assert_eq!(parse_time("1970-01-01T00:00:01.5"), Some((1, 500_000_000)));
+        for bad in [
+            "2023-02-29T12:00:00",
+            "2021-02-30T00:00:00",
+            "2021-02-20T24:00:00",
+            "2021-02-20T00:00:60",
+            "2021-02-20 00:00:00",
+            "2021-02-20T00:00:00Z",
+            "2021-02-20T00:00:00.",
+            "2021-02-20T00:00:00.1234567890",
+            "2021-13-01T00:00:00",
+            "yesterday",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
 
     fn payload() -> Payload {
         let mut metrics = MetricSet::new();

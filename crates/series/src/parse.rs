@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::ingest::{Outcome, Refusal};
-use crate::model::{Micros, SECOND};
+use crate::model::Micros;
 
 /// One parsed payload; its values are `values[range]` of the batch.
 #[derive(Debug)]
@@ -159,64 +159,13 @@ fn shorten(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fraction]` (UTC, no zone, as `Payload::to_json` writes it) →
-/// microseconds since the epoch; digits past the sixth of the fraction are dropped. Written by
-/// hand because it runs once per payload on the ingest path and the format is fixed.
+/// A payload's `time` as microseconds since the epoch; digits past the sixth of the fraction
+/// are dropped.
 pub(crate) fn parse_time(s: &str) -> Option<Micros> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let micros = match &b[19..] {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let mut n = 0i64;
-            for (i, c) in digits.iter().enumerate() {
-                if !c.is_ascii_digit() {
-                    return None;
-                }
-                if i < 6 {
-                    n = n * 10 + i64::from(c - b'0');
-                }
-            }
-            n * 10i64.pow(6u32.saturating_sub(digits.len() as u32))
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(seconds * SECOND + micros)
+    let (seconds, nanos) = insights_payload::parse_time(s)?;
+    seconds
+        .checked_mul(1_000_000)?
+        .checked_add(i64::from(nanos / 1000))
 }
 
 /// Collects a JSON object's top-level entries into the scratch vector; anything else is
@@ -306,6 +255,7 @@ impl<'de> DeserializeSeed<'de> for ValSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SECOND;
 
     const P: &str = r#"{"risk_score":0.2,"approved":1,"duration_milliseconds":8,"algorithm_version":"1.0.6","request_id":"req-1","time":"2021-02-20T00:21:54.867231","algorithm_name":"credit_card_approval","session_id":"rses-1","algorithm_owner":"asli"}"#;
 
