@@ -8,135 +8,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{ADMIN, TestServer, report};
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use insights_testkit::{ProcGroup, chromedriver};
+use common::browser::{Browser, PATIENCE};
+use common::{TestServer, report};
+use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// How long a page may take to show what the test waits for (two cores, shared with workers).
-const PATIENCE: Duration = Duration::from_secs(30);
-
-struct Browser {
-    c: Client,
-    base: String,
-    test: &'static str,
-    _driver: ProcGroup,
-}
-
-impl Browser {
-    async fn open(base: &str, test: &'static str) -> Browser {
-        let (driver, url) = chromedriver();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                    "--window-size=1280,1000",
-                ],
-            }),
-        );
-        let c = ClientBuilder::native()
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a Chromium session starts");
-        Browser {
-            c,
-            base: base.to_string(),
-            test,
-            _driver: driver,
-        }
-    }
-
-    async fn goto(&self, path: &str) {
-        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
-    }
-
-    async fn path(&self) -> String {
-        self.c.current_url().await.unwrap().path().to_string()
-    }
-
-    async fn find(&self, css: &str) -> Element {
-        self.c
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{}: no {css}: {e}", self.test))
-    }
-
-    async fn fill(&self, css: &str, value: &str) {
-        let e = self.find(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(value).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
-    }
-
-    async fn select(&self, css: &str, value: &str) {
-        self.find(css).await.select_by_value(value).await.unwrap();
-    }
-
-    /// Runs `script` until it answers something other than `null`/`false`.
-    async fn wait_js(&self, what: &str, script: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let v = self.c.execute(script, vec![]).await.unwrap();
-            if !(v.is_null() || v == false) {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: still waiting for {what} ({v})",
-                self.test
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn sign_in(&self, then: &str) {
-        self.goto(then).await;
-        self.fill("#token", ADMIN).await;
-        self.click("form button[type=submit]").await;
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.path().await != then {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: not signed in",
-                self.test
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn screenshot(&self, name: &str) -> PathBuf {
-        let dir = screenshots();
-        std::fs::create_dir_all(&dir).unwrap();
-        let png = self.c.screenshot().await.unwrap();
-        let path = dir.join(format!("{}-{name}.png", self.test));
-        std::fs::write(&path, png).unwrap();
-        path
-    }
-
-    async fn close(self) {
-        self.c.close().await.unwrap();
-    }
-}
-
-fn screenshots() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
-}
 
 /// The probe as `acme/scorer` with Insights on, `calls` calls reporting `risk_score`, and the
 /// series store holding all of them.

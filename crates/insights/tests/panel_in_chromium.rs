@@ -5,175 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::browser::{Browser, PATIENCE};
 use common::{ADMIN, TestServer};
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use insights_testkit::scram::{OTHER_TOPIC, PASSWORD, TOPIC, USER, scram_broker};
-use insights_testkit::{ProcGroup, chromedriver, tansu};
+use insights_testkit::tansu;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// How long a page may take to show what the test waits for (the server and browser share two
-/// cores with the brokers and workers).
-const PATIENCE: Duration = Duration::from_secs(30);
-
-struct Browser {
-    c: Client,
-    base: String,
-    test: &'static str,
-    _driver: ProcGroup,
-}
-
-impl Browser {
-    async fn open(base: &str, test: &'static str) -> Browser {
-        let (driver, url) = chromedriver();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                    "--window-size=1280,900",
-                ],
-            }),
-        );
-        let c = ClientBuilder::native()
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a Chromium session starts");
-        Browser {
-            c,
-            base: base.to_string(),
-            test,
-            _driver: driver,
-        }
-    }
-
-    async fn goto(&self, path: &str) {
-        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
-    }
-
-    /// The current path and query.
-    async fn at(&self) -> String {
-        let u = self.c.current_url().await.unwrap();
-        match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_string(),
-        }
-    }
-
-    async fn find(&self, css: &str) -> Element {
-        self.c
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{}: no {css}: {e}", self.test))
-    }
-
-    async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
-    }
-
-    async fn displayed(&self, css: &str) -> bool {
-        self.find(css).await.is_displayed().await.unwrap()
-    }
-
-    async fn fill(&self, css: &str, value: &str) {
-        let e = self.find(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(value).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
-    }
-
-    /// Waits until the text of `css` satisfies `ok` (the page changes asynchronously: a reload,
-    /// a fetch, the status poll).
-    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let text = match self.c.find(Locator::Css(css)).await {
-                Ok(e) => e.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            if ok(&text) {
-                return text;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: {css} still shows {text:?}",
-                self.test
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn wait_at(&self, path: &str) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.at().await != path {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{}: at {} instead of {path}",
-                self.test,
-                self.at().await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn sign_in(&self) {
-        self.goto("/admin/insights").await;
-        self.fill("#token", ADMIN).await;
-        self.click("form button[type=submit]").await;
-        self.wait_at("/admin/insights").await;
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let dir = screenshots();
-        std::fs::create_dir_all(&dir).unwrap();
-        let png = self.c.screenshot().await.unwrap();
-        std::fs::write(dir.join(format!("{}-{name}.png", self.test)), png).unwrap();
-    }
-
-    /// Form controls without a label, and descriptions pointing nowhere, on the current page
-    /// (keyboard and screen-reader use).
-    async fn unlabelled_controls(&self) -> Vec<Value> {
-        let v = self
-            .c
-            .execute(
-                "const controls = [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')];
-                 const unlabelled = controls
-                   .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() : !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
-                   .map(e => 'no label: ' + (e.id || e.name || e.outerHTML));
-                 const dangling = [...document.querySelectorAll('[aria-describedby]')]
-                   .flatMap(e => e.getAttribute('aria-describedby').split(' ')
-                     .filter(id => !document.getElementById(id))
-                     .map(id => 'no #' + id + ' for ' + (e.id || e.name)));
-                 return unlabelled.concat(dangling);",
-                vec![],
-            )
-            .await
-            .unwrap();
-        v.as_array().unwrap().clone()
-    }
-
-    async fn close(self) {
-        self.c.close().await.unwrap();
-    }
-}
-
-fn screenshots() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
-}
 
 async fn connection(t: &TestServer) -> Value {
     let (s, body) = t
@@ -422,7 +262,7 @@ async fn connecting_through_the_modal_shows_connected_then_a_call_is_delivered()
     t.probe("acme", "scorer", 1, true).await;
     let key = t.new_key().await;
     let b = Browser::open(&t.url, "connect").await;
-    b.sign_in().await;
+    b.sign_in("/admin/insights").await;
 
     assert_eq!(b.text("#kafka-state-label").await, "Not connected");
     assert_eq!(b.text("#open-connection").await, "Connect to Kafka");
@@ -478,7 +318,7 @@ async fn every_invalid_field_shows_the_apis_message_inline_and_nothing_is_saved(
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
     let b = Browser::open(&t.url, "invalid").await;
-    b.sign_in().await;
+    b.sign_in("/admin/insights").await;
     b.click("#open-connection").await;
     b.fill("#topic", "bad topic!").await;
     b.fill("#brokers", "kafka-without-port").await;
@@ -539,7 +379,7 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;
     let b = Browser::open(&t.url, "scram").await;
-    b.sign_in().await;
+    b.sign_in("/admin/insights").await;
     b.click("#open-connection").await;
 
     assert!(!b.displayed("#sasl-fields").await);
@@ -649,7 +489,7 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
     t.wait_payloads(query, 1).await;
 
     let b = Browser::open(&t.url, "switch").await;
-    b.sign_in().await;
+    b.sign_in("/admin/insights").await;
     b.goto("/admin/algorithms").await;
     let switch = "input[role=switch][data-algorithm='acme/switch']";
     assert!(b.find(switch).await.is_selected().await.unwrap());
@@ -732,7 +572,7 @@ async fn an_api_key_is_shown_once_and_a_revoked_key_gets_401() {
     let t = TestServer::start(dir.path()).await;
     t.probe("acme", "keyed", 1, false).await;
     let b = Browser::open(&t.url, "api-keys").await;
-    b.sign_in().await;
+    b.sign_in("/admin/insights").await;
     b.goto("/admin/api-keys").await;
     b.fill("#key-name", "ci runner").await;
     b.click("#create-key button[type=submit]").await;

@@ -1,6 +1,8 @@
 //! A real server on 127.0.0.1:0 with its own data directory, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 
 use insights::serve::{RunningServer, ServerConfig, start};
