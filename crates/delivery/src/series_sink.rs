@@ -43,21 +43,16 @@ impl PayloadSink for SeriesSink {
                     .collect();
                 store.ingest_batch(&incoming)
             };
-            match tokio::task::spawn_blocking(ingest).await {
-                Ok(Ok(_report)) => Outcome::Delivered,
-                Ok(Err(e)) => Outcome::Dropped {
-                    reason: DropReason::SeriesError,
-                    error: SinkError {
-                        sink: "series",
-                        message: e.to_string(),
-                    },
-                },
-                Err(e) => Outcome::Dropped {
-                    reason: DropReason::SeriesError,
-                    error: SinkError {
-                        sink: "series",
-                        message: e.to_string(),
-                    },
+            let failed = match tokio::task::spawn_blocking(ingest).await {
+                Ok(Ok(_report)) => return Outcome::Delivered,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            Outcome::Dropped {
+                reason: DropReason::SeriesError,
+                error: SinkError {
+                    sink: "series",
+                    message: failed,
                 },
             }
         })
