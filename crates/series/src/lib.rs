@@ -65,6 +65,7 @@ mod state;
 mod store;
 mod telemetry;
 mod wal;
+mod window;
 
 pub use config::{Clock, ManualClock, Retention, SeriesConfig};
 pub use error::SeriesError;
@@ -75,6 +76,7 @@ pub use query::{Point, Query, QueryResult, Source, VersionSeries};
 pub use sketch::RELATIVE_ERROR;
 pub use state::{EXECUTIONS, FAILURES};
 pub use store::{LevelStats, MetricInfo, RecoveryReport, SeriesStore, StoreStats, VersionMetrics};
+pub use window::{RangeAggregate, VersionAggregate};
 
 #[cfg(test)]
 mod tests {

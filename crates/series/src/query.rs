@@ -219,10 +219,10 @@ fn evaluate(s: &Series, seg: &Segment, every: Micros, acc: &mut Acc, out: &mut V
 }
 
 /// One window's aggregate as it is built; it computes only what its function needs.
-struct Acc {
+pub(crate) struct Acc {
     function: Function,
-    start: Micros,
-    count: u64,
+    pub(crate) start: Micros,
+    pub(crate) count: u64,
     min: f64,
     max: f64,
     last_time: Micros,
@@ -234,7 +234,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn new(function: Function) -> Self {
+    pub(crate) fn new(function: Function) -> Self {
         Acc {
             function,
             start: 0,
@@ -253,7 +253,7 @@ impl Acc {
         matches!(self.function, Function::Mean | Function::Sum)
     }
 
-    fn add_point(&mut self, p: &RawPoint) {
+    pub(crate) fn add_point(&mut self, p: &RawPoint) {
         self.count += 1;
         self.min = self.min.min(p.value);
         self.max = self.max.max(p.value);
@@ -270,7 +270,7 @@ impl Acc {
         }
     }
 
-    fn add_window(&mut self, w: &Window) {
+    pub(crate) fn add_window(&mut self, w: &Window) {
         self.count += w.count;
         self.min = self.min.min(w.min);
         self.max = self.max.max(w.max);
@@ -287,7 +287,7 @@ impl Acc {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<Point>) {
+    pub(crate) fn emit(&mut self, out: &mut Vec<Point>) {
         let value = match self.function {
             Function::Mean => self.sum.value() / self.count as f64,
             Function::Sum => self.sum.value(),
@@ -301,7 +301,15 @@ impl Acc {
                     Some(s) if self.values.is_empty() => {
                         sketch::quantile(&s, q).unwrap_or(f64::NAN)
                     }
-                    _ => exact_quantile(&mut self.values, q),
+                    // A range aggregate can span rollup windows and raw points: the raw
+                    // values join the sketch, and the answer keeps the sketch's error.
+                    Some(mut s) => {
+                        for v in self.values.drain(..) {
+                            s.add(v);
+                        }
+                        sketch::quantile(&s, q).unwrap_or(f64::NAN)
+                    }
+                    None => exact_quantile(&mut self.values, q),
                 }
             }
         };

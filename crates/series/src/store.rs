@@ -437,6 +437,18 @@ impl SeriesStore {
         out
     }
 
+    /// Runs `f` over the state as of now and the horizon of each level: the read side that
+    /// queries other than [`SeriesStore::query`] (the range aggregate) are built on.
+    pub(crate) fn with_state<R>(
+        &self,
+        f: impl FnOnce(&crate::state::State, &crate::model::PerLevel<crate::model::Micros>) -> R,
+    ) -> R {
+        let now = self.inner.cfg.clock.now_micros();
+        let core = self.inner.read();
+        let horizons = core.state.horizons_at(&self.inner.cfg, now);
+        f(&core.state, &horizons)
+    }
+
     pub fn stats(&self) -> StoreStats {
         let core = self.inner.read();
         let state = &core.state;
