@@ -1,0 +1,114 @@
+//! The series store's ingest on the payloads `scripts/bench-series` makes (5 numeric values per
+//! ~334-byte payload: 30 days of one version a minute, 24 hours of ten versions every 10 s, in
+//! time order), live (the clock follows the payloads) and as a backfill, without influxd: for
+//! measuring one change quickly and for `perf record`.
+//!
+//! `cargo run --release -p insights-series --example ingest_profile -- [live|backfill] [rounds]`
+
+use std::time::{Duration, Instant};
+
+use insights_series::{Incoming, ManualClock, SeriesConfig, SeriesStore};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::{at, payload};
+
+const MINUTE: i64 = 60_000_000;
+const DAY: i64 = 86_400_000_000;
+/// 2023-12-15T00:00:00Z, as in `crates/insights/benches/series.rs`.
+const END: i64 = 1_702_598_400_000_000;
+const VALUES_PER_PAYLOAD: usize = 5;
+
+fn one(name: &str, version: &str, t: i64, i: usize, v: usize) -> (i64, String) {
+    let metrics = [
+        ("risk_score", ((i * 31 + v * 17) % 1000) as f64 / 1000.0),
+        ("approved", (i % 2) as f64),
+        ("amount", (i % 997) as f64 * 1.5),
+        ("confidence", ((i * 13 + v) % 100) as f64 / 100.0),
+    ];
+    (
+        t,
+        payload("bench", name, version, at(t), &metrics, (i % 50) as u64),
+    )
+}
+
+/// The same payloads as `bench_series`'s `data()`.
+fn data() -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    for i in 0..30 * 1440 {
+        let t = END - 30 * DAY + i as i64 * MINUTE + ((i * 7919) % 50) as i64 * 1_000_000;
+        out.push(one("credit_card_approval", "1.0.0", t, i, 0));
+    }
+    for i in 0..8640 {
+        for v in 0..10 {
+            let t = END - DAY + i as i64 * 10_000_000 + v as i64 * 1000;
+            out.push(one("fraud_detection", &format!("1.{v}.0"), t, i, v));
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+fn ingest(dir: &std::path::Path, payloads: &[(i64, String)], live: bool) -> Duration {
+    let clock = ManualClock::new(at(if live { payloads[0].0 } else { END }));
+    let config = SeriesConfig {
+        clock: clock.clone().into(),
+        checkpoint_interval: Duration::from_secs(3600),
+        wal_max_bytes: 1 << 40,
+        ..SeriesConfig::default()
+    };
+    let store = SeriesStore::open(dir, config).unwrap();
+    let mut values = 0;
+    let start = Instant::now();
+    for chunk in payloads.chunks(1024) {
+        if live {
+            clock.set(at(chunk[chunk.len() - 1].0 + 1_000_000));
+        }
+        let batch: Vec<Incoming<'_>> = chunk.iter().map(|(_, m)| Incoming::new(m, false)).collect();
+        let report = store.ingest_batch(&batch).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        values += report.values;
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(values, payloads.len() * VALUES_PER_PAYLOAD);
+    elapsed
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let live = args.first().is_none_or(|m| m != "backfill");
+    let rounds: usize = args.get(1).map_or(3, |n| n.parse().expect("rounds"));
+    let payloads = data();
+    let bytes: usize = payloads.iter().map(|(_, p)| p.len()).sum();
+    eprintln!(
+        "{} payloads, {:.0} B each, {}",
+        payloads.len(),
+        bytes as f64 / payloads.len() as f64,
+        if live { "live" } else { "backfill" }
+    );
+    let mut rates = Vec::new();
+    for round in 0..rounds {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let dir = tempfile::tempdir().unwrap();
+        let d = ingest(dir.path(), &payloads, live);
+        let rate = (payloads.len() * VALUES_PER_PAYLOAD) as f64 / d.as_secs_f64();
+        println!(
+            "round {round}: {rate:.0} values/s ({:.3} s), load {}",
+            d.as_secs_f64(),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        rates.push(rate);
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "median {:.0} values/s (min {:.0}, max {:.0})",
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
+}
