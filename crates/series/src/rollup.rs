@@ -128,12 +128,25 @@ impl Windows {
     pub(crate) fn add(&mut self, width: Micros, t: Micros, v: f64) -> Growth {
         let start = align_down(t, width);
         let len = self.0.len();
-        if let Some(last) = self.0.back_mut()
-            && last.start == start
-        {
-            return update(last, t, v, false);
-        }
-        let i = self.0.partition_point(|w| w.start < start);
+        let i = match self.0.back_mut() {
+            Some(last) if last.start == start => return update(last, t, v, false),
+            // The common case: the point opens a window after every other. (A binary search
+            // over a month of windows misses the cache at every step.)
+            Some(last) if last.start < start => len,
+            None => 0,
+            // A late point, usually for one of the last few windows.
+            Some(_) => {
+                let floor = len.saturating_sub(8);
+                let mut i = len - 1;
+                while i > floor && self.0[i - 1].start >= start {
+                    i -= 1;
+                }
+                if i == floor && floor > 0 && self.0[floor - 1].start >= start {
+                    i = self.0.partition_point(|w| w.start < start);
+                }
+                i
+            }
+        };
         if i < len && self.0[i].start == start {
             // A late point for an older window: it stays frozen if it was.
             let refreeze = i + LIVE_WINDOWS < len;
@@ -206,6 +219,7 @@ fn update(w: &mut Window, t: Micros, v: f64, refreeze: bool) -> Growth {
 mod tests {
     use super::*;
     use crate::model::MINUTE;
+    use crate::sketch::SMALL_VALUES;
 
     #[test]
     fn raw_points_keep_time_order_and_arrival_order_among_ties() {
@@ -237,8 +251,12 @@ mod tests {
     fn only_the_newest_windows_stay_live_whatever_the_arrival_order() {
         let mut w = Windows::default();
         let mut total = 0i64;
+        // Enough points per window to need a sketch (a window of fewer keeps its values).
+        let points = SMALL_VALUES as i64 + 1;
         for m in [5, 0, 9, 3, 7, 1, 8, 2, 6, 4, 5, 0] {
-            total += w.add(MINUTE, m * MINUTE + 1, m as f64).bytes;
+            for k in 0..points {
+                total += w.add(MINUTE, m * MINUTE + 1 + k, m as f64 + k as f64).bytes;
+            }
             let len = w.0.len();
             for (i, win) in w.0.iter().enumerate() {
                 assert_eq!(
@@ -254,8 +272,34 @@ mod tests {
             "the byte estimate is tracked exactly"
         );
         assert_eq!(w.0.len(), 10);
-        assert_eq!(w.0[5].count, 2);
+        assert_eq!(w.0[5].count, 2 * points as u64);
+        total += w.add(MINUTE, 10 * MINUTE, 1.0).bytes;
+        assert!(matches!(w.0[10].sketch, Sketch::Small(_)));
+        assert!(!w.0[7].sketch.is_live(), "pushed out of the live zone");
+        assert_eq!(total as u64, w.bytes());
         assert_eq!(w.prune_before(3 * MINUTE).0, 3);
+    }
+
+    #[test]
+    fn a_late_point_finds_its_window_far_back_or_opens_one_in_place() {
+        let mut w = Windows::default();
+        for m in (0..40).step_by(2) {
+            w.add(MINUTE, m * MINUTE, m as f64);
+        }
+        // Near the end, far back (past the short look from the end), and before the first.
+        for m in [36, 37, 4, 5, -3] {
+            w.add(MINUTE, m * MINUTE + 5, -1.0);
+        }
+        let starts: Vec<_> = w.0.iter().map(|x| x.start / MINUTE).collect();
+        let mut sorted = starts.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(starts, sorted);
+        assert_eq!(starts.len(), 20 + 3);
+        for m in [36, 4] {
+            let x = &w.0[starts.iter().position(|&s| s == m).unwrap()];
+            assert_eq!((x.count, x.min, x.max), (2, -1.0, m as f64));
+        }
     }
 
     #[test]

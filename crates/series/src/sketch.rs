@@ -10,6 +10,13 @@
 //! older ones are frozen into the crate's compact binary encoding (the one DataDog's Java
 //! library reads: varint bin deltas and counts, typically 50 to a few hundred bytes), and thawed
 //! again only if a late point arrives for them or a query merges them.
+//!
+//! Most windows hold far fewer values than that costs: a version called once a minute puts one
+//! value in each 1-minute window. A window of at most [`SMALL_VALUES`] values keeps the values
+//! themselves instead (8 bytes each, no sketch built, none encoded when it leaves the live zone);
+//! merged into a query's sketch value by value, they answer exactly as a sketch built from them
+//! would, since a sketch's answer depends only on how many values fell into each bin (and its
+//! minimum and maximum).
 
 use sketches_ddsketch::{Config, DDSketch};
 
@@ -23,6 +30,9 @@ const MIN_VALUE: f64 = 1e-9;
 
 /// How many of a series' newest windows, per level, keep a live sketch.
 pub(crate) const LIVE_WINDOWS: usize = 3;
+/// A window keeps up to this many values as they are before it builds a sketch of them: 128
+/// bytes at most, about what a frozen sketch of as many values takes.
+pub(crate) const SMALL_VALUES: usize = 16;
 
 pub(crate) fn config() -> Config {
     Config::new(RELATIVE_ERROR, MAX_BINS, MIN_VALUE)
@@ -32,9 +42,11 @@ pub(crate) fn new_sketch() -> DDSketch {
     DDSketch::new(config())
 }
 
-/// A window's sketch, live (cheap to add to) or frozen (compact).
+/// A window's sketch: its few values, live (cheap to add to) or frozen (compact).
 #[derive(Clone)]
 pub(crate) enum Sketch {
+    /// At most [`SMALL_VALUES`] values, in arrival order.
+    Small(Vec<f64>),
     Live(Box<DDSketch>),
     Frozen(Box<[u8]>),
 }
@@ -42,6 +54,7 @@ pub(crate) enum Sketch {
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Sketch::Small(v) => write!(f, "Small({} values)", v.len()),
             Sketch::Live(s) => write!(f, "Live({} values)", s.count()),
             Sketch::Frozen(b) => write!(f, "Frozen({} bytes)", b.len()),
         }
@@ -50,13 +63,20 @@ impl std::fmt::Debug for Sketch {
 
 impl Sketch {
     pub(crate) fn with(value: f64) -> Self {
-        let mut s = new_sketch();
-        s.add(value);
-        Sketch::Live(Box::new(s))
+        Sketch::Small(vec![value])
     }
 
     pub(crate) fn add(&mut self, value: f64) {
         match self {
+            Sketch::Small(values) if values.len() < SMALL_VALUES => values.push(value),
+            Sketch::Small(values) => {
+                let mut s = Box::new(new_sketch());
+                for &v in values.iter() {
+                    s.add(v);
+                }
+                s.add(value);
+                *self = Sketch::Live(s);
+            }
             Sketch::Live(s) => s.add(value),
             Sketch::Frozen(_) => {
                 let mut s = Box::new(self.thawed());
@@ -66,10 +86,12 @@ impl Sketch {
         }
     }
 
+    /// Whether this holds a live DDSketch (the only form worth freezing).
     pub(crate) fn is_live(&self) -> bool {
         matches!(self, Sketch::Live(_))
     }
 
+    /// Encodes a live sketch; a small one is compact already and stays as it is.
     pub(crate) fn freeze(&mut self) {
         if let Sketch::Live(s) = self {
             *self = Sketch::Frozen(s.to_java_bytes().into_boxed_slice());
@@ -79,6 +101,13 @@ impl Sketch {
     /// A live copy.
     pub(crate) fn thawed(&self) -> DDSketch {
         match self {
+            Sketch::Small(values) => {
+                let mut s = new_sketch();
+                for &v in values {
+                    s.add(v);
+                }
+                s
+            }
             Sketch::Live(s) => (**s).clone(),
             // Frozen bytes were checked when made or loaded; a failure here is a bug, and an
             // empty sketch (which only widens the error) is better than a panic in a query.
@@ -89,24 +118,32 @@ impl Sketch {
     /// Merges this window's values into `acc`.
     pub(crate) fn merge_into(&self, acc: &mut DDSketch) {
         let merged = match self {
+            Sketch::Small(values) => {
+                for &v in values {
+                    acc.add(v);
+                }
+                Ok(())
+            }
             Sketch::Live(s) => acc.merge(s),
             Sketch::Frozen(_) => acc.merge(&self.thawed()),
         };
         debug_assert!(merged.is_ok(), "every sketch has the same configuration");
     }
 
-    /// The encoded form, for the snapshot.
-    pub(crate) fn encoded(&self) -> std::borrow::Cow<'_, [u8]> {
+    /// The encoded form of a sketch, for the snapshot (`None`: small, its values are stored).
+    pub(crate) fn encoded(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
         match self {
-            Sketch::Live(s) => std::borrow::Cow::Owned(s.to_java_bytes()),
-            Sketch::Frozen(b) => std::borrow::Cow::Borrowed(b),
+            Sketch::Small(_) => None,
+            Sketch::Live(s) => Some(std::borrow::Cow::Owned(s.to_java_bytes())),
+            Sketch::Frozen(b) => Some(std::borrow::Cow::Borrowed(b)),
         }
     }
 
-    /// Bytes held, for the memory estimate: a live sketch's struct and its dense bins, or the
-    /// frozen encoding.
+    /// Bytes held, for the memory estimate: the small values' buffer, a live sketch's struct
+    /// and its dense bins, or the frozen encoding.
     pub(crate) fn bytes(&self) -> usize {
         match self {
+            Sketch::Small(values) => values.capacity() * 8,
             Sketch::Live(s) => std::mem::size_of::<DDSketch>() + s.length().max(1) * 8,
             Sketch::Frozen(b) => b.len(),
         }
@@ -145,7 +182,43 @@ mod tests {
         }
         // A frozen window is much smaller than a live one.
         assert!(a.bytes() < 400, "{} bytes", a.bytes());
-        assert!(Sketch::with(1.0).bytes() > 1000);
+        let mut live = Sketch::with(1.0);
+        (0..SMALL_VALUES).for_each(|i| live.add(i as f64));
+        assert!(live.is_live() && live.bytes() > 1000);
+    }
+
+    #[test]
+    fn a_small_window_answers_as_a_sketch_of_its_values() {
+        let values = [
+            3.5, -2.0, 0.0, 1e-12, 7.25, 3.5, -40.0, 1e6, 0.01, 2.0, 2.0, -0.5,
+        ];
+        let mut direct = new_sketch();
+        let mut s = Sketch::with(values[0]);
+        direct.add(values[0]);
+        for &v in &values[1..] {
+            s.add(v);
+            direct.add(v);
+        }
+        assert!(matches!(&s, Sketch::Small(v) if v.len() == values.len()));
+        s.freeze();
+        assert!(
+            matches!(s, Sketch::Small(_)),
+            "small windows are not encoded"
+        );
+        let mut merged = new_sketch();
+        merged.add(5.0);
+        s.merge_into(&mut merged);
+        let mut expected = direct.clone();
+        expected.add(5.0);
+        for q in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0] {
+            assert_eq!(quantile(&s.thawed(), q), quantile(&direct, q), "q {q}");
+            assert_eq!(quantile(&merged, q), quantile(&expected, q), "q {q}");
+        }
+        // One past the limit, it becomes a live sketch of every value.
+        let mut s = Sketch::with(0.0);
+        (1..=SMALL_VALUES).for_each(|i| s.add(i as f64));
+        assert!(s.is_live());
+        assert_eq!(s.thawed().count(), SMALL_VALUES + 1);
     }
 
     #[test]

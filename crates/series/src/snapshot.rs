@@ -7,7 +7,9 @@
 //! `age_horizon: i64 | byte_horizon: i64 |` versions `(id, owner, name, version)*` | series
 //! `(version id, metric, first_seen, last_seen, count, raw points, 1m windows, 1h windows)*` |
 //! `crc32(everything before): u32`. A window is its exact statistics, its sum's partials and
-//! its sketch in DDSketch's binary encoding.
+//! its sketch: in format 2, `0 | n | n bytes` for DDSketch's binary encoding or
+//! `1 | n | n × f64` for a small window's values; format 1 (still read) had only the first,
+//! without its tag.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,11 +20,16 @@ use crate::codec::{self, Malformed, Reader};
 use crate::exact::ExactSum;
 use crate::model::{Level, Micros};
 use crate::rollup::{RAW_POINT_BYTES, RawPoint, Window, Windows};
-use crate::sketch::Sketch;
+use crate::sketch::{SMALL_VALUES, Sketch};
 use crate::state::State;
 
 const MAGIC: &[u8; 8] = b"ISERIES\0";
-const FORMAT: u32 = 1;
+/// The format written; format 1 is read too.
+const FORMAT: u32 = 2;
+/// Format 1: every window's sketch in DDSketch's encoding, untagged.
+const FORMAT_1: u32 = 1;
+const SKETCH_ENCODED: u8 = 0;
+const SKETCH_VALUES: u8 = 1;
 
 /// Writes the snapshot of `state` to `path`; returns the file, not yet synced (the caller does
 /// that after letting go of the store's lock), and its size in bytes.
@@ -95,9 +102,21 @@ fn put_window(b: &mut Vec<u8>, w: &Window) {
     for &p in w.sum.partials() {
         codec::put_f64(b, p);
     }
-    let sketch = w.sketch.encoded();
-    codec::put_varint(b, sketch.len() as u64);
-    b.extend_from_slice(&sketch);
+    match (&w.sketch, w.sketch.encoded()) {
+        (Sketch::Small(values), _) => {
+            b.push(SKETCH_VALUES);
+            codec::put_varint(b, values.len() as u64);
+            for &v in values {
+                codec::put_f64(b, v);
+            }
+        }
+        (_, encoded) => {
+            let sketch = encoded.expect("only a small sketch has no encoding");
+            b.push(SKETCH_ENCODED);
+            codec::put_varint(b, sketch.len() as u64);
+            b.extend_from_slice(&sketch);
+        }
+    }
 }
 
 /// Buffers encoded bytes and hashes them on their way to the file.
@@ -146,7 +165,8 @@ pub(crate) fn read(bytes: &[u8], state: &mut State) -> Result<u64, Malformed> {
     if r.bytes(8)? != MAGIC {
         return Err(Malformed("not a series snapshot"));
     }
-    if r.u32()? != FORMAT {
+    let format = r.u32()?;
+    if format != FORMAT && format != FORMAT_1 {
         return Err(Malformed("unknown snapshot format"));
     }
     let next_generation = r.u64()?;
@@ -188,7 +208,7 @@ pub(crate) fn read(bytes: &[u8], state: &mut State) -> Result<u64, Malformed> {
         for (windows, bytes) in rollups.iter_mut().zip(&mut rollup_bytes) {
             for _ in 0..r.count(50)? {
                 *bytes += windows
-                    .push_loaded(read_window(&mut r)?)
+                    .push_loaded(read_window(&mut r, format)?)
                     .map_err(Malformed)? as u64;
             }
         }
@@ -213,7 +233,7 @@ pub(crate) fn read(bytes: &[u8], state: &mut State) -> Result<u64, Malformed> {
     Ok(next_generation)
 }
 
-fn read_window(r: &mut Reader<'_>) -> Result<Window, Malformed> {
+fn read_window(r: &mut Reader<'_>, format: u32) -> Result<Window, Malformed> {
     let start = r.i64()?;
     let count = r.u64()?;
     let (min, max) = (r.f64()?, r.f64()?);
@@ -222,11 +242,32 @@ fn read_window(r: &mut Reader<'_>) -> Result<Window, Malformed> {
     for _ in 0..r.count(8)? {
         partials.push(r.f64()?);
     }
-    let n = r.count(1)?;
-    // Not decoded here: the checksum vouches for the bytes, and decoding every window would
-    // make a start with millions of windows take seconds. (A sketch that fails to decode later
-    // reads as empty; see `Sketch::thawed`.)
-    let sketch = Sketch::Frozen(r.bytes(n)?.into());
+    let kind = if format == FORMAT_1 {
+        SKETCH_ENCODED
+    } else {
+        r.u8()?
+    };
+    let sketch = match kind {
+        SKETCH_ENCODED => {
+            let n = r.count(1)?;
+            // Not decoded here: the checksum vouches for the bytes, and decoding every window
+            // would make a start with millions of windows take seconds. (A sketch that fails to
+            // decode later reads as empty; see `Sketch::thawed`.)
+            Sketch::Frozen(r.bytes(n)?.into())
+        }
+        SKETCH_VALUES => {
+            let n = r.count(8)?;
+            if n == 0 || n > SMALL_VALUES || n as u64 != count {
+                return Err(Malformed("a small window's values"));
+            }
+            let mut values = Vec::with_capacity(n);
+            for _ in 0..n {
+                values.push(r.f64()?);
+            }
+            Sketch::Small(values)
+        }
+        _ => return Err(Malformed("unknown kind of sketch")),
+    };
     if count == 0 {
         return Err(Malformed("an empty window"));
     }
