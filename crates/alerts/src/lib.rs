@@ -12,6 +12,7 @@ mod doc;
 mod endpoint;
 mod error;
 mod level;
+mod notification;
 mod rule;
 mod span;
 mod template;
@@ -25,6 +26,7 @@ pub use endpoint::{
 };
 pub use error::{AlertError, FieldError};
 pub use level::Level;
+pub use notification::{Notification, dedup_key};
 pub use rule::{Limit, Rule, TagOp, TagRule, When};
 pub use span::Span;
 pub use template::{Template, Vars};
