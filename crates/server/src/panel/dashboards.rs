@@ -205,7 +205,8 @@ pub(super) async fn dashboard_page(
                             option value="" { "Choose an algorithm" }
                             @for a in &algorithms {
                                 @let path = format!("{}/{}", a.owner, a.name);
-                                option value=(path) { (path) }
+                                @let published: Vec<&str> = a.versions.iter().map(|v| v.version_info.semantic_version.as_str()).collect();
+                                option value=(path) data-versions=(published.join(" ")) { (path) }
                             }
                         }
                         (field("algorithm"))
@@ -213,34 +214,110 @@ pub(super) async fn dashboard_page(
                         select id="cell-metric" name="metric" aria-describedby="metric-hint error-cell-metric" {
                             option value="" { "Choose an algorithm first" }
                         }
-                        p.hint id="metric-hint" { "The metrics the algorithm reported, with duration, executions and failures." }
+                        p.hint id="metric-hint" { "The metrics the algorithm reported, with duration, executions and failures. A table may show every key instead." }
                         (field("metric"))
-                        label for="cell-fn" { "Function" }
-                        select id="cell-fn" name="fn" aria-describedby="error-cell-fn" {
-                            @for f in Function::ALL { option value=(f.as_str()) selected[f == Function::Mean] { (f.as_str()) } }
+                        div id="fn-field" {
+                            label for="cell-fn" { "Function" }
+                            select id="cell-fn" name="fn" aria-describedby="error-cell-fn" {
+                                @for f in Function::ALL { option value=(f.as_str()) selected[f == Function::Mean] { (f.as_str()) } }
+                            }
+                            (field("fn"))
                         }
-                        (field("fn"))
                         label for="cell-title" { "Title" }
                         input id="cell-title" name="title" maxlength=(dashboards::MAX_NAME) autocomplete="off" aria-describedby="error-cell-title";
                         (field("title"))
-                        details {
-                            summary { "Display" }
-                            label for="cell-unit" { "Unit" }
-                            input id="cell-unit" name="unit" maxlength="20" autocomplete="off" aria-describedby="error-cell-unit";
-                            (field("unit"))
-                            label for="cell-decimals" { "Decimals" }
-                            input id="cell-decimals" name="decimals" type="number" min="0" max="10" value="2" aria-describedby="error-cell-decimals";
-                            (field("decimals"))
-                            label for="cell-min" { "Minimum" }
-                            input id="cell-min" name="min" type="number" step="any" aria-describedby="error-cell-min";
-                            (field("min"))
-                            label for="cell-max" { "Maximum" }
-                            input id="cell-max" name="max" type="number" step="any" aria-describedby="error-cell-max";
-                            (field("max"))
-                            label for="cell-width" { "Width (of 12 columns)" }
-                            select id="cell-width" name="width" {
-                                @for w in [3, 4, 6, 8, 12] { option value=(w) selected[w == 6] { (w) } }
+                        fieldset id="cell-versions" aria-describedby="versions-hint error-cell-versions" {
+                            legend { "Versions" }
+                            label.choice for="cell-versions-all" {
+                                input id="cell-versions-all" type="radio" name="versions_mode" value="all" checked;
+                                " All versions"
                             }
+                            label.choice for="cell-versions-some" {
+                                input id="cell-versions-some" type="radio" name="versions_mode" value="some";
+                                " Only these:"
+                            }
+                            div.version-list id="cell-version-list" {}
+                            p.hint id="versions-hint" { "The algorithm's published versions and those it reported from." }
+                            (field("versions"))
+                        }
+                        div id="every-field" {
+                            label for="cell-every" { "Points every" }
+                            input id="cell-every" name="every" list="cell-durations" placeholder="chosen from the time range" autocomplete="off"
+                                aria-describedby="every-hint error-cell-every";
+                            p.hint id="every-hint" { "The length of each point's window: 10s or more, such as 30s, 1m, 5m, 1h, 1d." }
+                            (field("every"))
+                        }
+                        div id="window-field" {
+                            label for="cell-window" { "Value window" }
+                            input id="cell-window" name="window" list="cell-durations" placeholder="as the time range's windows" autocomplete="off"
+                                aria-describedby="window-hint error-cell-window";
+                            p.hint id="window-hint" { "The value is the latest window of this length: 10s or more, such as 5m, 1h, 1d." }
+                            (field("window"))
+                        }
+                        datalist id="cell-durations" {
+                            @for d in ["10s", "30s", "1m", "5m", "15m", "1h", "6h", "1d"] { option value=(d) {} }
+                        }
+                        details id="cell-display" {
+                            summary { "Display" }
+                            p.hint id="display-hint" { "For a table, these apply to the chosen metric's column." }
+                            div.pair {
+                                div {
+                                    label for="cell-unit" { "Unit" }
+                                    input id="cell-unit" name="unit" maxlength="20" autocomplete="off" placeholder="ms, %, °C" aria-describedby="error-cell-unit";
+                                    (field("unit"))
+                                }
+                                div {
+                                    label for="cell-decimals" { "Decimals" }
+                                    input id="cell-decimals" name="decimals" type="number" min="0" max="10" step="1" placeholder="2" aria-describedby="error-cell-decimals";
+                                    (field("decimals"))
+                                }
+                                div {
+                                    label for="cell-min" { "Minimum" }
+                                    input id="cell-min" name="min" type="number" step="any" aria-describedby="minmax-hint error-cell-min";
+                                    (field("min"))
+                                }
+                                div {
+                                    label for="cell-max" { "Maximum" }
+                                    input id="cell-max" name="max" type="number" step="any" aria-describedby="minmax-hint error-cell-max";
+                                    (field("max"))
+                                }
+                            }
+                            p.hint id="minmax-hint" { "A graph's vertical axis; a gauge's ends (a gauge needs both)." }
+                            fieldset id="cell-thresholds" aria-describedby="thresholds-hint error-cell-thresholds" {
+                                legend { "Thresholds" }
+                                p.hint id="thresholds-hint" {
+                                    "A value from a threshold up takes its color; list them from the lowest up (at most 10)."
+                                }
+                                div id="threshold-rows" {}
+                                button type="button" id="add-threshold" { "Add threshold" }
+                                (field("thresholds"))
+                            }
+                        }
+                        details id="cell-placement" {
+                            summary { "Size and place" }
+                            div.pair {
+                                div {
+                                    label for="cell-w" { "Width (columns of 12)" }
+                                    input id="cell-w" name="w" type="number" min="1" max="12" step="1" aria-describedby="error-cell-w";
+                                    (field("w"))
+                                }
+                                div {
+                                    label for="cell-h" { "Height (rows of 72 px)" }
+                                    input id="cell-h" name="h" type="number" min="1" max="24" step="1" aria-describedby="error-cell-h";
+                                    (field("h"))
+                                }
+                                div {
+                                    label for="cell-x" { "Column (0 is the left)" }
+                                    input id="cell-x" name="x" type="number" min="0" max="11" step="1" aria-describedby="error-cell-x";
+                                    (field("x"))
+                                }
+                                div {
+                                    label for="cell-y" { "Row (0 is the top)" }
+                                    input id="cell-y" name="y" type="number" min="0" max="1000" step="1" aria-describedby="error-cell-y";
+                                    (field("y"))
+                                }
+                            }
+                            p.hint { "On a phone every cell takes the whole width, in order of row, then column." }
                         }
                     }
                     div.editor-preview {

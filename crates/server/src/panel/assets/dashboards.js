@@ -15,6 +15,18 @@ const KIND_NAMES = {
 };
 /** Pixels per grid row (CSS `grid-auto-rows` in panel.css says the same). */
 const ROW = 72;
+const GRID_COLUMNS = 12;
+/** Rows of a table cell (the payloads API's `limit`). */
+const TABLE_ROWS = 10;
+const MAX_THRESHOLDS = 10;
+/** New thresholds' colors, in order: amber, red, then the palette. */
+const THRESHOLD_COLORS = ["#e0a000", "#b3261e", ...PALETTE];
+/** Keys of a payload a table leaves out (the same in every row, or long and unhelpful). */
+const TABLE_SKIP = ["algorithm_name", "algorithm_owner", "session_id"];
+/** Operational keys a table shows after the metrics, when the payloads have them. */
+const TABLE_TAIL = ["duration_milliseconds", "status", "error_type", "request_id"];
+const GRAPH_KINDS = ["graph", "graph_single_stat"];
+const STAT_KINDS = ["single_stat", "gauge"];
 
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
@@ -48,10 +60,70 @@ function formatValue(v, display) {
   return v.toFixed(digits) + unit;
 }
 
+/** The color of the highest threshold at or below `v` ("" below every threshold). */
 function colorFor(v, display) {
   let color = "";
-  for (const t of display?.thresholds ?? []) if (v !== null && v >= t.value) color = t.color;
+  for (const t of display?.thresholds ?? []) {
+    if (v !== null && v !== undefined && Number.isFinite(t.value) && v >= t.value) color = t.color;
+  }
   return color;
+}
+
+/** `#rgb` as `#rrggbb` (what a color input holds). */
+function longColor(c) {
+  return /^#[0-9a-f]{3}$/i.test(c) ? "#" + [...c.slice(1)].map((x) => x + x).join("") : c.toLowerCase();
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** An SVG element; colors are presentation attributes, which the CSP does not govern. */
+function svg(tag, attrs = {}, text) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** A half-circle arc of radius `r` from fraction `f0` to `f1` of the way from left to right. */
+function arc(f0, f1, r) {
+  const at = (f) => {
+    const a = Math.PI * (1 - f);
+    return `${(100 + r * Math.cos(a)).toFixed(2)} ${(100 - r * Math.sin(a)).toFixed(2)}`;
+  };
+  return `M ${at(f0)} A ${r} ${r} 0 0 1 ${at(f1)}`;
+}
+
+/**
+ * A gauge of `v` between the cell's min and max: the track, the thresholds' bands around it,
+ * the value's arc and number in its threshold's color. Exposed as an ARIA meter named after the
+ * cell and the version.
+ */
+function gauge(cell, v, version) {
+  const d = cell.display ?? {};
+  const min = d.min, max = d.max;
+  const frac = (x) => Math.min(1, Math.max(0, (x - min) / (max - min)));
+  const color = colorFor(v, d);
+  const text = v === null ? "No data" : formatValue(v, d);
+  const box = el("div", {
+    className: "gauge", role: "meter", "aria-label": `${cell.title}, version ${version}`,
+    "aria-valuemin": String(min), "aria-valuemax": String(max), "aria-valuetext": text,
+  });
+  if (v !== null) box.setAttribute("aria-valuenow", String(Math.min(max, Math.max(min, v))));
+  const pic = svg("svg", { viewBox: "0 0 200 122", "aria-hidden": "true", focusable: "false", class: "gauge-svg" });
+  pic.append(svg("path", { d: arc(0, 1, 78), class: "gauge-track", fill: "none", stroke: "#e3e6ec", "stroke-width": 18 }));
+  const ts = (d.thresholds ?? []).filter((t) => Number.isFinite(t.value));
+  ts.forEach((t, i) => {
+    const f0 = frac(t.value), f1 = frac(i + 1 < ts.length ? ts[i + 1].value : max);
+    if (f1 > f0) pic.append(svg("path", { d: arc(f0, f1, 94), class: "gauge-band", fill: "none", stroke: t.color, "stroke-width": 5 }));
+  });
+  if (v !== null && frac(v) > 0) {
+    pic.append(svg("path", { d: arc(0, frac(v), 78), class: "gauge-bar", fill: "none", stroke: color || "#2753c9", "stroke-width": 18 }));
+  }
+  pic.append(svg("text", { x: 100, y: 94, "text-anchor": "middle", class: "gauge-value", fill: color || "currentColor", "font-size": 24, "font-weight": 700 }, v === null ? "—" : text));
+  pic.append(svg("text", { x: 22, y: 118, "text-anchor": "middle", class: "gauge-end", fill: "#5b6478", "font-size": 11 }, String(min)));
+  pic.append(svg("text", { x: 178, y: 118, "text-anchor": "middle", class: "gauge-end", fill: "#5b6478", "font-size": 11 }, String(max)));
+  box.append(pic);
+  return box;
 }
 
 function localInput(date) {
@@ -104,25 +176,37 @@ function dashboardView() {
     return { from: from.toISOString(), to: to.toISOString(), seconds: (to - from) / 1000 };
   }
 
+  /** The versions a cell asks for when the controls leave it to the cell: null for all. */
+  function cellVersions(q) {
+    if (versionFilter.value) return [versionFilter.value];
+    if (compare.checked || !Array.isArray(q.versions)) return null;
+    return q.versions;
+  }
+
   /** Reads what a cell shows: series (filtered as the controls say) or payloads. */
   async function load(cell, s) {
     const q = cell.query;
-    const version = versionFilter.value;
+    const versions = cellVersions(q);
     if (cell.kind === "table") {
-      let u = `/v1/admin/insights/payloads?algorithm=${encodeURIComponent(q.algorithm)}&limit=10`;
-      if (version) u += "&version=" + encodeURIComponent(version);
-      const r = await api("GET", u, undefined, true);
-      if (r.status !== 200) throw new Error(errorMessage(r.body, "The payloads could not be read."));
-      return { payloads: r.body };
+      // The payloads API takes one version: one request per version asked for, merged.
+      const lists = await Promise.all((versions ?? [null]).map(async (v) => {
+        let u = `/v1/admin/insights/payloads?algorithm=${encodeURIComponent(q.algorithm)}&limit=${TABLE_ROWS}`;
+        if (v) u += "&version=" + encodeURIComponent(v);
+        const r = await api("GET", u, undefined, true);
+        if (r.status !== 200) throw new Error(errorMessage(r.body, "The payloads could not be read."));
+        return r.body;
+      }));
+      const payloads = lists.flat().sort((a, b) => String(b.time).localeCompare(String(a.time))).slice(0, TABLE_ROWS);
+      return { payloads };
     }
-    const single = cell.kind === "single_stat" || cell.kind === "gauge";
+    const single = STAT_KINDS.includes(cell.kind);
     const every = (single ? q.window : null) ?? q.every ?? autoEvery(s.seconds);
     const params = new URLSearchParams({ algorithm: q.algorithm, metric: q.metric, fn: q.fn ?? "mean", every, from: s.from, to: s.to });
-    if (version) params.set("version", version);
+    if (versions?.length === 1) params.set("version", versions[0]);
     const r = await api("GET", "/v1/admin/insights/series?" + params, undefined, true);
     if (r.status !== 200) throw new Error(errorMessage(r.body, "The series could not be read."));
     let series = r.body.series;
-    if (!compare.checked && Array.isArray(q.versions)) series = series.filter((x) => q.versions.includes(x.version));
+    if (versions) series = series.filter((x) => versions.includes(x.version));
     return { every: r.body.every, from: r.body.from, to: r.body.to, series };
   }
 
@@ -133,15 +217,16 @@ function dashboardView() {
     for (const s of shown) {
       const last = s.points[s.points.length - 1];
       const v = last ? last.value : null;
-      const value = el("span", { className: "stat-value", text: formatValue(v, cell.display) });
       const color = colorFor(v, cell.display);
-      if (color) value.style.color = color;
-      const stat = el("p", { className: "stat", "data-version": s.version, "data-value": v === null ? "" : String(v) },
-        value, el("span", { className: "stat-version", text: " " + s.version }));
-      box.append(stat);
+      const attrs = { "data-version": s.version, "data-value": v === null ? "" : String(v), "data-color": color };
       if (cell.kind === "gauge") {
-        box.append(el("meter", { min: cell.display.min, max: cell.display.max, value: v ?? cell.display.min, "aria-label": `${cell.title}, version ${s.version}` }));
+        box.append(el("div", { className: "stat stat-gauge", ...attrs },
+          gauge(cell, v, s.version), el("span", { className: "stat-version", text: s.version })));
+        continue;
       }
+      const value = el("span", { className: "stat-value", text: formatValue(v, cell.display) });
+      if (color) value.style.color = color;
+      box.append(el("p", { className: "stat", ...attrs }, value, el("span", { className: "stat-version", text: " " + s.version })));
     }
     if (!shown.length) box.append(el("p", { className: "stat empty", text: "No data in this range" }));
     return box;
@@ -152,7 +237,10 @@ function dashboardView() {
     const points = data.series.reduce((n, s) => n + s.points.length, 0);
     box.setAttribute("role", "img");
     box.setAttribute("aria-label", `${cell.title}: ${cell.query.fn ?? "mean"} of ${cell.query.metric} per ${data.every}, ` +
-      `${data.series.length} version${data.series.length === 1 ? "" : "s"}, ${points} point${points === 1 ? "" : "s"}`);
+      `${data.series.length} version${data.series.length === 1 ? "" : "s"}` +
+      (data.series.length ? ` (${data.series.map((s) => s.version).join(", ")})` : "") +
+      `, ${points} point${points === 1 ? "" : "s"}`);
+    box.dataset.versions = data.series.map((s) => s.version).join(" ");
     if (!xs.length) {
       box.append(el("p", { className: "empty", text: "No data in this range" }));
       return;
@@ -162,6 +250,7 @@ function dashboardView() {
       return xs.map((x) => (at.has(x) ? at.get(x) : null));
     });
     const d = cell.display ?? {};
+    const thresholds = (d.thresholds ?? []).filter((t) => Number.isFinite(t.value));
     const opts = {
       width: Math.max(box.clientWidth, 200),
       height,
@@ -173,25 +262,83 @@ function dashboardView() {
       // The x axis is the range asked for, so that a few points sit where they belong in it.
       scales: {
         x: { time: true, range: [Date.parse(data.from) / 1000, Date.parse(data.to) / 1000] },
-        ...(d.min !== undefined && d.max !== undefined ? { y: { range: [d.min, d.max] } } : {}),
+        ...(d.min !== undefined || d.max !== undefined
+          ? { y: { range: (u, lo, hi) => { const a = d.min ?? Math.min(lo, d.max - 1), b = d.max ?? Math.max(hi, d.min + 1); return [a, b]; } } }
+          : {}),
+      },
+      // Each threshold as a dashed line of its color across the plot.
+      hooks: {
+        draw: [(u) => {
+          if (!thresholds.length) return;
+          const ctx = u.ctx, ratio = uPlot.pxRatio ?? 1, { left, top, width, height: h } = u.bbox;
+          ctx.save();
+          ctx.lineWidth = ratio;
+          ctx.setLineDash([6 * ratio, 4 * ratio]);
+          for (const t of thresholds) {
+            const y = u.valToPos(t.value, "y", true);
+            if (!(y >= top && y <= top + h)) continue;
+            ctx.strokeStyle = t.color;
+            ctx.beginPath();
+            ctx.moveTo(left, y);
+            ctx.lineTo(left + width, y);
+            ctx.stroke();
+          }
+          ctx.restore();
+        }],
       },
     };
     const u = new uPlot(opts, [xs, ...ys], box);
     charts.push({ u, box, height });
   }
 
+  /** The latest payloads, newest first: time and version, the metrics, then the rest. */
+  function payloadTable(cell, rows) {
+    if (!rows.length) return el("p", { className: "empty", text: "No payload yet." });
+    const m = cell.query.metric;
+    let keys;
+    if (m) {
+      keys = ["time", "algorithm_version", m, ...(m === "duration_milliseconds" ? [] : ["duration_milliseconds"])];
+    } else {
+      const head = ["time", "algorithm_version"];
+      const metrics = [];
+      for (const p of rows) {
+        for (const k of Object.keys(p)) {
+          if (!head.includes(k) && !TABLE_TAIL.includes(k) && !TABLE_SKIP.includes(k) && !metrics.includes(k)) metrics.push(k);
+        }
+      }
+      keys = [...head, ...metrics, ...TABLE_TAIL.filter((k) => rows.some((p) => k in p))];
+    }
+    const table = el("table", { className: "payloads" });
+    table.append(el("caption", { text: `${cell.title}: the latest ${rows.length} payload${rows.length === 1 ? "" : "s"}, newest first` }));
+    table.append(el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", { scope: "col", text: k === "algorithm_version" ? "version" : k })))));
+    const formatted = cell.display?.decimals !== undefined || cell.display?.unit;
+    const body = el("tbody");
+    for (const p of rows) {
+      const tr = el("tr", { "data-request-id": String(p.request_id ?? "") });
+      for (const k of keys) {
+        const raw = p[k];
+        const attrs = { "data-key": k, "data-value": raw === undefined ? "" : JSON.stringify(raw) };
+        if (k === "time") {
+          const when = new Date(String(raw) + "Z");
+          tr.append(el("th", { scope: "row", ...attrs }, el("time", { dateTime: String(raw) + "Z", text: isNaN(when) ? String(raw) : when.toLocaleString() })));
+          continue;
+        }
+        const numeric = typeof raw === "number";
+        const text = raw === undefined ? "" : numeric && k === m && formatted ? formatValue(raw, cell.display) : String(raw);
+        const td = el("td", { ...attrs, className: numeric ? "num" : "", text });
+        const color = numeric && k === m ? colorFor(raw, cell.display) : "";
+        if (color) td.style.color = color;
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+    table.append(body);
+    return table;
+  }
+
   function numbers(cell, data) {
     const table = el("table");
     table.append(el("caption", { text: cell.title }));
-    if (cell.kind === "table") {
-      const rows = data.payloads;
-      const keys = cell.query.metric
-        ? ["time", "algorithm_version", cell.query.metric, "duration_milliseconds"]
-        : Object.keys(rows[0] ?? { time: 0, algorithm_version: 0 }).slice(0, 12);
-      table.append(el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", { scope: "col", text: k })))));
-      table.append(el("tbody", {}, ...rows.map((p) => el("tr", {}, ...keys.map((k) => el("td", { text: p[k] === undefined ? "" : String(p[k]) }))))));
-      return table;
-    }
     const versions = data.series.map((s) => s.version);
     const byTime = new Map();
     data.series.forEach((s, i) => {
@@ -201,14 +348,14 @@ function dashboardView() {
       }
     });
     table.append(el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Window start" }),
-      ...versions.map((v) => el("th", { scope: "col", text: `${v} (count)` })))));
+      ...versions.map((v) => el("th", { scope: "col", "data-version": v, text: `${v} (count)` })))));
     const body = el("tbody");
     for (const t of [...byTime.keys()].sort()) {
       const row = el("tr", {}, el("th", { scope: "row", text: new Date(t).toLocaleString() }));
       versions.forEach((v, i) => {
         const p = byTime.get(t)[i];
         row.append(p
-          ? el("td", { "data-count": String(p.count), "data-value": p.value === null ? "" : String(p.value), text: `${formatValue(p.value, cell.display)} (${p.count})` })
+          ? el("td", { "data-version": v, "data-count": String(p.count), "data-value": p.value === null ? "" : String(p.value), text: `${formatValue(p.value, cell.display)} (${p.count})` })
           : el("td", { text: "" }));
       });
       body.append(row);
@@ -217,31 +364,39 @@ function dashboardView() {
     return table;
   }
 
-  /** Draws `cell` into `box` (a grid cell or the editor's preview). */
-  async function draw(box, cell, s, height) {
+  /**
+   * Draws `cell` into `box` (a grid cell or the editor's preview). `current` says whether the
+   * drawing is still wanted when the data arrives (the preview may have changed meanwhile).
+   */
+  async function draw(box, cell, s, height, current = () => true) {
     box.dataset.state = "loading";
     const content = el("div", { className: "cell-body" });
     try {
       const data = await load(cell, s);
+      if (!current()) return;
       if (data.every) box.dataset.every = data.every;
       const open = box.querySelector("details")?.open ?? false;
-      if (cell.kind === "single_stat" || cell.kind === "gauge" || cell.kind === "graph_single_stat") content.append(stats(cell, data));
+      if (STAT_KINDS.includes(cell.kind) || cell.kind === "graph_single_stat") content.append(stats(cell, data));
       const oldCharts = charts.filter((c) => box.contains(c.box));
       box.querySelector(".cell-body")?.replaceWith(content);
       if (!content.isConnected) box.append(content);
       for (const c of oldCharts) c.u.destroy();
       charts = charts.filter((c) => !oldCharts.includes(c));
-      if (cell.kind === "graph" || cell.kind === "graph_single_stat") {
-        const chart = el("div", { className: "chart" });
-        content.append(chart);
-        graph(chart, cell, data, cell.kind === "graph" ? height : height - 56);
+      if (cell.kind === "table") {
+        content.append(el("div", { className: "table-wrap" }, payloadTable(cell, data.payloads)));
+      } else {
+        if (GRAPH_KINDS.includes(cell.kind)) {
+          const chart = el("div", { className: "chart" });
+          content.append(chart);
+          graph(chart, cell, data, cell.kind === "graph" ? height : height - 56);
+        }
+        const details = el("details", { open }, el("summary", { text: "Numbers as a table" }));
+        details.append(el("div", { className: "table-wrap" }, numbers(cell, data)));
+        content.append(details);
       }
-      const details = el("details", { open }, el("summary", { text: cell.kind === "table" ? "Latest payloads" : "Numbers as a table" }));
-      details.append(el("div", { className: "table-wrap" }, numbers(cell, data)));
-      if (cell.kind === "table") details.open = true;
-      content.append(details);
       box.dataset.state = "ready";
     } catch (e) {
+      if (!current()) return;
       content.append(el("p", { className: "form-error", role: "alert", text: e.message }));
       box.querySelector(".cell-body")?.replaceWith(content);
       if (!content.isConnected) box.append(content);
@@ -269,7 +424,11 @@ function dashboardView() {
     charts = [];
     grid.replaceChildren();
     document.getElementById("no-cells").hidden = dashboard.cells.length > 0;
-    dashboard.cells.forEach((cell, i) => {
+    // In reading order (row, then column): the order of a phone's single column, of the tab
+    // key and of a screen reader; the grid places each cell where its position says.
+    const order = dashboard.cells.map((cell, i) => [cell, i])
+      .sort(([a, i], [b, j]) => a.position.y - b.position.y || a.position.x - b.position.x || i - j);
+    order.forEach(([cell, i]) => {
       const title = el("h2", { id: `cell-${i}-title`, text: cell.title });
       const edit = el("button", { type: "button", className: "edit-cell", text: "Edit", "aria-label": `Edit cell ${cell.title}` });
       const remove = el("button", { type: "button", className: "danger remove-cell", text: "Remove", "aria-label": `Remove cell ${cell.title}` });
@@ -318,20 +477,30 @@ function dashboardView() {
   const dialog = document.getElementById("cell-dialog");
   const form = document.getElementById("cell-form");
   const preview = document.getElementById("cell-preview");
+  const versionList = document.getElementById("cell-version-list");
+  const thresholdRows = document.getElementById("threshold-rows");
+  const addThreshold = document.getElementById("add-threshold");
   const f = form.elements;
   let editing = null;
   let titleTyped = false;
   let previewTimer = null;
+  let previewGeneration = 0;
 
   async function loadMetrics(algorithm, selected) {
     const select = f.metric;
     select.replaceChildren(el("option", { value: "", text: algorithm ? "Loading…" : "Choose an algorithm first" }));
-    if (!algorithm) return;
+    if (!algorithm) return [];
     const r = await api("GET", "/v1/admin/insights/metrics?algorithm=" + encodeURIComponent(algorithm));
     const seen = new Set();
-    if (r.status === 200) for (const v of r.body.versions) for (const m of v.metrics) seen.add(m.metric);
+    const reportedBy = [];
+    if (r.status === 200) {
+      for (const v of r.body.versions) {
+        reportedBy.push(v.version);
+        for (const m of v.metrics) seen.add(m.metric);
+      }
+    }
     const reported = [...seen].filter((m) => !FIXED_METRICS.includes(m)).sort();
-    select.replaceChildren(el("option", { value: "", text: "Choose a metric" }),
+    select.replaceChildren(el("option", { value: "", text: f.kind.value === "table" ? "Every key" : "Choose a metric" }),
       ...reported.map((m) => el("option", { value: m, text: m })),
       ...FIXED_METRICS.map((m) => el("option", { value: m, text: m })));
     if (selected) {
@@ -339,35 +508,149 @@ function dashboardView() {
       select.value = selected;
     }
     select.dataset.algorithm = algorithm;
+    return reportedBy;
+  }
+
+  /** Offers the algorithm's versions (published, or seen in its metrics) and those `chosen`. */
+  function offerVersions(algorithm, reportedBy, chosen) {
+    const option = [...f.algorithm.options].find((o) => o.value === algorithm);
+    const published = (option?.dataset.versions ?? "").split(" ").filter(Boolean);
+    const all = [...new Set([...published, ...reportedBy, ...chosen])]
+      .sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
+    versionList.replaceChildren(...all.map((v, i) => el("label", { className: "choice", htmlFor: `cell-version-${i}` },
+      el("input", { type: "checkbox", id: `cell-version-${i}`, name: "version", value: v, checked: chosen.includes(v) }),
+      " " + v)));
+    if (!all.length) versionList.append(el("p", { className: "hint", text: "No version yet." }));
+  }
+
+  function chosenVersions() {
+    return [...versionList.querySelectorAll("input[name=version]:checked")].map((c) => c.value);
+  }
+
+  /** One threshold row: its value, its color, a button that removes it, and its error. */
+  function thresholdRow(t) {
+    const value = el("input", { type: "number", step: "any", className: "threshold-value", value: t?.value ?? "" });
+    const color = el("input", { type: "color", className: "threshold-color", value: longColor(t?.color ?? THRESHOLD_COLORS[thresholdRows.children.length % THRESHOLD_COLORS.length]) });
+    // A stored `#rgb` stays as it was written unless the color is changed.
+    if (t?.color) color.dataset.original = t.color;
+    const remove = el("button", { type: "button", className: "danger remove-threshold", text: "Remove" });
+    const error = el("p", { className: "field-error", hidden: true });
+    const row = el("div", { className: "threshold" }, value, color, remove, error);
+    remove.addEventListener("click", () => {
+      row.remove();
+      renumberThresholds();
+      schedulePreview();
+      addThreshold.focus();
+    });
+    value.addEventListener("input", schedulePreview);
+    color.addEventListener("input", schedulePreview);
+    return row;
+  }
+
+  /** Ids and names follow the rows' order, as the API's `display.thresholds[i]` does. */
+  function renumberThresholds() {
+    [...thresholdRows.children].forEach((row, i) => {
+      const [value, color, remove, error] = row.children;
+      value.id = `cell-threshold-${i}-value`;
+      color.id = `cell-threshold-${i}-color`;
+      error.id = `error-cell-threshold-${i}`;
+      value.setAttribute("aria-label", `Threshold ${i + 1}: from value`);
+      color.setAttribute("aria-label", `Threshold ${i + 1}: color`);
+      remove.setAttribute("aria-label", `Remove threshold ${i + 1}`);
+      value.setAttribute("aria-describedby", error.id);
+      color.setAttribute("aria-describedby", error.id);
+    });
+    addThreshold.disabled = thresholdRows.children.length >= MAX_THRESHOLDS;
+  }
+
+  function setThresholds(list) {
+    thresholdRows.replaceChildren();
+    for (const t of list) thresholdRows.append(thresholdRow(t));
+    renumberThresholds();
+  }
+
+  function readThresholds() {
+    return [...thresholdRows.children].map((row) => {
+      const [value, color] = row.children;
+      const original = color.dataset.original;
+      return {
+        value: value.value === "" ? null : Number(value.value),
+        color: original && longColor(original) === color.value ? original : color.value,
+      };
+    });
   }
 
   function nextPosition(w) {
     const cells = dashboard.cells;
     const last = cells[cells.length - 1];
-    if (last && last.position.x + last.position.w + w <= 12) return { x: last.position.x + last.position.w, y: last.position.y, w, h: 4 };
+    if (last && last.position.x + last.position.w + w <= GRID_COLUMNS) return { x: last.position.x + last.position.w, y: last.position.y, w, h: 4 };
     const bottom = cells.reduce((m, c) => Math.max(m, c.position.y + c.position.h), 0);
     return { x: 0, y: bottom, w, h: 4 };
   }
 
   function autoTitle() {
+    if (f.kind.value === "table") return f.algorithm.value ? `Latest payloads of ${f.algorithm.value}` : "";
     return f.metric.value ? `${f.metric.value} (${f.fn.value})` : "";
   }
 
-  /** The cell the form describes. */
+  /** Shows the fields the kind uses; the others keep what they hold but are not sent. */
+  function syncKind() {
+    const kind = f.kind.value;
+    document.getElementById("fn-field").hidden = kind === "table";
+    document.getElementById("every-field").hidden = !GRAPH_KINDS.includes(kind);
+    document.getElementById("window-field").hidden = !STAT_KINDS.includes(kind);
+    document.getElementById("display-hint").hidden = kind !== "table";
+    const empty = f.metric.options[0];
+    if (empty?.value === "" && f.metric.dataset.algorithm) empty.textContent = kind === "table" ? "Every key" : "Choose a metric";
+    // A gauge cannot be drawn without its ends: show where they are set.
+    if (kind === "gauge") document.getElementById("cell-display").open = true;
+  }
+
+  /** A number input's value: undefined when empty, NaN when it holds no number. */
+  function numberOf(input) {
+    if (input.validity.badInput) return NaN;
+    return input.value === "" ? undefined : Number(input.value);
+  }
+
+  /** The cell the form describes, as the API takes it. */
   function formCell() {
-    const old = editing === null ? null : dashboard.cells[editing];
-    const w = Number(f.width.value);
-    const display = { ...(old?.display ?? {}) };
-    for (const k of ["unit", "decimals", "min", "max"]) delete display[k];
+    const kind = f.kind.value;
+    const query = { algorithm: f.algorithm.value, fn: f.fn.value };
+    if (f.metric.value) query.metric = f.metric.value;
+    query.versions = f.versions_mode.value === "some" ? chosenVersions() : "all";
+    if (GRAPH_KINDS.includes(kind) && f.every.value.trim()) query.every = f.every.value.trim();
+    if (STAT_KINDS.includes(kind) && f.window.value.trim()) query.window = f.window.value.trim();
+    const display = {};
+    const thresholds = readThresholds();
+    if (thresholds.length) display.thresholds = thresholds;
+    for (const k of ["min", "max", "decimals"]) {
+      const n = numberOf(f[k]);
+      if (n !== undefined) display[k] = Number.isNaN(n) ? null : n;
+    }
     if (f.unit.value.trim()) display.unit = f.unit.value.trim();
-    if (f.decimals.value !== "") display.decimals = Number(f.decimals.value);
-    if (f.min.value !== "") display.min = Number(f.min.value);
-    if (f.max.value !== "") display.max = Number(f.max.value);
-    const query = { ...(old?.query ?? {}), algorithm: f.algorithm.value, fn: f.fn.value };
-    if (f.metric.value) query.metric = f.metric.value; else delete query.metric;
-    if (!query.versions) query.versions = "all";
-    let position = old ? { ...old.position, w, x: Math.min(old.position.x, 12 - w) } : nextPosition(w);
-    return { title: f.title.value.trim() || autoTitle(), kind: f.kind.value, query, display, position };
+    const position = {};
+    for (const k of ["x", "y", "w", "h"]) {
+      const n = numberOf(f[k]);
+      position[k] = n === undefined || Number.isNaN(n) ? null : n;
+    }
+    return { title: f.title.value.trim() || autoTitle(), kind, query, display, position };
+  }
+
+  /** What the browser can tell before asking the API: numbers that are not numbers. */
+  function localErrors() {
+    const errors = [];
+    const need = (input, field, required, whole) => {
+      if (input.closest("[hidden]")) return;
+      const n = numberOf(input);
+      if (Number.isNaN(n) || (required && n === undefined)) errors.push({ field, message: "must be a number" });
+      else if (whole && n !== undefined && !Number.isInteger(n)) errors.push({ field, message: "must be a whole number" });
+    };
+    need(f.min, "display.min", false, false);
+    need(f.max, "display.max", false, false);
+    need(f.decimals, "display.decimals", false, true);
+    [...thresholdRows.children].forEach((row, i) => need(row.children[0], `display.thresholds[${i}].value`, true, false));
+    for (const k of ["x", "y", "w", "h"]) need(f[k], `position.${k}`, true, true);
+    return errors;
   }
 
   function clearCellErrors() {
@@ -378,23 +661,45 @@ function dashboardView() {
 
   const FIELD_OF = {
     title: "title", kind: "kind", "query.algorithm": "algorithm", "query.metric": "metric", "query.fn": "fn",
+    "query.every": "every", "query.window": "window",
     "display.unit": "unit", "display.decimals": "decimals", "display.min": "min", "display.max": "max",
+    "position.x": "x", "position.y": "y", "position.w": "w", "position.h": "h",
   };
 
-  /** Puts the API's errors next to the editor's fields; answers whether any was placed. */
-  function markCellErrors(error) {
+  /** The error slot and the control of a field the API named (within the cell). */
+  function fieldTarget(field) {
+    const t = /^display\.thresholds\[(\d+)\]\.(value|color)$/.exec(field);
+    if (t) return { slot: `error-cell-threshold-${t[1]}`, control: `cell-threshold-${t[1]}-${t[2]}` };
+    if (field.startsWith("display.thresholds")) return { slot: "error-cell-thresholds", control: "add-threshold" };
+    if (field.startsWith("query.versions")) return { slot: "error-cell-versions", control: "cell-versions-some" };
+    const name = FIELD_OF[field];
+    return name ? { slot: "error-cell-" + name, control: "cell-" + name } : null;
+  }
+
+  /**
+   * Puts errors next to the editor's fields (the API's, which name `cells[i].field`, or the
+   * browser's, which name `field`); answers the messages that have no field of this cell.
+   */
+  function markCellErrors(error, index) {
     const fields = error?.fields?.length ? error.fields : error?.field ? [{ field: error.field, message: error.message }] : [];
-    let marked = false;
+    const unplaced = [];
+    let first = null;
     for (const e of fields) {
-      const name = FIELD_OF[e.field.replace(/^cells\[\d+\]\./, "")];
-      const slot = name && document.getElementById("error-cell-" + name);
-      if (!slot) continue;
-      show(slot, e.message);
-      f[name]?.setAttribute("aria-invalid", "true");
-      if (!marked) f[name]?.focus();
-      marked = true;
+      const m = /^cells\[(\d+)\]\.(.+)$/.exec(e.field);
+      const inCell = m ? Number(m[1]) === index : !e.field.startsWith("cells") && e.field !== "name";
+      const target = inCell && fieldTarget(m ? m[2] : e.field);
+      const slot = target && document.getElementById(target.slot);
+      if (!slot) { unplaced.push(e.message); continue; }
+      // A serde error repeats its path; the slot already says which field it is about.
+      const message = e.message.startsWith(e.field + ": ") ? e.message.slice(e.field.length + 2) : e.message;
+      show(slot, slot.textContent ? slot.textContent + " " + message : message);
+      const control = document.getElementById(target.control);
+      control?.setAttribute("aria-invalid", "true");
+      for (let d = slot.closest("details"); d; d = d.parentElement?.closest("details")) d.open = true;
+      first ??= control;
     }
-    return marked;
+    first?.focus();
+    return unplaced;
   }
 
   function schedulePreview() {
@@ -403,7 +708,13 @@ function dashboardView() {
   }
 
   async function drawPreview() {
+    clearTimeout(previewTimer);
+    const generation = ++previewGeneration;
     const cell = formCell();
+    // Draw what can be drawn of a half-typed cell: thresholds without a value are left out.
+    cell.display.thresholds = (cell.display.thresholds ?? []).filter((t) => Number.isFinite(t.value));
+    for (const k of ["min", "max", "decimals"]) if (!Number.isFinite(cell.display[k])) delete cell.display[k];
+    for (const k of ["x", "y", "w", "h"]) cell.position[k] ??= 0;
     for (const c of charts.filter((c) => preview.contains(c.box))) c.u.destroy();
     charts = charts.filter((c) => !preview.contains(c.box));
     preview.replaceChildren();
@@ -412,71 +723,126 @@ function dashboardView() {
       preview.append(el("p", { className: "hint", text: "Choose an algorithm and a metric to see the cell." }));
       return;
     }
-    if (cell.kind === "gauge" && (cell.display.min === undefined || cell.display.max === undefined)) {
-      preview.append(el("p", { className: "hint", text: "A gauge needs a minimum and a maximum (under Display)." }));
+    if (cell.kind === "gauge" && (cell.display.min === undefined || cell.display.max === undefined || cell.display.min >= cell.display.max)) {
+      preview.append(el("p", { className: "hint", text: "A gauge needs a minimum below its maximum (under Display)." }));
+      return;
+    }
+    if (Array.isArray(cell.query.versions) && !cell.query.versions.length) {
+      preview.append(el("p", { className: "hint", text: "Choose at least one version." }));
       return;
     }
     const s = span();
     if (!s) return;
     preview.append(el("h3", { className: "preview-title", text: `${cell.title} · ${KIND_NAMES[cell.kind]}` }));
-    await draw(preview, cell, s, 220);
+    await draw(preview, cell, s, 220, () => generation === previewGeneration);
   }
 
   async function openEditor(index) {
     editing = index;
     clearCellErrors();
     const cell = index === null ? null : dashboard.cells[index];
-    document.getElementById("cell-dialog-title").textContent = cell ? "Edit cell" : "Add cell";
+    document.getElementById("cell-dialog-title").textContent = cell ? `Edit cell “${cell.title}”` : "Add cell";
     f.kind.value = cell?.kind ?? "graph_single_stat";
     f.algorithm.value = cell?.query.algorithm ?? (f.algorithm.options.length === 2 ? f.algorithm.options[1].value : "");
+    if (cell && f.algorithm.value !== cell.query.algorithm) {
+      f.algorithm.append(el("option", { value: cell.query.algorithm, text: cell.query.algorithm }));
+      f.algorithm.value = cell.query.algorithm;
+    }
     f.fn.value = cell?.query.fn ?? "mean";
     f.title.value = cell?.title ?? "";
     titleTyped = !!cell;
-    f.unit.value = cell?.display?.unit ?? "";
-    f.decimals.value = cell?.display?.decimals ?? 2;
-    f.min.value = cell?.display?.min ?? "";
-    f.max.value = cell?.display?.max ?? "";
-    f.width.value = String(cell?.position.w ?? 6);
-    if (![...f.width.options].some((o) => o.value === f.width.value)) f.width.append(el("option", { value: f.width.value, text: f.width.value }));
+    const chosen = Array.isArray(cell?.query.versions) ? cell.query.versions : [];
+    f.versions_mode.value = Array.isArray(cell?.query.versions) ? "some" : "all";
+    f.every.value = cell?.query.every ?? "";
+    f.window.value = cell?.query.window ?? "";
+    const d = cell?.display ?? {};
+    f.unit.value = d.unit ?? "";
+    f.decimals.value = d.decimals ?? "";
+    f.min.value = d.min ?? "";
+    f.max.value = d.max ?? "";
+    setThresholds(d.thresholds ?? []);
+    const p = cell?.position ?? nextPosition(6);
+    for (const k of ["x", "y", "w", "h"]) f[k].value = p[k];
+    document.getElementById("cell-display").open = !!cell && Object.keys(d).length > 0;
+    document.getElementById("cell-placement").open = false;
+    offerVersions(f.algorithm.value, [], chosen);
+    syncKind();
     dialog.showModal();
-    await loadMetrics(f.algorithm.value, cell?.query.metric);
+    const reportedBy = await loadMetrics(f.algorithm.value, cell?.query.metric);
+    offerVersions(f.algorithm.value, reportedBy, f.versions_mode.value === "some" ? chosenVersions() : chosen);
+    syncKind();
+    dialog.dataset.ready = String(index ?? "new");
     drawPreview();
   }
 
   f.algorithm.addEventListener("change", async () => {
-    await loadMetrics(f.algorithm.value, null);
+    const reportedBy = await loadMetrics(f.algorithm.value, null);
+    offerVersions(f.algorithm.value, reportedBy, []);
+    f.versions_mode.value = "all";
+    syncKind();
     if (!titleTyped) f.title.value = autoTitle();
     schedulePreview();
   });
   for (const name of ["kind", "metric", "fn"]) {
     f[name].addEventListener("change", () => {
+      if (name === "kind") syncKind();
       if (!titleTyped) f.title.value = autoTitle();
       schedulePreview();
     });
   }
   f.title.addEventListener("input", () => { titleTyped = f.title.value !== ""; schedulePreview(); });
-  for (const name of ["unit", "decimals", "min", "max", "width"]) f[name].addEventListener("change", schedulePreview);
+  for (const name of ["unit", "decimals", "min", "max", "every", "window", "x", "y", "w", "h"]) {
+    f[name].addEventListener("change", schedulePreview);
+    f[name].addEventListener("input", schedulePreview);
+  }
+  for (const radio of form.querySelectorAll("input[name=versions_mode]")) radio.addEventListener("change", schedulePreview);
+  versionList.addEventListener("change", () => {
+    // Ticking a version means "only these".
+    f.versions_mode.value = "some";
+    schedulePreview();
+  });
+  addThreshold.addEventListener("click", () => {
+    const row = thresholdRow(null);
+    thresholdRows.append(row);
+    renumberThresholds();
+    row.children[0].focus();
+    document.getElementById("cell-display").open = true;
+  });
   document.getElementById("cancel-cell").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    delete dialog.dataset.ready;
+    previewGeneration += 1;
+    clearTimeout(previewTimer);
+  });
   document.getElementById("add-cell").addEventListener("click", () => openEditor(null));
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearCellErrors();
+    const formError = document.getElementById("cell-form-error");
+    const local = localErrors();
+    if (local.length) {
+      const unplaced = markCellErrors({ fields: local }, null);
+      if (unplaced.length) show(formError, unplaced.join(" "));
+      return;
+    }
     const cell = formCell();
     const cells = [...dashboard.cells];
-    if (editing === null) cells.push(cell); else cells[editing] = cell;
+    const index = editing === null ? cells.length : editing;
+    cells[index] = cell;
     const button = document.getElementById("save-cell");
     button.disabled = true;
     try {
       const r = await saveCells(cells);
       if (r.status !== 200) {
-        if (!markCellErrors(r.body?.error)) show(document.getElementById("cell-form-error"), errorMessage(r.body, "Saving the cell failed."));
+        const unplaced = markCellErrors(r.body?.error, index);
+        if (unplaced.length || !r.body?.error) show(formError, unplaced.length ? unplaced.join(" ") : errorMessage(r.body, "Saving the cell failed."));
         return;
       }
       dialog.close();
       await build();
     } catch (e) {
-      show(document.getElementById("cell-form-error"), "The server could not be reached: " + e.message);
+      show(formError, "The server could not be reached: " + e.message);
     } finally {
       button.disabled = false;
     }
