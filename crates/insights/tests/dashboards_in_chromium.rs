@@ -544,6 +544,10 @@ async fn a_gauge_made_in_the_editor_keeps_its_display_options_and_shows_the_api_
         .await;
     assert_eq!(d["cells"], json!([]), "nothing was saved");
     b.fill("#cell-threshold-1-value", "40").await;
+    assert!(
+        !b.displayed("#error-cell-threshold-1").await,
+        "the error goes once the value is changed"
+    );
     // The preview draws the gauge as it will be: the latest value, below both thresholds.
     b.find("#cell-preview[data-state='ready'] [role=meter][aria-valuetext='21.4 °C']")
         .await;
@@ -614,9 +618,26 @@ async fn a_gauge_made_in_the_editor_keeps_its_display_options_and_shows_the_api_
     }
     b.screenshot("gauge").await;
 
+    // At phone width the gauge and the editor fit the screen.
+    b.c.set_window_size(390, 844).await.unwrap();
+    b.wait_js(
+        "the gauge within a phone's width",
+        "const r = document.querySelector('.stat-gauge').getBoundingClientRect();
+         return r.width > 150 && r.right <= window.innerWidth
+           && document.documentElement.scrollWidth <= window.innerWidth || null;",
+    )
+    .await;
+    b.screenshot("phone").await;
+
     // Editing the cell loads every value back.
     b.click(".cell[data-index='0'] .edit-cell").await;
     b.find("#cell-dialog[data-ready='0']").await;
+    b.wait_js(
+        "the editor within a phone's width",
+        "const d = document.getElementById('cell-dialog');
+         return d.getBoundingClientRect().right <= window.innerWidth && d.scrollWidth <= d.clientWidth || null;",
+    )
+    .await;
     for (css, want) in [
         ("#cell-kind", "gauge"),
         ("#cell-algorithm", "acme/scorer"),

@@ -309,8 +309,11 @@ function dashboardView() {
       keys = [...head, ...metrics, ...TABLE_TAIL.filter((k) => rows.some((p) => k in p))];
     }
     const table = el("table", { className: "payloads" });
-    table.append(el("caption", { text: `${cell.title}: the latest ${rows.length} payload${rows.length === 1 ? "" : "s"}, newest first` }));
-    table.append(el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", { scope: "col", text: k === "algorithm_version" ? "version" : k })))));
+    table.append(el("caption", { text: `The latest ${rows.length} payload${rows.length === 1 ? "" : "s"}, newest first` }));
+    const numericColumn = (k) => rows.every((p) => p[k] === undefined || typeof p[k] === "number");
+    table.append(el("thead", {}, el("tr", {}, ...keys.map((k) => el("th", {
+      scope: "col", className: k !== "time" && numericColumn(k) ? "num" : "", text: k === "algorithm_version" ? "version" : k,
+    })))));
     const formatted = cell.display?.decimals !== undefined || cell.display?.unit;
     const body = el("tbody");
     for (const p of rows) {
@@ -320,7 +323,9 @@ function dashboardView() {
         const attrs = { "data-key": k, "data-value": raw === undefined ? "" : JSON.stringify(raw) };
         if (k === "time") {
           const when = new Date(String(raw) + "Z");
-          tr.append(el("th", { scope: "row", ...attrs }, el("time", { dateTime: String(raw) + "Z", text: isNaN(when) ? String(raw) : when.toLocaleString() })));
+          tr.append(el("th", { scope: "row", ...attrs }, el("time", {
+            dateTime: String(raw) + "Z", title: String(raw) + " UTC", text: isNaN(when) ? String(raw) : when.toLocaleString(),
+          })));
           continue;
         }
         const numeric = typeof raw === "number";
@@ -795,11 +800,16 @@ function dashboardView() {
     f[name].addEventListener("change", schedulePreview);
     f[name].addEventListener("input", schedulePreview);
   }
-  for (const radio of form.querySelectorAll("input[name=versions_mode]")) radio.addEventListener("change", schedulePreview);
+  const versionsChanged = () => {
+    show(document.getElementById("error-cell-versions"), "");
+    document.getElementById("cell-versions-some").removeAttribute("aria-invalid");
+    schedulePreview();
+  };
+  for (const radio of form.querySelectorAll("input[name=versions_mode]")) radio.addEventListener("change", versionsChanged);
   versionList.addEventListener("change", () => {
     // Ticking a version means "only these".
     f.versions_mode.value = "some";
-    schedulePreview();
+    versionsChanged();
   });
   addThreshold.addEventListener("click", () => {
     const row = thresholdRow(null);
@@ -808,6 +818,18 @@ function dashboardView() {
     row.children[0].focus();
     document.getElementById("cell-display").open = true;
   });
+  // A field's error goes when the field is changed (the API is asked again on save).
+  const clearOwnError = (event) => {
+    const c = event.target;
+    if (!c.hasAttribute?.("aria-invalid")) return;
+    c.removeAttribute("aria-invalid");
+    for (const id of (c.getAttribute("aria-describedby") ?? "").split(" ")) {
+      const slot = document.getElementById(id);
+      if (slot?.classList.contains("field-error")) show(slot, "");
+    }
+  };
+  form.addEventListener("input", clearOwnError);
+  form.addEventListener("change", clearOwnError);
   document.getElementById("cancel-cell").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => {
     delete dialog.dataset.ready;
