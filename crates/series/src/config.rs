@@ -13,9 +13,11 @@ use crate::model::{self, Level, Micros, PerLevel};
 /// What one level keeps: points (or windows) younger than `age`, within `max_bytes`.
 ///
 /// Bytes are an estimate of the memory held (see [`SeriesStore::stats`](crate::SeriesStore::stats)):
-/// 16 bytes per raw point; per window the window itself (about 100 bytes), its exact-sum
-/// partials, and its sketch (about 1 KiB while live, for the newest three windows of a series,
-/// its compact encoding, typically 50 to 400 bytes, once frozen). Past `max_bytes` the oldest
+/// 16 bytes per raw point; per window the window itself (about 100 bytes, its first three
+/// exact-sum partials included), any further partials, and its sketch: nothing more for a
+/// window of one value, 8 bytes per value for a window of at most 16, else about 1 KiB while
+/// live (for the newest three windows of a series) and its compact encoding, typically 50 to
+/// 400 bytes, once frozen. Past `max_bytes` the oldest
 /// data of the level (across all series) is pruned down to 90% of the bound, so that pruning
 /// does not run on every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,67 @@
 /// The exact sum of the values added, as non-overlapping partials in increasing magnitude.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ExactSum {
-    partials: Vec<f64>,
+    partials: Partials,
+}
+
+/// How many partials are held without a heap allocation: every window has a sum, and most
+/// sums need one to three partials.
+const INLINE: usize = 3;
+
+/// The partials: inline while they are few, on the heap past that.
+#[derive(Debug, Clone, PartialEq)]
+enum Partials {
+    Inline(u8, [f64; INLINE]),
+    Heap(Vec<f64>),
+}
+
+impl Default for Partials {
+    fn default() -> Self {
+        Partials::Inline(0, [0.0; INLINE])
+    }
+}
+
+impl Partials {
+    fn as_slice(&self) -> &[f64] {
+        match self {
+            Partials::Inline(n, a) => &a[..usize::from(*n)],
+            Partials::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [f64] {
+        match self {
+            Partials::Inline(n, a) => &mut a[..usize::from(*n)],
+            Partials::Heap(v) => v,
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Partials::Inline(n, _) => *n = (*n).min(len as u8),
+            Partials::Heap(v) => v.truncate(len),
+        }
+    }
+
+    fn push(&mut self, x: f64) {
+        match self {
+            Partials::Inline(n, a) if usize::from(*n) < INLINE => {
+                a[usize::from(*n)] = x;
+                *n += 1;
+            }
+            Partials::Inline(_, a) => {
+                let mut v = Vec::with_capacity(2 * INLINE + 2);
+                v.extend_from_slice(a);
+                v.push(x);
+                *self = Partials::Heap(v);
+            }
+            Partials::Heap(v) => v.push(x),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.truncate(0);
+    }
 }
 
 impl ExactSum {
@@ -23,11 +83,17 @@ impl ExactSum {
     }
 
     pub(crate) fn from_partials(partials: Vec<f64>) -> Self {
-        Self { partials }
+        let mut s = Self::new();
+        if partials.len() > INLINE {
+            s.partials = Partials::Heap(partials);
+        } else {
+            partials.into_iter().for_each(|p| s.partials.push(p));
+        }
+        s
     }
 
     pub(crate) fn partials(&self) -> &[f64] {
-        &self.partials
+        self.partials.as_slice()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -36,23 +102,28 @@ impl ExactSum {
 
     /// Heap bytes held, for the memory estimate.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.partials.capacity() * std::mem::size_of::<f64>()
+        match &self.partials {
+            Partials::Inline(..) => 0,
+            Partials::Heap(v) => v.capacity() * std::mem::size_of::<f64>(),
+        }
     }
 
     fn overflowed(&self) -> bool {
-        self.partials.len() == 1 && !self.partials[0].is_finite()
+        let p = self.partials();
+        p.len() == 1 && !p[0].is_finite()
     }
 
     pub(crate) fn add(&mut self, mut x: f64) {
         if self.overflowed() || !x.is_finite() {
-            let total = self.partials.first().copied().unwrap_or(0.0) + x;
+            let total = self.partials().first().copied().unwrap_or(0.0) + x;
             self.partials.clear();
             self.partials.push(total);
             return;
         }
         let mut kept = 0;
-        for j in 0..self.partials.len() {
-            let mut y = self.partials[j];
+        let partials = self.partials.as_mut_slice();
+        for j in 0..partials.len() {
+            let mut y = partials[j];
             if x.abs() < y.abs() {
                 std::mem::swap(&mut x, &mut y);
             }
@@ -65,7 +136,7 @@ impl ExactSum {
             }
             let lo = y - (hi - x);
             if lo != 0.0 {
-                self.partials[kept] = lo;
+                partials[kept] = lo;
                 kept += 1;
             }
             x = hi;
@@ -75,19 +146,21 @@ impl ExactSum {
     }
 
     pub(crate) fn merge(&mut self, other: &ExactSum) {
-        if self.partials.is_empty() {
+        if self.partials().is_empty() {
             // The other's partials already are a valid non-overlapping list.
-            self.partials.extend_from_slice(&other.partials);
+            for &p in other.partials() {
+                self.partials.push(p);
+            }
             return;
         }
-        for &p in &other.partials {
+        for &p in other.partials() {
             self.add(p);
         }
     }
 
     /// The exact sum rounded once to the nearest `f64` (ties to even), as CPython's `fsum` does.
     pub(crate) fn value(&self) -> f64 {
-        let p = &self.partials;
+        let p = self.partials();
         let Some(mut n) = p.len().checked_sub(1) else {
             return 0.0;
         };
@@ -143,6 +216,27 @@ mod tests {
             1.0 + f64::EPSILON
         );
         assert_eq!(sum(&[1.0, 2f64.powi(-53)]), 1.0); // exact midpoint: ties to even
+    }
+
+    #[test]
+    fn more_partials_than_held_inline() {
+        let big = [1e300, 1e200, 1e100, 1.0, 1e-100, 1e-200];
+        let mut s = ExactSum::new();
+        big.iter().for_each(|&v| s.add(v));
+        assert_eq!(s.partials().len(), big.len());
+        assert!(s.heap_bytes() > 0);
+        assert_eq!(s.value(), 1e300);
+        let copy = ExactSum::from_partials(s.partials().to_vec());
+        assert_eq!(copy, s);
+        for v in [-1e300, -1e200, -1e100, -1e-100, -1e-200] {
+            s.add(v);
+        }
+        assert_eq!(s.value(), 1.0);
+        let mut merged = ExactSum::new();
+        merged.merge(&copy);
+        merged.merge(&ExactSum::from_partials(vec![-1e300, 2.0]));
+        assert_eq!(merged.value(), 1e200);
+        assert_eq!(ExactSum::from_partials(vec![0.5]).heap_bytes(), 0);
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub(crate) fn new_sketch() -> DDSketch {
 /// A window's sketch: its few values, live (cheap to add to) or frozen (compact).
 #[derive(Clone)]
 pub(crate) enum Sketch {
-    /// At most [`SMALL_VALUES`] values, in arrival order.
+    /// A window's first value (held inline: most 1-minute windows never see a second).
+    One(f64),
+    /// Two to [`SMALL_VALUES`] values, in arrival order.
     Small(Vec<f64>),
     Live(Box<DDSketch>),
     Frozen(Box<[u8]>),
@@ -54,6 +56,7 @@ pub(crate) enum Sketch {
 impl std::fmt::Debug for Sketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Sketch::One(_) => write!(f, "One"),
             Sketch::Small(v) => write!(f, "Small({} values)", v.len()),
             Sketch::Live(s) => write!(f, "Live({} values)", s.count()),
             Sketch::Frozen(b) => write!(f, "Frozen({} bytes)", b.len()),
@@ -63,12 +66,40 @@ impl std::fmt::Debug for Sketch {
 
 impl Sketch {
     pub(crate) fn with(value: f64) -> Self {
-        Sketch::Small(vec![value])
+        Sketch::One(value)
+    }
+
+    /// The values of a small window (`None` for a sketch).
+    pub(crate) fn values(&self) -> Option<&[f64]> {
+        match self {
+            Sketch::One(v) => Some(std::slice::from_ref(v)),
+            Sketch::Small(values) => Some(values),
+            Sketch::Live(_) | Sketch::Frozen(_) => None,
+        }
+    }
+
+    /// A small window of `values` (1 to [`SMALL_VALUES`] of them), as the snapshot stores it.
+    pub(crate) fn of_values(values: Vec<f64>) -> Self {
+        match values[..] {
+            [one] => Sketch::One(one),
+            _ => Sketch::Small(values),
+        }
     }
 
     pub(crate) fn add(&mut self, value: f64) {
         match self {
-            Sketch::Small(values) if values.len() < SMALL_VALUES => values.push(value),
+            Sketch::One(first) => {
+                let mut values = Vec::with_capacity(4);
+                values.extend([*first, value]);
+                *self = Sketch::Small(values);
+            }
+            Sketch::Small(values) if values.len() < SMALL_VALUES => {
+                if values.len() == values.capacity() {
+                    // Straight to the limit: one reallocation, not two.
+                    values.reserve_exact(SMALL_VALUES - values.len());
+                }
+                values.push(value);
+            }
             Sketch::Small(values) => {
                 let mut s = Box::new(new_sketch());
                 for &v in values.iter() {
@@ -101,11 +132,9 @@ impl Sketch {
     /// A live copy.
     pub(crate) fn thawed(&self) -> DDSketch {
         match self {
-            Sketch::Small(values) => {
+            Sketch::One(_) | Sketch::Small(_) => {
                 let mut s = new_sketch();
-                for &v in values {
-                    s.add(v);
-                }
+                self.merge_into(&mut s);
                 s
             }
             Sketch::Live(s) => (**s).clone(),
@@ -118,6 +147,10 @@ impl Sketch {
     /// Merges this window's values into `acc`.
     pub(crate) fn merge_into(&self, acc: &mut DDSketch) {
         let merged = match self {
+            Sketch::One(v) => {
+                acc.add(*v);
+                Ok(())
+            }
             Sketch::Small(values) => {
                 for &v in values {
                     acc.add(v);
@@ -133,7 +166,7 @@ impl Sketch {
     /// The encoded form of a sketch, for the snapshot (`None`: small, its values are stored).
     pub(crate) fn encoded(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
         match self {
-            Sketch::Small(_) => None,
+            Sketch::One(_) | Sketch::Small(_) => None,
             Sketch::Live(s) => Some(std::borrow::Cow::Owned(s.to_java_bytes())),
             Sketch::Frozen(b) => Some(std::borrow::Cow::Borrowed(b)),
         }
@@ -143,6 +176,7 @@ impl Sketch {
     /// and its dense bins, or the frozen encoding.
     pub(crate) fn bytes(&self) -> usize {
         match self {
+            Sketch::One(_) => 0,
             Sketch::Small(values) => values.capacity() * 8,
             Sketch::Live(s) => std::mem::size_of::<DDSketch>() + s.length().max(1) * 8,
             Sketch::Frozen(b) => b.len(),
@@ -199,12 +233,19 @@ mod tests {
             s.add(v);
             direct.add(v);
         }
-        assert!(matches!(&s, Sketch::Small(v) if v.len() == values.len()));
+        assert_eq!(s.values(), Some(&values[..]));
         s.freeze();
         assert!(
             matches!(s, Sketch::Small(_)),
             "small windows are not encoded"
         );
+        assert!(s.bytes() <= SMALL_VALUES * 8);
+        // A window of one value holds it inline.
+        let one = Sketch::with(-3.0);
+        assert_eq!((one.values(), one.bytes()), (Some(&[-3.0][..]), 0));
+        let mut d = new_sketch();
+        d.add(-3.0);
+        assert_eq!(quantile(&one.thawed(), 0.5), quantile(&d, 0.5));
         let mut merged = new_sketch();
         merged.add(5.0);
         s.merge_into(&mut merged);

@@ -102,16 +102,16 @@ fn put_window(b: &mut Vec<u8>, w: &Window) {
     for &p in w.sum.partials() {
         codec::put_f64(b, p);
     }
-    match (&w.sketch, w.sketch.encoded()) {
-        (Sketch::Small(values), _) => {
+    match (w.sketch.values(), w.sketch.encoded()) {
+        (Some(values), _) => {
             b.push(SKETCH_VALUES);
             codec::put_varint(b, values.len() as u64);
             for &v in values {
                 codec::put_f64(b, v);
             }
         }
-        (_, encoded) => {
-            let sketch = encoded.expect("only a small sketch has no encoding");
+        (None, encoded) => {
+            let sketch = encoded.expect("a sketch that is not small has an encoding");
             b.push(SKETCH_ENCODED);
             codec::put_varint(b, sketch.len() as u64);
             b.extend_from_slice(&sketch);
@@ -264,7 +264,7 @@ fn read_window(r: &mut Reader<'_>, format: u32) -> Result<Window, Malformed> {
             for _ in 0..n {
                 values.push(r.f64()?);
             }
-            Sketch::Small(values)
+            Sketch::of_values(values)
         }
         _ => return Err(Malformed("unknown kind of sketch")),
     };

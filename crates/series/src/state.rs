@@ -37,7 +37,16 @@ pub(crate) struct Version {
     pub failures: SeriesId,
     /// The write-ahead log generation whose file defines this version's id (0: none yet).
     pub wal_gen: u64,
+    /// The metrics of the version's last payload, in their order, with their series: the next
+    /// payload of a version usually reports the same metrics in the same order, so its series
+    /// are found by comparing names rather than hashing them. Cleared when a series of the
+    /// version is removed (its id may be reused).
+    recent: Vec<(Box<str>, SeriesId)>,
 }
+
+/// How many of a payload's values [`Version::recent`] remembers (a payload from Kafka may have
+/// any number; the runtime's have at most 26).
+const RECENT_METRICS: usize = 32;
 
 pub(crate) struct Series {
     pub version: VersionId,
@@ -251,6 +260,7 @@ impl State {
             executions: 0,
             failures: 0,
             wal_gen: 0,
+            recent: Vec::new(),
         });
         self.version_index.insert(self.key.as_slice().into(), vid);
         push_key(&mut self.key, &[owner, name]);
@@ -280,6 +290,33 @@ impl State {
             .expect("checked above")
             .metrics
             .insert(metric.into(), sid);
+        sid
+    }
+
+    /// The series of `metric`, the value at `pos` of a payload of `vid`: as
+    /// [`State::intern_series`], looked up first where the version's last payload had it.
+    pub(crate) fn intern_series_at(
+        &mut self,
+        vid: VersionId,
+        pos: usize,
+        metric: &str,
+    ) -> SeriesId {
+        let v = self
+            .versions
+            .get(vid)
+            .expect("a version id from intern_version");
+        if let Some((name, sid)) = v.recent.get(pos)
+            && **name == *metric
+        {
+            return *sid;
+        }
+        let sid = self.intern_series(vid, metric);
+        let recent = &mut self.versions.get_mut(vid).expect("checked above").recent;
+        if pos < recent.len() {
+            recent[pos] = (metric.into(), sid);
+        } else if pos == recent.len() && pos < RECENT_METRICS {
+            recent.push((metric.into(), sid));
+        }
         sid
     }
 
@@ -424,6 +461,7 @@ impl State {
             let mut all_empty = true;
             let series = &mut self.series;
             let derived = [v.executions, v.failures];
+            let mut removed = false;
             v.metrics.retain(|_, sid| {
                 let empty = series.get(*sid).is_none_or(Series::is_empty);
                 if !empty {
@@ -434,8 +472,12 @@ impl State {
                     return true; // the derived series go with their version
                 }
                 series.remove(*sid);
+                removed = true;
                 false
             });
+            if removed {
+                v.recent.clear();
+            }
             if all_empty {
                 gone.push(vid);
             }
@@ -574,6 +616,55 @@ mod tests {
             .map(|(_, s)| s.minute.0.len() as u64)
             .sum();
         assert_eq!(state.levels.minute.items, windows);
+    }
+
+    #[test]
+    fn a_payload_finds_its_series_where_the_last_one_had_them() {
+        let mut state = State::default();
+        let vid = state.intern_version("o", "n", "1");
+        let a = state.intern_series_at(vid, 0, "a");
+        let b = state.intern_series_at(vid, 1, "b");
+        assert_ne!(a, b);
+        assert_eq!(state.intern_series_at(vid, 0, "a"), a);
+        // Another order, a new metric far along, a position past the remembered ones.
+        assert_eq!(state.intern_series_at(vid, 0, "b"), b);
+        assert_eq!(state.intern_series_at(vid, 1, "a"), a);
+        let c = state.intern_series_at(vid, 7, "c");
+        assert_eq!(state.intern_series(vid, "c"), c);
+        for pos in 0..2 * RECENT_METRICS {
+            assert_eq!(state.intern_series_at(vid, pos, "b"), b);
+        }
+        assert_eq!(state.versions.get(vid).unwrap().metrics.len(), 2 + 3);
+    }
+
+    #[test]
+    fn a_removed_series_is_not_found_where_it_was_once_its_id_is_reused() {
+        let cfg = config(64 << 20);
+        let now = 100 * 86_400 * 1_000_000;
+        let later = now + 401 * 86_400 * 1_000_000;
+        let mut state = State::default();
+        let v1 = state.intern_version("o", "n", "1");
+        let entry = |time| Entry {
+            version: v1,
+            time,
+            failed: false,
+            values: 0..1,
+        };
+        let a = state.intern_series_at(v1, 0, "a");
+        let h = state.advance(&cfg, now);
+        state.apply(&[entry(now - 1)], &[(a, 1.0)], &h);
+        let keep = state.intern_series_at(v1, 0, "keep");
+        let h = state.advance(&cfg, later);
+        state.apply(&[entry(later - 1)], &[(keep, 2.0)], &h);
+        assert_eq!(state.intern_series_at(v1, 0, "a"), a);
+        state.prune_expired(&cfg, later);
+        assert!(state.series.get(a).is_none(), "a outlived every level");
+        let v2 = state.intern_version("o", "n", "2");
+        let reused = state.versions.get(v2).unwrap().executions;
+        assert_eq!(reused, a, "the freed id is reused");
+        let again = state.intern_series_at(v1, 0, "a");
+        assert_ne!(again, reused);
+        assert_eq!(state.series.get(again).unwrap().version, v1);
     }
 
     #[test]

@@ -333,8 +333,8 @@ impl SeriesStore {
                 };
                 last = Some((i, vid));
                 let start = values.len();
-                for (metric, v) in &scratch.values[p.values.clone()] {
-                    values.push((state.intern_series(vid, metric), *v));
+                for (pos, (metric, v)) in scratch.values[p.values.clone()].iter().enumerate() {
+                    values.push((state.intern_series_at(vid, pos, metric), *v));
                 }
                 entries.push(Entry {
                     version: vid,
