@@ -845,6 +845,12 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
     assert!(said.contains("1 to 20 versions"), "{said}");
     b.click("#cell-version-list input[value='1.0.0']").await;
     b.fill("#cell-every", "1m").await;
+    // The vertical axis from 0 to 1, with a line at 0.5.
+    b.click("#cell-display summary").await;
+    b.fill("#cell-min", "0").await;
+    b.fill("#cell-max", "1").await;
+    b.click("#add-threshold").await;
+    b.fill("#cell-threshold-0-value", "0.5").await;
     b.find("#cell-preview[data-state='ready'][data-every='1m'] .chart[data-versions='1.0.0']")
         .await;
     b.click("#save-cell").await;
@@ -867,7 +873,11 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
         (&cell["title"], &cell["kind"], &cell["position"]),
         "the rest is as it was"
     );
-    assert!(saved.get("display").is_none_or(|d| d == &json!({})), "{d}");
+    assert_eq!(
+        saved["display"],
+        json!({"thresholds": [{"value": 0.5, "color": "#e0a000"}], "min": 0.0, "max": 1.0}),
+        "{d}"
+    );
 
     // The chart holds exactly the API's series of that version: its legend, its table view.
     let (s, api) = t
@@ -885,13 +895,16 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
         .map(|p| p["value"].as_f64().unwrap())
         .collect();
     assert!(!expected.is_empty());
+    b.find(".cell[data-index='0'] .chart[data-y-min]").await;
     let shown =
         b.c.execute(
             "const c = document.querySelector(\".cell[data-index='0']\");
          return {values: [...c.querySelectorAll('td[data-value]')].map(td => Number(td.dataset.value)),
                  versions: [...new Set([...c.querySelectorAll('[data-version]')].map(e => e.dataset.version))],
                  legend: [...c.querySelectorAll('.u-legend .u-series')].map(s => s.textContent.trim()).filter(Boolean),
-                 label: c.querySelector('.chart').getAttribute('aria-label')};",
+                 label: c.querySelector('.chart').getAttribute('aria-label'),
+                 y: [c.querySelector('.chart').dataset.yMin, c.querySelector('.chart').dataset.yMax],
+                 thresholds: c.querySelector('.chart').dataset.thresholds};",
             vec![],
         )
         .await
@@ -919,6 +932,10 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
         "{shown}"
     );
 
+    assert_eq!(shown["y"], json!(["0", "1"]), "{shown}");
+    assert_eq!(shown["thresholds"], json!("0.5 #e0a000"), "{shown}");
+    b.screenshot("restricted").await;
+
     // Opened again, the editor holds what was saved.
     b.click(".cell[data-index='0'] .edit-cell").await;
     b.find("#cell-dialog[data-ready='0']").await;
@@ -926,6 +943,7 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
     assert!(checked(&b, "#cell-version-list input[value='1.0.0']").await);
     assert!(!checked(&b, "#cell-version-list input[value='1.1.0']").await);
     assert_eq!(value_of(&b, "#cell-every").await, "1m");
+    assert_eq!(value_of(&b, "#cell-threshold-0-value").await, "0.5");
     b.click("#cancel-cell").await;
     b.close().await;
     t.stop().await;

@@ -269,6 +269,9 @@ function dashboardView() {
       // Each threshold as a dashed line of its color across the plot.
       hooks: {
         draw: [(u) => {
+          // The vertical scale drawn, for whoever checks it against the cell's min and max.
+          box.dataset.yMin = String(u.scales.y.min);
+          box.dataset.yMax = String(u.scales.y.max);
           if (!thresholds.length) return;
           const ctx = u.ctx, ratio = uPlot.pxRatio ?? 1, { left, top, width, height: h } = u.bbox;
           ctx.save();
@@ -287,6 +290,7 @@ function dashboardView() {
         }],
       },
     };
+    box.dataset.thresholds = thresholds.map((t) => `${t.value} ${t.color}`).join(", ");
     const u = new uPlot(opts, [xs, ...ys], box);
     charts.push({ u, box, height });
   }
