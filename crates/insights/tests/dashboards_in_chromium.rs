@@ -1,10 +1,21 @@
 //! Dashboards end to end: the API (validation that names the field, default dashboards, a PUT
 //! of a default id), and the panel's Dashboards page in a real headless Chromium (Debian's
-//! `chromium` and `chromedriver`) against the real server and real probe workers: a dashboard
-//! built by hand as a user would, whose chart and single stat must show what the series API
-//! answers, and the default dashboard with every cell drawn (at laptop and phone width).
-//! Screenshots go to `target/screenshots/`; `laptop.png` is kept in the repository as
-//! `docs/screenshots/dashboard.png`, copied by hand.
+//! `chromium` and `chromedriver`) against the real server and real probe workers:
+//!
+//! - a dashboard built by hand as a user would, whose chart and single stat must show what the
+//!   series API answers, and the default dashboard with every cell drawn (laptop and phone width);
+//! - a gauge made in the cell editor with min/max, a unit, decimals, a window and two
+//!   thresholds (the API's refusal of thresholds out of order shown next to the threshold), whose
+//!   display options the API then returns exactly, and which shows the API's latest value in
+//!   the color of the threshold it crossed;
+//! - a table cell showing exactly the payloads `/v1/admin/insights/payloads` returns, newest
+//!   first, and the newer ones after a refresh;
+//! - a cell edited down to one version of the catalog, a window length, min/max and a
+//!   threshold, whose chart then holds only that version's series, as the series API answers.
+//!
+//! Screenshots go to `target/screenshots/`; `default-dashboard-laptop.png` is kept in the
+//! repository as `docs/screenshots/dashboard.png`, `gauge-editor.png` as
+//! `docs/screenshots/dashboard-editor.png`, copied by hand.
 
 mod common;
 
@@ -672,7 +683,7 @@ async fn a_table_cell_shows_the_latest_payloads_the_api_returns() {
     let t = TestServer::start(dir.path()).await;
     t.probe("acme", "scorer", 1, true).await;
     let key = t.new_key().await;
-    let call = |i: usize| json!({"reports": [report(&[("risk_score", json!((i % 15 + 1) as f64 / 16.0)), ("approved", json!(i % 2 == 0))])]});
+    let call = |i: usize| json!({"reports": [report(&[("risk_score", json!((i % 15 + 1) as f64 / 16.0)), ("approved", json!(i.is_multiple_of(2)))])]});
     for i in 0..12 {
         let (s, _, body) = t.call(&key, "acme/scorer", call(i)).await;
         assert_eq!(s, 200, "{body}");
@@ -854,9 +865,9 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
     b.find("#cell-preview[data-state='ready'][data-every='1m'] .chart[data-versions='1.0.0']")
         .await;
     b.click("#save-cell").await;
-    b.find(&format!(
-        ".cell[data-index='0'][data-every='1m'][data-state='ready'] .chart[data-versions='1.0.0']"
-    ))
+    b.find(
+        ".cell[data-index='0'][data-every='1m'][data-state='ready'] .chart[data-versions='1.0.0']",
+    )
     .await;
 
     let (_, d) = t

@@ -2,8 +2,11 @@
 //! algorithm with Insights on) and a form for a new one; `/admin/dashboards/{id}`: one
 //! dashboard. The page is a frame: `assets/dashboards.js` reads the dashboard from
 //! `/v1/admin/dashboards/{id}`, draws its cells with uPlot (vendored, `assets/vendor/uplot/`)
-//! over `/v1/admin/insights/series`, and saves through the same API. The page holds no secret:
-//! the session cookie and the page's CSRF token do the talking.
+//! over `/v1/admin/insights/series` (tables over `/v1/admin/insights/payloads`), and saves
+//! through the same API. The cell editor's form is here: a field for everything a cell holds
+//! (kind, query, versions from the catalog, window, display options, thresholds, position), each
+//! with an error slot `error-cell-…` where the script puts the API's message about that field.
+//! The page holds no secret: the session cookie and the page's CSRF token do the talking.
 
 use std::collections::BTreeSet;
 

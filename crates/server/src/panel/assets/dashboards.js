@@ -1,8 +1,11 @@
 // The dashboards pages: a new dashboard, and one dashboard's cells drawn with uPlot (vendored,
-// /admin/assets/vendor/uplot/) over the series query API. Loaded after panel.js, whose api(),
-// show(), pageError(), errorMessage(), markFields() and clearFields() it uses. Everything is
-// written with textContent and DOM properties: no markup from data, no inline style (uPlot sets
-// element styles through the CSSOM, which the page's CSP allows).
+// /admin/assets/vendor/uplot/) over the series query API, tables over the payloads API, gauges
+// as SVG. The cell editor edits every field of a cell the API takes and puts the API's errors,
+// which name the field (`cells[2].display.thresholds[1].value`), next to that field. Loaded
+// after panel.js, whose api(), show(), pageError(), errorMessage(), markFields() and
+// clearFields() it uses. Everything is written with textContent and DOM properties: no markup
+// from data, no inline style (uPlot and the stat colors set element styles through the CSSOM,
+// and SVG colors are presentation attributes, both of which the page's CSP allows).
 "use strict";
 
 const RANGES = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800, "30d": 2592000 };
