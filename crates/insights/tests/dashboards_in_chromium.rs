@@ -14,8 +14,9 @@
 //!   threshold, whose chart then holds only that version's series, as the series API answers.
 //!
 //! Screenshots go to `target/screenshots/`; `default-dashboard-laptop.png` is kept in the
-//! repository as `docs/screenshots/dashboard.png`, `gauge-editor.png` as
-//! `docs/screenshots/dashboard-editor.png`, copied by hand.
+//! repository as `docs/screenshots/dashboard.png`, `gauge-editor.png` and `gauge-gauge.png` as
+//! `docs/screenshots/dashboard-editor.png` and `dashboard-gauge.png`, copied by hand (a test
+//! run never changes tracked files).
 
 mod common;
 
@@ -649,6 +650,7 @@ async fn a_gauge_made_in_the_editor_keeps_its_display_options_and_shows_the_api_
          return d.getBoundingClientRect().right <= window.innerWidth && d.scrollWidth <= d.clientWidth || null;",
     )
     .await;
+    b.screenshot("phone-editor").await;
     for (css, want) in [
         ("#cell-kind", "gauge"),
         ("#cell-algorithm", "acme/scorer"),
