@@ -56,3 +56,10 @@ impl From<insights_store::SecretError> for AlertError {
 }
 
 pub(crate) type Result<T, E = AlertError> = std::result::Result<T, E>;
+
+/// Outside text as it may reach a log or a stored error: at most 300 characters, control
+/// characters escaped.
+pub(crate) fn shown(s: &str) -> String {
+    let cut: String = s.chars().take(300).collect();
+    cut.escape_debug().to_string()
+}
