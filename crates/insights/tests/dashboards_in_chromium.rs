@@ -14,7 +14,7 @@
 //!   threshold, whose chart then holds only that version's series, as the series API answers.
 //!
 //! Screenshots go to `target/screenshots/`; `default-dashboard-laptop.png` is kept in the
-//! repository as `docs/screenshots/dashboard.png`, `gauge-editor.png` and `gauge-gauge.png` as
+//! repository as `docs/screenshots/dashboard.png`, `gauge-editor-error.png` and `gauge-gauge.png` as
 //! `docs/screenshots/dashboard-editor.png` and `dashboard-gauge.png`, copied by hand (a test
 //! run never changes tracked files).
 
@@ -542,6 +542,9 @@ async fn a_gauge_made_in_the_editor_keeps_its_display_options_and_shows_the_api_
         said.contains("above the value of the threshold before it"),
         "{said}"
     );
+    b.find("#cell-preview[data-state='ready'] [role=meter]")
+        .await;
+    b.screenshot("editor-error").await;
     assert_eq!(
         b.find("#cell-threshold-1-value")
             .await
