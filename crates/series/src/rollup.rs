@@ -125,8 +125,10 @@ impl Raw {
 pub(crate) struct Windows(pub VecDeque<Window>);
 
 impl Windows {
-    pub(crate) fn add(&mut self, width: Micros, t: Micros, v: f64) -> Growth {
-        let start = align_down(t, width);
+    /// Adds a point to its window of `WIDTH` (a constant, so that finding the window's start
+    /// costs a multiplication, not a division).
+    pub(crate) fn add<const WIDTH: Micros>(&mut self, t: Micros, v: f64) -> Growth {
+        let start = align_down(t, WIDTH);
         let len = self.0.len();
         let i = match self.0.back_mut() {
             Some(last) if last.start == start => return update(last, t, v, false),
@@ -255,7 +257,9 @@ mod tests {
         let points = SMALL_VALUES as i64 + 1;
         for m in [5, 0, 9, 3, 7, 1, 8, 2, 6, 4, 5, 0] {
             for k in 0..points {
-                total += w.add(MINUTE, m * MINUTE + 1 + k, m as f64 + k as f64).bytes;
+                total += w
+                    .add::<MINUTE>(m * MINUTE + 1 + k, m as f64 + k as f64)
+                    .bytes;
             }
             let len = w.0.len();
             for (i, win) in w.0.iter().enumerate() {
@@ -273,7 +277,7 @@ mod tests {
         );
         assert_eq!(w.0.len(), 10);
         assert_eq!(w.0[5].count, 2 * points as u64);
-        total += w.add(MINUTE, 10 * MINUTE, 1.0).bytes;
+        total += w.add::<MINUTE>(10 * MINUTE, 1.0).bytes;
         assert!(w.0[10].sketch.values().is_some());
         assert!(!w.0[7].sketch.is_live(), "pushed out of the live zone");
         assert_eq!(total as u64, w.bytes());
@@ -284,11 +288,11 @@ mod tests {
     fn a_late_point_finds_its_window_far_back_or_opens_one_in_place() {
         let mut w = Windows::default();
         for m in (0..40).step_by(2) {
-            w.add(MINUTE, m * MINUTE, m as f64);
+            w.add::<MINUTE>(m * MINUTE, m as f64);
         }
         // Near the end, far back (past the short look from the end), and before the first.
         for m in [36, 37, 4, 5, -3] {
-            w.add(MINUTE, m * MINUTE + 5, -1.0);
+            w.add::<MINUTE>(m * MINUTE + 5, -1.0);
         }
         let starts: Vec<_> = w.0.iter().map(|x| x.start / MINUTE).collect();
         let mut sorted = starts.clone();
@@ -305,10 +309,10 @@ mod tests {
     #[test]
     fn last_is_by_time_then_arrival() {
         let mut w = Windows::default();
-        w.add(MINUTE, 30, 1.0);
-        w.add(MINUTE, 10, 2.0);
+        w.add::<MINUTE>(30, 1.0);
+        w.add::<MINUTE>(10, 2.0);
         assert_eq!(w.0[0].last_value, 1.0);
-        w.add(MINUTE, 30, 3.0);
+        w.add::<MINUTE>(30, 3.0);
         assert_eq!((w.0[0].last_time, w.0[0].last_value), (30, 3.0));
     }
 }

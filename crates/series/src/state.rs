@@ -537,8 +537,8 @@ fn add_point(
         }
         let g = match level {
             Level::Raw => s.raw.add(t, v),
-            Level::Minute => s.minute.add(MINUTE, t, v),
-            Level::Hour => s.hour.add(HOUR, t, v),
+            Level::Minute => s.minute.add::<MINUTE>(t, v),
+            Level::Hour => s.hour.add::<HOUR>(t, v),
         };
         let lv = levels.get_mut(level);
         lv.bytes = lv.bytes.saturating_add_signed(g.bytes);
