@@ -156,7 +156,11 @@ impl Windows {
         }
         let w = Window::new(start, t, v);
         let mut bytes = w.bytes() as i64;
-        self.0.insert(i, w);
+        if i == len {
+            self.0.push_back(w);
+        } else {
+            self.0.insert(i, w);
+        }
         // Keep every window but the newest LIVE_WINDOWS frozen: the one pushed out of the live
         // zone by this insertion, or the new window itself when it is older than the zone.
         let len = self.0.len();
