@@ -611,7 +611,7 @@ fn read_thresholds(
     if r.errors.len() > before {
         return None;
     }
-    out.sort_by(|a, b| b.level.cmp(&a.level));
+    out.sort_by_key(|t| std::cmp::Reverse(t.level));
     Some(out)
 }
 

@@ -7,16 +7,23 @@
 //! and one outbox row per rule that the change matches. The outbox sends them, retrying
 //! within the delivery window, and records what became of each.
 
+mod alerts;
 mod check;
+mod db;
 mod doc;
 mod endpoint;
+mod engine;
 mod error;
 mod level;
 mod notification;
+mod notify;
+mod outbox;
 mod rule;
 mod span;
 mod template;
+mod time_fmt;
 
+pub use alerts::{Alerts, AlertsConfig, AlertsTasks, NotificationFilter, StatusFilter};
 pub use check::{
     AlgorithmSelector, Check, CheckKind, Comparison, DeadmanCheck, NoData, Threshold,
     ThresholdCheck,
@@ -24,9 +31,11 @@ pub use check::{
 pub use endpoint::{
     Endpoint, EndpointKind, HttpAuth, Method, PAGERDUTY_EVENTS_URL, Secret, TlsMode,
 };
+pub use engine::{Catalog, ExpectedSeries, RunReport};
 pub use error::{AlertError, FieldError};
 pub use level::Level;
 pub use notification::{Notification, dedup_key};
+pub use notify::{SendError, Sender, Sent, test_notification};
 pub use rule::{Limit, Rule, TagOp, TagRule, When};
 pub use span::Span;
 pub use template::{Template, Vars};

@@ -34,6 +34,8 @@ pub(crate) struct FileConfig {
     pub(crate) http: Http,
     #[serde(default)]
     pub(crate) series: Series,
+    #[serde(default)]
+    pub(crate) alerts: Alerts,
     /// Algorithms to register (or update) at start, with the versions to publish.
     #[serde(default, rename = "algorithm")]
     algorithms: Vec<DeclaredAlgorithm>,
@@ -179,6 +181,45 @@ impl Series {
         if let Some(v) = self.checkpoint_interval_seconds {
             s.checkpoint_interval = Duration::from_secs(v);
         }
+    }
+}
+
+/// Alerting: how long a notification is retried, and how much the alerts database keeps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Alerts {
+    /// Seconds a notification is retried before it is dropped and counted (default 3600).
+    delivery_window_seconds: Option<u64>,
+    /// Notifications waiting at most (default 10000); past it new ones are dropped, counted.
+    max_pending: Option<usize>,
+    /// Finished notifications and status changes kept, each (default 100000).
+    max_history: Option<usize>,
+}
+
+impl Alerts {
+    pub(crate) fn apply(&self, c: &mut insights::serve::ServerConfig) -> anyhow::Result<()> {
+        let a = &mut c.alerts;
+        if let Some(v) = self.delivery_window_seconds {
+            if !(10..=7 * 86_400).contains(&v) {
+                anyhow::bail!(
+                    "[alerts] delivery_window_seconds is {v}; it must be 10 to 604800 (a week)"
+                );
+            }
+            a.delivery_window = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = self.max_pending {
+            if v == 0 {
+                anyhow::bail!("[alerts] max_pending must be at least 1");
+            }
+            a.max_pending = v;
+        }
+        if let Some(v) = self.max_history {
+            if v < 100 {
+                anyhow::bail!("[alerts] max_history is {v}; at least 100");
+            }
+            a.max_history = v;
+        }
+        Ok(())
     }
 }
 

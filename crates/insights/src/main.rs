@@ -178,6 +178,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     file.admin.apply(&mut server_config);
     file.http.apply(&mut server_config)?;
     file.series.apply(&mut server_config);
+    file.alerts.apply(&mut server_config)?;
     server_config.kafka_connection = file.kafka.clone();
     if let (Some(c), Ok(p)) = (
         server_config.kafka_connection.as_mut(),

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// the store is still opened (its API answers from what it holds) but receives nothing:
     /// `scripts/bench-series` measures `/v1/algo` with and without the sink.
     pub series_enabled: bool,
+    /// Alerting: the outbox's delivery window and the bounds of what it keeps.
+    pub alerts: insights_alerts::AlertsConfig,
 }
 
 impl ServerConfig {
@@ -85,6 +87,7 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             series: insights_series::SeriesConfig::default(),
             series_enabled: true,
+            alerts: insights_alerts::AlertsConfig::default(),
         }
     }
 }
@@ -97,6 +100,7 @@ pub struct RunningServer {
     delivery_shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
+    alerts_tasks: insights_alerts::AlertsTasks,
     /// Held (locked) while the server runs; released when it is dropped.
     _data_dir_lock: std::fs::File,
 }
@@ -252,6 +256,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     runtime_config.max_waiting_calls = config.max_waiting_calls;
     let runtime = Runtime::new(catalog, handoff.clone(), runtime_config)?;
     let keys = Arc::new(ApiKeys::load(config_store).map_err(|e| data_err(e.to_string()))?);
+    let alerts = insights_alerts::Alerts::open(
+        &config.data_dir,
+        config.alerts.clone(),
+        series.clone(),
+        Arc::new(PublishedVersions(runtime.clone())),
+        Arc::new(
+            insights_store::SecretBox::load_or_create(&config.data_dir)
+                .map_err(|e| data_err(e.to_string()))?,
+        ),
+        insights_series::Clock::system(),
+    )
+    .map_err(|e| data_err(format!("opening the alerts database: {e}")))?;
+    let alerts_tasks = alerts.start();
     let state = AppState {
         runtime,
         store,
@@ -264,6 +281,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
         max_body_bytes: config.max_body_bytes,
         series,
+        alerts,
     };
 
     let http_shutdown = CancellationToken::new();
@@ -281,8 +299,33 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         delivery_shutdown,
         http,
         dispatcher,
+        alerts_tasks,
         _data_dir_lock: lock,
     })
+}
+
+/// The series every check expects: the published versions with Insights on.
+struct PublishedVersions(Arc<Runtime>);
+
+impl insights_alerts::Catalog for PublishedVersions {
+    fn expected(&self) -> Vec<insights_alerts::ExpectedSeries> {
+        let mut out = Vec::new();
+        for a in self.0.catalog().algorithms() {
+            for v in a.versions.iter().filter(|v| v.settings.insights_enabled) {
+                let since = time::OffsetDateTime::parse(
+                    &v.created_at,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+                out.push(insights_alerts::ExpectedSeries {
+                    algorithm: insights_series::AlgorithmPath::new(&a.owner, &a.name),
+                    version: v.version_info.semantic_version.clone(),
+                    since,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// The data directory holds payloads, key hashes and the sealing key: it is created 0700, and
@@ -330,6 +373,9 @@ impl RunningServer {
     /// writes every payload already handed over.
     pub async fn shutdown(self) {
         self.http_shutdown.cancel();
+        // Checks stop first (no new notifications); what the outbox holds stays in the
+        // alerts database for the next start.
+        self.alerts_tasks.stop().await;
         match tokio::time::timeout(Duration::from_secs(30), self.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),

@@ -14,6 +14,7 @@
 //! `auth` sits below both the JSON API and the panel: neither imports the other.
 
 mod admin;
+mod alerts;
 mod api;
 pub mod auth;
 mod body;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The embedded series store, for the series query API.
     pub series: Arc<insights_series::SeriesStore>,
+    /// Checks, notification endpoints and rules over the series store.
+    pub alerts: Arc<insights_alerts::Alerts>,
 }
 
 /// The whole HTTP surface.
@@ -109,6 +112,43 @@ pub fn app(state: AppState) -> Router {
                 .delete(connection::delete),
         )
         .route("/v1/admin/insights/connection/test", post(connection::test))
+        .route(
+            "/v1/admin/checks",
+            get(alerts::list_checks).post(alerts::create_check),
+        )
+        .route("/v1/admin/checks/preview", post(alerts::preview_check))
+        .route(
+            "/v1/admin/checks/{id}",
+            get(alerts::get_check)
+                .put(alerts::put_check)
+                .delete(alerts::delete_check),
+        )
+        .route(
+            "/v1/admin/notification-endpoints",
+            get(alerts::list_endpoints).post(alerts::create_endpoint),
+        )
+        .route(
+            "/v1/admin/notification-endpoints/{id}",
+            get(alerts::get_endpoint)
+                .put(alerts::put_endpoint)
+                .delete(alerts::delete_endpoint),
+        )
+        .route(
+            "/v1/admin/notification-endpoints/{id}/test",
+            post(alerts::test_endpoint),
+        )
+        .route(
+            "/v1/admin/notification-rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/v1/admin/notification-rules/{id}",
+            get(alerts::get_rule)
+                .put(alerts::put_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route("/v1/admin/statuses", get(alerts::statuses))
+        .route("/v1/admin/notifications", get(alerts::notifications))
         .route("/metrics", get(telemetry::metrics))
         .route("/healthz", get(telemetry::healthz))
         .merge(panel::routes())

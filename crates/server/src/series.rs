@@ -255,7 +255,11 @@ fn algorithm(given: Option<&str>) -> Result<AlgorithmPath, ApiError> {
 
 /// `now`, a time relative to now (`-15m`, `-1h`, `-7d`, `-2w`, `-1h30m`), or RFC 3339
 /// (`2026-12-01T10:00:00Z`).
-fn instant(name: &str, given: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+pub(crate) fn instant(
+    name: &str,
+    given: &str,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, ApiError> {
     if given == "now" {
         return Ok(now);
     }
