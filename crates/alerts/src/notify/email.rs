@@ -87,18 +87,14 @@ pub(super) fn subject(n: &Notification) -> String {
 pub(super) fn text(n: &Notification) -> String {
     let mut lines = vec![n.message.clone(), String::new()];
     let mut field = |name: &str, value: String| lines.push(format!("{name:<15}{value}"));
-    field(
-        "Check:",
-        format!("{} (id {})", n.check_name, n.check_id),
-    );
-    field(
-        "Level:",
-        format!("{} (was {})", n.level, n.previous_level),
-    );
+    field("Check:", format!("{} (id {})", n.check_name, n.check_id));
+    field("Level:", format!("{} (was {})", n.level, n.previous_level));
     field("Value:", value_text(n.value));
     field(
         "Metric:",
-        n.metric.clone().unwrap_or_else(|| "none (deadman)".to_string()),
+        n.metric
+            .clone()
+            .unwrap_or_else(|| "none (deadman)".to_string()),
     );
     field("Algorithm:", format!("{} {}", n.algorithm, n.version));
     field("Since:", n.since.clone());
@@ -132,11 +128,10 @@ fn message(from: &str, to: &[String], n: &Notification) -> Result<Message, SendE
         .parse()
         .map_err(|_| SendError::give_up(format!("the from address {from:?} is not valid")))?;
     // A stable Message-ID: a retried notification is recognisably the same message.
-    let id: String = n
-        .id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
+    let id: String =
+        n.id.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
     let mut builder = Message::builder()
         .from(from)
         .subject(subject(n))

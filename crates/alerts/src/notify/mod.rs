@@ -290,9 +290,11 @@ fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-/// Every secret of an endpoint, as it could appear in a message: the whole URL, and its path
-/// and query alone (where a webhook's secret usually sits).
+/// Every secret of an endpoint, as it could appear in a message: the whole URL, its path and
+/// query alone, and each of their longer parts (a Slack webhook's secret is its last path
+/// segments; a token is often one query value). Scrubbing a harmless word too is no loss.
 fn secrets_of(kind: &EndpointKind) -> Vec<String> {
+    const PART: usize = 8;
     let mut out = Vec::new();
     let mut url = |u: &str| {
         out.push(u.to_string());
@@ -303,6 +305,17 @@ fn secrets_of(kind: &EndpointKind) -> Vec<String> {
             if let Some(q) = parsed.query() {
                 out.push(q.to_string());
             }
+            let segments = parsed.path().split('/');
+            let values = parsed.query().unwrap_or("").split('&').flat_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or(("", kv));
+                [kv, k, v]
+            });
+            out.extend(
+                segments
+                    .chain(values)
+                    .filter(|p| p.len() >= PART)
+                    .map(str::to_string),
+            );
         }
     };
     match kind {
@@ -321,9 +334,7 @@ fn secrets_of(kind: &EndpointKind) -> Vec<String> {
                 HttpAuth::Bearer { token } => out.push(token.expose().to_string()),
             }
         }
-        EndpointKind::PagerDuty { routing_key, .. } => {
-            out.push(routing_key.expose().to_string())
-        }
+        EndpointKind::PagerDuty { routing_key, .. } => out.push(routing_key.expose().to_string()),
         EndpointKind::Email { password, .. } => {
             out.extend(password.iter().map(|p| p.expose().to_string()))
         }
@@ -331,6 +342,7 @@ fn secrets_of(kind: &EndpointKind) -> Vec<String> {
     }
     // Longest first, so that the whole URL goes before its path does.
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
     out.retain(|s| s.len() >= 3);
     out
 }
@@ -359,7 +371,8 @@ fn parse_time(t: &str) -> OffsetDateTime {
 }
 
 fn format_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("an OffsetDateTime formats as RFC 3339")
+    t.format(&Rfc3339)
+        .expect("an OffsetDateTime formats as RFC 3339")
 }
 
 /// A clearly marked test message for `endpoint`, as `POST …/{id}/test` sends it.
@@ -475,7 +488,10 @@ mod tests {
             "k=v".to_string(),
         ];
         assert_eq!(
-            scrub("at https://hooks.example/T/B/SECRET?k=v and /T/B/SECRET", &secrets),
+            scrub(
+                "at https://hooks.example/T/B/SECRET?k=v and /T/B/SECRET",
+                &secrets
+            ),
             "at … and …"
         );
     }
