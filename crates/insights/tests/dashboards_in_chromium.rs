@@ -860,6 +860,27 @@ async fn editing_a_cell_restricts_it_to_one_version_and_a_window_and_the_chart_s
     let said = b.wait_text("#error-cell-versions", |s| !s.is_empty()).await;
     assert!(said.contains("1 to 20 versions"), "{said}");
     b.click("#cell-version-list input[value='1.0.0']").await;
+    assert!(
+        !b.displayed("#error-cell-versions").await,
+        "the error goes once a version is ticked"
+    );
+    // A window length the API cannot read: its error (a parse error, one path) goes next to it.
+    b.fill("#cell-every", "1x").await;
+    b.click("#save-cell").await;
+    let said = b.wait_text("#error-cell-every", |s| !s.is_empty()).await;
+    assert!(
+        said.contains("unit") && !said.starts_with("cells["),
+        "{said}"
+    );
+    assert_eq!(
+        b.find("#cell-every")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
     b.fill("#cell-every", "1m").await;
     // The vertical axis from 0 to 1, with a line at 0.5.
     b.click("#cell-display summary").await;
