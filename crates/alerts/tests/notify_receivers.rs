@@ -655,6 +655,43 @@ async fn nothing_listening_is_unreachable_and_retried_without_naming_the_url() {
     }
 }
 
+/// A receiver that accepts connections and never says a word: the total timeout (15 s) is
+/// what ends the wait, for HTTP and for SMTP (whose server speaks first). This test takes
+/// those 15 s; both sends wait them out together.
+#[tokio::test]
+async fn a_receiver_that_never_answers_times_out_after_15_s_and_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let sender = Sender::new();
+    let n = notification(Level::Crit, Level::Ok);
+    let http = endpoint(json!({
+        "name": "h", "kind": "http", "url": format!("http://127.0.0.1:{port}/hook/SECRETPATH"),
+    }));
+    let mail = endpoint(json!({
+        "name": "m", "kind": "email", "host": "127.0.0.1", "port": port, "tls": "none",
+        "from": "alerts@example.com", "to": ["oncall@example.com"],
+    }));
+    let start = std::time::Instant::now();
+    let (http_result, mail_result) = tokio::join!(sender.send(&http, &n), sender.send(&mail, &n));
+    let waited = start.elapsed();
+    silent.abort();
+    for err in [http_result.unwrap_err(), mail_result.unwrap_err()] {
+        assert!(err.retry, "{err:?}");
+        assert_eq!(err.words, "timed out after 15 s");
+        assert_no_secret(&err, &["SECRETPATH"]);
+    }
+    assert!(
+        waited >= Duration::from_secs(15) && waited < Duration::from_secs(25),
+        "{waited:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Processes the tests start.
 
