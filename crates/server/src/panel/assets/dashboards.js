@@ -503,6 +503,8 @@ function dashboardView() {
     select.replaceChildren(el("option", { value: "", text: algorithm ? "Loading…" : "Choose an algorithm first" }));
     if (!algorithm) return [];
     const r = await api("GET", "/v1/admin/insights/metrics?algorithm=" + encodeURIComponent(algorithm));
+    // Another algorithm was chosen meanwhile: its own request fills the list.
+    if (f.algorithm.value !== algorithm) return null;
     const seen = new Set();
     const reportedBy = [];
     if (r.status === 200) {
@@ -781,7 +783,7 @@ function dashboardView() {
     syncKind();
     dialog.showModal();
     const reportedBy = await loadMetrics(f.algorithm.value, cell?.query.metric);
-    offerVersions(f.algorithm.value, reportedBy, f.versions_mode.value === "some" ? chosenVersions() : chosen);
+    if (reportedBy) offerVersions(f.algorithm.value, reportedBy, f.versions_mode.value === "some" ? chosenVersions() : chosen);
     syncKind();
     dialog.dataset.ready = String(index ?? "new");
     drawPreview();
@@ -789,6 +791,7 @@ function dashboardView() {
 
   f.algorithm.addEventListener("change", async () => {
     const reportedBy = await loadMetrics(f.algorithm.value, null);
+    if (!reportedBy) return;
     offerVersions(f.algorithm.value, reportedBy, []);
     f.versions_mode.value = "all";
     syncKind();
