@@ -38,6 +38,7 @@ pub(super) enum Nav {
     Insights,
     Algorithms,
     Dashboards,
+    Alerts,
     ApiKeys,
 }
 
@@ -79,6 +80,7 @@ pub(super) fn layout_with(
                         (link(Nav::Insights, "/admin/insights", "Insights"))
                         (link(Nav::Algorithms, "/admin/algorithms", "Algorithms"))
                         (link(Nav::Dashboards, "/admin/dashboards", "Dashboards"))
+                        (link(Nav::Alerts, "/admin/alerts", "Alerts"))
                         (link(Nav::ApiKeys, "/admin/api-keys", "API keys"))
                     }
                     form.sign-out method="post" action="/admin/sign-out" {

@@ -5,7 +5,7 @@
 //! not the Kafka password (only whether one is set); an API key is shown once, in the answer
 //! that created it.
 //!
-//! One file per page (`sign_in`, `insights`, `algorithms`, `dashboards`, `api_keys`) and `layout`, the frame
+//! One file per page (`sign_in`, `insights`, `algorithms`, `dashboards`, `alerts`, `api_keys`) and `layout`, the frame
 //! they share; cookies, CSRF and the sign-in limit are `auth::sessions`'.
 //!
 //! - `/admin/sign-in`, `/admin/sign-out`: `sign_in.rs`.
@@ -16,8 +16,11 @@
 //! - `/admin/dashboards`: the list (stored and default dashboards), a new one;
 //!   `/admin/dashboards/{id}`: its cells as charts over the series query API, with a time
 //!   range, auto-refresh, a version filter, a compare overlay and the cell editor.
+//! - `/admin/alerts`: checks with each series' level, their form with a live preview,
+//!   notification endpoints (with a test), rules, and the history (`alerts.rs`, `assets/alerts.js`).
 //! - `/admin/api-keys`: create (shown once), list, revoke.
 
+mod alerts;
 mod algorithms;
 mod api_keys;
 mod dashboards;
@@ -31,6 +34,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::AppState;
+use alerts::alerts_page;
 use algorithms::{algorithms_page, version_page};
 use api_keys::api_keys_page;
 use dashboards::{dashboard_page, dashboards_page};
@@ -51,10 +55,12 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/admin/dashboards", get(dashboards_page))
         .route("/admin/dashboards/{*id}", get(dashboard_page))
+        .route("/admin/alerts", get(alerts_page))
         .route("/admin/api-keys", get(api_keys_page))
         .route("/admin/assets/panel.css", get(css))
         .route("/admin/assets/panel.js", get(js))
         .route("/admin/assets/dashboards.js", get(dashboards_js))
+        .route("/admin/assets/alerts.js", get(alerts_js))
         .route(
             "/admin/assets/vendor/uplot/uPlot.iife.min.js",
             get(uplot_js),
@@ -104,6 +110,13 @@ async fn dashboards_js() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("assets/dashboards.js"),
+    )
+}
+
+async fn alerts_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/alerts.js"),
     )
 }
 
