@@ -773,6 +773,11 @@ struct Smtp {
 
 impl Smtp {
     async fn start() -> Smtp {
+        Smtp::start_with(|_| Vec::new()).await
+    }
+
+    /// With more arguments for aiosmtpd, made from the server's directory.
+    async fn start_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Smtp {
         let venv = match std::env::var_os("INSIGHTS_TEST_VENV") {
             Some(v) => workspace_root().join(v),
             None => workspace_root().join("target/test-venv"),
@@ -795,11 +800,13 @@ impl Smtp {
         let inbox = dir.path().join("inbox");
         std::fs::create_dir(&inbox).unwrap();
         let port = free_port();
+        let extra = extra(dir.path());
         let mut server = Process::spawn(
             "aiosmtpd",
             Command::new(&python)
                 .args(["-m", "aiosmtpd", "-n", "-l"])
                 .arg(format!("127.0.0.1:{port}"))
+                .args(&extra)
                 .args(["-c", "smtp_receiver.Handler"])
                 .arg(&inbox)
                 .env(
@@ -960,6 +967,105 @@ async fn smtp_refusals_permanent_are_final_transient_are_retried() {
     assert!(err.retry, "{err:?}");
     assert_eq!(err.words, "unreachable: connection refused");
     assert_no_secret(&err, &["SECRETPASSWORD"]);
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir` (cert.pem, key.pem), which no system
+/// trusts.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_trusts_is_refused_and_not_retried() {
+    // HTTPS (a real TLS server: `openssl s_server`), STARTTLS offered (and required by the
+    // server) and implicit TLS, each with a self-signed certificate: refused before a word of
+    // the notification is sent, and not retried (the endpoint or the server must change).
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let port = free_port();
+    let mut https = Process::spawn(
+        "openssl s_server",
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key),
+        dir.path().join("s_server.log"),
+    );
+    wait_until(&mut https, Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let sender = Sender::new();
+    let n = notification(Level::Crit, Level::Ok);
+    let e = endpoint(json!({
+        "name": "h", "kind": "http", "url": format!("https://127.0.0.1:{port}/hook/SECRETPATH"),
+    }));
+    let err = sender.send(&e, &n).await.unwrap_err();
+    assert!(!err.retry, "{err:?}");
+    assert_eq!(
+        err.words,
+        "TLS failed: certificate verify failed (self-signed certificate)"
+    );
+
+    let starttls = Smtp::start_with(|dir| {
+        let (cert, key) = self_signed(dir);
+        vec![
+            "--tlscert".into(),
+            cert.display().to_string(),
+            "--tlskey".into(),
+            key.display().to_string(),
+        ]
+    })
+    .await;
+    let smtps = Smtp::start_with(|dir| {
+        let (cert, key) = self_signed(dir);
+        vec![
+            "--smtpscert".into(),
+            cert.display().to_string(),
+            "--smtpskey".into(),
+            key.display().to_string(),
+        ]
+    })
+    .await;
+    for (smtp, tls) in [(&starttls, "starttls"), (&smtps, "tls")] {
+        let err = sender
+            .send(&smtp.endpoint(tls, &["oncall@example.com"]), &n)
+            .await
+            .unwrap_err();
+        assert!(!err.retry, "{tls}: {err:?}");
+        assert_eq!(
+            err.words, "TLS failed: certificate verify failed (self-signed certificate)",
+            "{tls}"
+        );
+        assert!(smtp.messages().is_empty(), "{tls}: {:?}", smtp.messages());
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{SendError, Sent, TOTAL_TIMEOUT, cause, value_text};
+use super::{SendError, Sent, TOTAL_TIMEOUT, cause, tls_failure, value_text};
 use crate::endpoint::TlsMode;
 use crate::notification::Notification;
 
@@ -62,6 +62,8 @@ fn from_smtp(e: &lettre::transport::smtp::Error) -> SendError {
         SendError::retry(format!("deferred by the SMTP server: {e}"))
     } else if e.is_timeout() {
         SendError::retry(format!("timed out after {} s", TOTAL_TIMEOUT.as_secs()))
+    } else if let Some(words) = tls_failure(e) {
+        SendError::give_up(words)
     } else if e.is_tls() {
         SendError::give_up(format!("TLS failed: {}", cause(e)))
     } else if e.is_client() {

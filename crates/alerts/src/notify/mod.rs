@@ -53,8 +53,9 @@ pub struct Sent {
 #[error("{words}")]
 pub struct SendError {
     /// Whether trying again later could succeed: network errors, timeouts, HTTP 408, 429 and
-    /// 5xx, SMTP transient (4xx) replies. Not for other 4xx, SMTP permanent (5xx) replies, or
-    /// an endpoint that cannot be used as configured.
+    /// 5xx, SMTP transient (4xx) replies. Not for other 4xx, SMTP permanent (5xx) replies, a
+    /// TLS handshake that fails (a certificate that does not verify), or an endpoint that
+    /// cannot be used as configured.
     pub retry: bool,
     /// What the receiver asked for with `Retry-After` (seconds or an HTTP date) on 429 / 503.
     pub retry_after: Option<Duration>,
@@ -246,6 +247,9 @@ fn from_reqwest(e: reqwest::Error) -> SendError {
         }
         return SendError::retry(format!("timed out after {} s", TOTAL_TIMEOUT.as_secs()));
     }
+    if let Some(words) = tls_failure(&e) {
+        return SendError::give_up(words);
+    }
     if e.is_connect() {
         return SendError::retry(format!("unreachable: {}", cause(&e)));
     }
@@ -253,6 +257,34 @@ fn from_reqwest(e: reqwest::Error) -> SendError {
         return SendError::give_up(format!("the request cannot be made: {}", cause(&e)));
     }
     SendError::retry(format!("failed: {}", cause(&e)))
+}
+
+/// "TLS failed: certificate verify failed (self-signed certificate)" if a TLS handshake is
+/// what failed. Not worth another try: the receiver's certificate (or the endpoint's host,
+/// port or TLS mode) must change first.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<native_tls::Error>() {
+            return Some(format!("TLS failed: {}", tls_reason(&tls.to_string())));
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// OpenSSL says `error:0A000086:SSL routines:tls_post_process_server_certificate:certificate
+/// verify failed:../ssl/statem/statem_clnt.c:1889: (self-signed certificate)`: its reason is
+/// the fifth field, the verification's result the end in parentheses.
+fn tls_reason(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("error:") else {
+        return text.to_string();
+    };
+    let reason = rest.split(':').nth(3).unwrap_or(rest);
+    match text.rfind(" (") {
+        Some(i) if text.ends_with(')') => format!("{reason}{}", &text[i..]),
+        _ => reason.to_string(),
+    }
 }
 
 /// The innermost reason of an error, in a person's words: an operating system error by its
@@ -494,6 +526,18 @@ mod tests {
             ),
             "at … and …"
         );
+    }
+
+    #[test]
+    fn openssl_reasons_are_made_readable() {
+        assert_eq!(
+            tls_reason(
+                "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+                 verify failed:../ssl/statem/statem_clnt.c:1889: (self-signed certificate)"
+            ),
+            "certificate verify failed (self-signed certificate)"
+        );
+        assert_eq!(tls_reason("handshake failed"), "handshake failed");
     }
 
     #[test]
