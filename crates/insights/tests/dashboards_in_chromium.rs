@@ -799,6 +799,32 @@ async fn a_table_cell_shows_the_latest_payloads_the_api_returns() {
     let second = same_as_api(Some(&newest)).await;
     assert_eq!(second[2], first[0], "the older ones moved down");
     b.screenshot("table").await;
+
+    // A second cell placed over the table: the API refuses the overlap, next to the placement.
+    b.click("#add-cell").await;
+    b.find("#cell-dialog[data-ready='new']").await;
+    b.find("#cell-metric option[value='risk_score']").await;
+    b.select("#cell-metric", "risk_score").await;
+    b.click("#cell-placement summary").await;
+    assert_eq!(
+        value_of(&b, "#cell-y").await,
+        "4",
+        "offered below the table"
+    );
+    b.fill("#cell-y", "2").await;
+    b.click("#save-cell").await;
+    let said = b.wait_text("#error-cell-position", |s| !s.is_empty()).await;
+    assert!(
+        said.contains(
+            r#"overlaps cells[0] ("Latest payloads of acme/scorer", at x 0, y 0, w 12, h 4)"#
+        ),
+        "{said}"
+    );
+    b.fill("#cell-y", "4").await;
+    assert!(!b.displayed("#error-cell-position").await);
+    b.click("#save-cell").await;
+    b.find(".cell[data-index='1'][data-state='ready'] .uplot")
+        .await;
     b.close().await;
     t.stop().await;
 }

@@ -369,7 +369,47 @@ impl Dashboard {
                 bad(at("position.h"), format!("must be 1 to {MAX_HEIGHT}"));
             }
         }
+        // Cells on the same squares would be drawn over each other, one hiding the other. Each
+        // such cell is named with the first one it overlaps, so that an editor of either can say
+        // which to move (one error per cell, however many overlap).
+        let placed: Vec<(usize, &Cell)> = self
+            .cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.position.fits())
+            .collect();
+        for &(i, a) in &placed {
+            if let Some(&(j, b)) = placed
+                .iter()
+                .find(|&&(j, b)| j != i && a.position.overlaps(&b.position))
+            {
+                let p = b.position;
+                bad(
+                    format!("cells[{i}].position"),
+                    format!(
+                        "overlaps cells[{j}] ({:?}, at x {}, y {}, w {}, h {}): move or resize one of them",
+                        b.title, p.x, p.y, p.w, p.h
+                    ),
+                );
+            }
+        }
         errors
+    }
+}
+
+impl Position {
+    /// Whether the position is on the grid (its own errors are reported field by field).
+    fn fits(&self) -> bool {
+        self.x < GRID_COLUMNS
+            && self.w >= 1
+            && self.x + self.w <= GRID_COLUMNS
+            && self.y <= MAX_ROWS
+            && (1..=MAX_HEIGHT).contains(&self.h)
+    }
+
+    /// Whether the two share at least one square of the grid.
+    fn overlaps(&self, o: &Position) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
     }
 }
 
@@ -695,6 +735,13 @@ mod tests {
         })
     }
 
+    /// `cell()` moved down to `y`, so that cells do not overlap.
+    fn at_row(y: u32) -> Value {
+        let mut c = cell();
+        c["position"]["y"] = y.into();
+        c
+    }
+
     fn error_of(body: Value) -> ApiError {
         parse(body.to_string().as_bytes()).unwrap_err()
     }
@@ -714,7 +761,7 @@ mod tests {
     #[test]
     fn every_error_names_its_field_and_the_limit() {
         let with = |path: &[&str], v: Value| {
-            let mut c = cell();
+            let mut c = at_row(8);
             let mut at = &mut c;
             for p in &path[..path.len() - 1] {
                 at = match p.parse::<usize>() {
@@ -723,7 +770,7 @@ mod tests {
                 };
             }
             at[path[path.len() - 1]] = v;
-            json!({"name": "S", "cells": [cell(), cell(), c]})
+            json!({"name": "S", "cells": [at_row(0), at_row(4), c]})
         };
         let cases = [
             (
@@ -817,6 +864,51 @@ mod tests {
             assert_eq!(e.field.as_deref(), Some(field), "{}", e.message);
             assert!(e.message.contains(says), "{field}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn cells_on_the_same_squares_are_refused_naming_both() {
+        // Side by side and one above the other: no square shared.
+        let mut left = cell();
+        left["position"] = json!({"x": 0, "y": 0, "w": 6, "h": 4});
+        let below = at_row(4);
+        let body = json!({"name": "S", "cells": [left.clone(), cell(), below.clone()]});
+        assert!(parse(body.to_string().as_bytes()).is_ok());
+        // Column 6 of rows 0 to 3 shared by the first and the third.
+        let mut wide = left.clone();
+        wide["title"] = "Wide".into();
+        wide["position"]["w"] = 7.into();
+        let e = error_of(json!({"name": "S", "cells": [cell(), below, wide]}));
+        let fields: Vec<&str> = e.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["cells[0].position", "cells[2].position"],
+            "{}",
+            e.message
+        );
+        assert!(
+            e.fields[0]
+                .message
+                .contains(r#"overlaps cells[2] ("Wide", at x 0, y 0, w 7, h 4)"#),
+            "{}",
+            e.fields[0].message
+        );
+        assert!(e.fields[1].message.contains("overlaps cells[0]"));
+        // However many overlap, one error per cell.
+        let e = error_of(json!({"name": "S", "cells": vec![cell(); 5]}));
+        assert_eq!(e.fields.len(), 5, "{}", e.message);
+        // A cell off the grid has its own error, not an overlap.
+        let mut off = cell();
+        off["position"]["x"] = 12.into();
+        let e = error_of(json!({"name": "S", "cells": [cell(), off]}));
+        assert!(
+            e.fields
+                .iter()
+                .all(|f| f.field.starts_with("cells[1].position.")),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.field.as_deref(), Some("cells[1].position.x"));
     }
 
     #[test]

@@ -301,26 +301,27 @@ pub(super) async fn dashboard_page(
                             div.pair {
                                 div {
                                     label for="cell-w" { "Width (columns of 12)" }
-                                    input id="cell-w" name="w" type="number" min="1" max="12" step="1" aria-describedby="error-cell-w";
+                                    input id="cell-w" name="w" type="number" min="1" max="12" step="1" aria-describedby="error-cell-w error-cell-position";
                                     (field("w"))
                                 }
                                 div {
                                     label for="cell-h" { "Height (rows of 72 px)" }
-                                    input id="cell-h" name="h" type="number" min="1" max="24" step="1" aria-describedby="error-cell-h";
+                                    input id="cell-h" name="h" type="number" min="1" max="24" step="1" aria-describedby="error-cell-h error-cell-position";
                                     (field("h"))
                                 }
                                 div {
                                     label for="cell-x" { "Column (0 is the left)" }
-                                    input id="cell-x" name="x" type="number" min="0" max="11" step="1" aria-describedby="error-cell-x";
+                                    input id="cell-x" name="x" type="number" min="0" max="11" step="1" aria-describedby="error-cell-x error-cell-position";
                                     (field("x"))
                                 }
                                 div {
                                     label for="cell-y" { "Row (0 is the top)" }
-                                    input id="cell-y" name="y" type="number" min="0" max="1000" step="1" aria-describedby="error-cell-y";
+                                    input id="cell-y" name="y" type="number" min="0" max="1000" step="1" aria-describedby="error-cell-y error-cell-position";
                                     (field("y"))
                                 }
                             }
-                            p.hint { "On a phone every cell takes the whole width, in order of row, then column." }
+                            (field("position"))
+                            p.hint { "Cells may not overlap. On a phone every cell takes the whole width, in order of row, then column." }
                         }
                     }
                     div.editor-preview {

@@ -3,7 +3,9 @@
 // as SVG. The cell editor edits every field of a cell the API takes and puts the API's errors,
 // which name the field (`cells[2].display.thresholds[1].value`), next to that field. Loaded
 // after panel.js, whose api(), show(), pageError(), errorMessage(), markFields() and
-// clearFields() it uses. Everything is written with textContent and DOM properties: no markup
+// clearFields() it uses. A graph whose algorithm and metric a threshold check watches also
+// shows that check: its thresholds as lines in their level's color, and a mark where a series'
+// level changed (`/v1/admin/checks`, `/v1/admin/statuses`). Everything is written with textContent and DOM properties: no markup
 // from data, no inline style (uPlot and the stat colors set element styles through the CSSOM,
 // and SVG colors are presentation attributes, both of which the page's CSP allows).
 "use strict";
@@ -29,6 +31,8 @@ const TABLE_SKIP = ["algorithm_name", "algorithm_owner", "session_id"];
 /** Operational keys a table shows after the metrics, when the payloads have them. */
 const TABLE_TAIL = ["duration_milliseconds", "status", "error_type", "request_id"];
 const GRAPH_KINDS = ["graph", "graph_single_stat"];
+/** The alerting levels' colors (the Alerts page's). */
+const LEVEL_COLORS = { crit: "#b3261e", warn: "#b86e00", info: "#2753c9", ok: "#1d7a46" };
 const STAT_KINDS = ["single_stat", "gauge"];
 
 function el(tag, props = {}, ...children) {
@@ -129,6 +133,48 @@ function gauge(cell, v, version) {
   return box;
 }
 
+/**
+ * A check over a graph: each threshold as a solid line in its level's color, labelled at the
+ * right; each level change as a vertical dotted line in the new level's color, labelled at
+ * the top.
+ */
+function drawChecks(u, lines, marks) {
+  if (!lines.length && !marks.length) return;
+  const ctx = u.ctx, ratio = uPlot.pxRatio ?? 1, { left, top, width, height } = u.bbox;
+  ctx.save();
+  ctx.font = `${10 * ratio}px system-ui, sans-serif`;
+  ctx.lineWidth = 1.5 * ratio;
+  for (const t of lines) {
+    const y = u.valToPos(t.value, "y", true);
+    if (!(y >= top && y <= top + height)) continue;
+    ctx.strokeStyle = ctx.fillStyle = LEVEL_COLORS[t.level] ?? "#000";
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(left + width, y);
+    ctx.stroke();
+    const label = `${t.level} ${t.value}`;
+    ctx.fillText(label, left + width - ctx.measureText(label).width - 4 * ratio, y - 3 * ratio);
+  }
+  ctx.setLineDash([2 * ratio, 3 * ratio]);
+  for (const m of marks) {
+    const x = u.valToPos(m.time, "x", true);
+    if (!(x >= left && x <= left + width)) continue;
+    ctx.strokeStyle = ctx.fillStyle = LEVEL_COLORS[m.level] ?? "#000";
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(x - 4 * ratio, top);
+    ctx.lineTo(x + 4 * ratio, top);
+    ctx.lineTo(x, top + 6 * ratio);
+    ctx.fill();
+    ctx.fillText(m.level, x + 5 * ratio, top + 9 * ratio);
+  }
+  ctx.restore();
+}
+
 function localInput(date) {
   const d = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
   return d.toISOString().slice(0, 19);
@@ -186,6 +232,42 @@ function dashboardView() {
     return q.versions;
   }
 
+  /** The checks, read once per refresh however many graphs ask (null: not read yet). */
+  let checksRead = null;
+
+  /**
+   * The threshold checks watching the cell's algorithm (or every algorithm) and metric: their
+   * thresholds as lines, and their level changes in the range as marks, oldest first.
+   */
+  async function checkOverlay(cell, s) {
+    checksRead ??= api("GET", "/v1/admin/checks", undefined, true)
+      .then((r) => (r.status === 200 ? r.body.checks : []))
+      .catch(() => []);
+    const q = cell.query;
+    const checks = (await checksRead).filter((c) => c.kind === "threshold" && c.enabled !== false && c.query.metric === q.metric
+      && (c.query.algorithm === q.algorithm || c.query.algorithm === "*"));
+    const lines = [];
+    for (const c of checks) {
+      for (const t of c.thresholds ?? []) {
+        for (const v of t.type.endsWith("_range") ? [t.min, t.max] : [t.value]) {
+          if (Number.isFinite(v)) lines.push({ level: t.level, value: v, check: c.name });
+        }
+      }
+    }
+    const marks = [];
+    await Promise.all(checks.map(async (c) => {
+      const p = new URLSearchParams({ check: c.id, from: s.from, limit: "1000" });
+      if (s.to !== "now") p.set("to", s.to);
+      const r = await api("GET", "/v1/admin/statuses?" + p, undefined, true).catch(() => null);
+      for (const st of r?.status === 200 ? r.body.statuses : []) {
+        if (st.algorithm !== q.algorithm) continue;
+        marks.push({ time: Date.parse(st.window_end) / 1000, version: st.version, level: st.level, from: st.previous_level, check: c.name });
+      }
+    }));
+    marks.sort((a, b) => a.time - b.time);
+    return { lines, marks };
+  }
+
   /** Reads what a cell shows: series (filtered as the controls say) or payloads. */
   async function load(cell, s) {
     const q = cell.query;
@@ -206,11 +288,14 @@ function dashboardView() {
     const every = (single ? q.window : null) ?? q.every ?? autoEvery(s.seconds);
     const params = new URLSearchParams({ algorithm: q.algorithm, metric: q.metric, fn: q.fn ?? "mean", every, from: s.from, to: s.to });
     if (versions?.length === 1) params.set("version", versions[0]);
-    const r = await api("GET", "/v1/admin/insights/series?" + params, undefined, true);
+    const [r, alerts] = await Promise.all([
+      api("GET", "/v1/admin/insights/series?" + params, undefined, true),
+      GRAPH_KINDS.includes(cell.kind) && q.metric ? checkOverlay(cell, s) : null,
+    ]);
     if (r.status !== 200) throw new Error(errorMessage(r.body, "The series could not be read."));
     let series = r.body.series;
     if (versions) series = series.filter((x) => versions.includes(x.version));
-    return { every: r.body.every, from: r.body.from, to: r.body.to, series };
+    return { every: r.body.every, from: r.body.from, to: r.body.to, series, alerts };
   }
 
   /** The latest value of each version when comparing, else of the newest version shown. */
@@ -238,12 +323,22 @@ function dashboardView() {
   function graph(box, cell, data, height) {
     const xs = [...new Set(data.series.flatMap((s) => s.points.map((p) => Date.parse(p.time) / 1000)))].sort((a, b) => a - b);
     const points = data.series.reduce((n, s) => n + s.points.length, 0);
+    // The checks' thresholds, and the level changes of the versions drawn.
+    const shownVersions = data.series.map((s) => s.version);
+    const checkLines = data.alerts?.lines ?? [];
+    const marks = (data.alerts?.marks ?? []).filter((m) => shownVersions.includes(m.version));
     box.setAttribute("role", "img");
     box.setAttribute("aria-label", `${cell.title}: ${cell.query.fn ?? "mean"} of ${cell.query.metric} per ${data.every}, ` +
       `${data.series.length} version${data.series.length === 1 ? "" : "s"}` +
       (data.series.length ? ` (${data.series.map((s) => s.version).join(", ")})` : "") +
-      `, ${points} point${points === 1 ? "" : "s"}`);
+      `, ${points} point${points === 1 ? "" : "s"}` +
+      (checkLines.length ? `; checked: ${checkLines.map((t) => `${t.level} at ${t.value} (${t.check})`).join(", ")}` : "") +
+      (marks.length ? `; level changes: ${marks.map((m) => `${m.version} ${m.from} to ${m.level} at ${new Date(m.time * 1000).toLocaleTimeString()}`).join(", ")}` : ""));
     box.dataset.versions = data.series.map((s) => s.version).join(" ");
+    if (data.alerts) {
+      box.dataset.checkThresholds = checkLines.map((t) => `${t.level} ${t.value}`).join(", ");
+      box.dataset.checkMarks = marks.map((m) => `${m.version} ${m.level}`).join(", ");
+    }
     if (!xs.length) {
       box.append(el("p", { className: "empty", text: "No data in this range" }));
       return;
@@ -267,7 +362,13 @@ function dashboardView() {
         x: { time: true, range: [Date.parse(data.from) / 1000, Date.parse(data.to) / 1000] },
         ...(d.min !== undefined || d.max !== undefined
           ? { y: { range: (u, lo, hi) => { const a = d.min ?? Math.min(lo, d.max - 1), b = d.max ?? Math.max(hi, d.min + 1); return [a, b]; } } }
-          : {}),
+          // Without a range of its own, the axis reaches the checks' thresholds.
+          : checkLines.length ? { y: { range: (u, lo, hi) => {
+            const vs = checkLines.map((t) => t.value);
+            const a = Math.min(lo ?? Infinity, ...vs), b = Math.max(hi ?? -Infinity, ...vs);
+            const pad = (b - a) * 0.08 || Math.abs(b) * 0.1 || 1;
+            return [a - pad, b + pad];
+          } } } : {}),
       },
       // Each threshold as a dashed line of its color across the plot.
       hooks: {
@@ -275,6 +376,7 @@ function dashboardView() {
           // The vertical scale drawn, for whoever checks it against the cell's min and max.
           box.dataset.yMin = String(u.scales.y.min);
           box.dataset.yMax = String(u.scales.y.max);
+          drawChecks(u, checkLines, marks);
           if (!thresholds.length) return;
           const ctx = u.ctx, ratio = uPlot.pxRatio ?? 1, { left, top, width, height: h } = u.bbox;
           ctx.save();
@@ -458,6 +560,7 @@ function dashboardView() {
   async function refreshAll() {
     if (inFlight || !dashboard) return;
     inFlight = true;
+    checksRead = null;
     try {
       await drawAll();
       refreshes += 1;
@@ -594,12 +697,19 @@ function dashboardView() {
     });
   }
 
+  /** Where a new cell goes: right of the last one if that is free, else below every cell. */
   function nextPosition(w) {
+    const h = 4;
     const cells = dashboard.cells;
+    const free = (p) => cells.every(({ position: o }) =>
+      p.x >= o.x + o.w || o.x >= p.x + p.w || p.y >= o.y + o.h || o.y >= p.y + p.h);
     const last = cells[cells.length - 1];
-    if (last && last.position.x + last.position.w + w <= GRID_COLUMNS) return { x: last.position.x + last.position.w, y: last.position.y, w, h: 4 };
+    if (last) {
+      const right = { x: last.position.x + last.position.w, y: last.position.y, w, h };
+      if (right.x + w <= GRID_COLUMNS && free(right)) return right;
+    }
     const bottom = cells.reduce((m, c) => Math.max(m, c.position.y + c.position.h), 0);
-    return { x: 0, y: bottom, w, h: 4 };
+    return { x: 0, y: bottom, w, h };
   }
 
   function autoTitle() {
@@ -686,6 +796,7 @@ function dashboardView() {
     if (t) return { slot: `error-cell-threshold-${t[1]}`, control: `cell-threshold-${t[1]}-${t[2]}` };
     if (field.startsWith("display.thresholds")) return { slot: "error-cell-thresholds", control: "add-threshold" };
     if (field.startsWith("query.versions")) return { slot: "error-cell-versions", control: "cell-versions-some" };
+    if (field === "position") return { slot: "error-cell-position", control: "cell-x" };
     const name = FIELD_OF[field];
     return name ? { slot: "error-cell-" + name, control: "cell-" + name } : null;
   }
@@ -838,6 +949,15 @@ function dashboardView() {
       if (slot?.classList.contains("field-error")) show(slot, "");
     }
   };
+  // An overlap is about the four together: changing any of them clears it.
+  for (const k of ["x", "y", "w", "h"]) {
+    f[k].addEventListener("input", () => {
+      const slot = document.getElementById("error-cell-position");
+      if (!slot.textContent) return;
+      show(slot, "");
+      f.x.removeAttribute("aria-invalid");
+    });
+  }
   form.addEventListener("input", clearOwnError);
   form.addEventListener("change", clearOwnError);
   document.getElementById("cancel-cell").addEventListener("click", () => dialog.close());
