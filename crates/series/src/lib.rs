@@ -22,8 +22,10 @@
 //!
 //! Windows start at multiples of their length since the Unix epoch and keep count, exact sum,
 //! min, max, last (by payload time, ties by arrival) and a DDSketch with
-//! [`RELATIVE_ERROR`] (1%). Each level's retention is configured by age and bounded by an
-//! estimate of its memory ([`Retention`]); what is pruned, for either reason, is counted
+//! [`RELATIVE_ERROR`] (1%) (or, while a window holds at most 16 values, the values themselves,
+//! which answer as a sketch of them would; see the `sketch` module). Each level's retention is
+//! configured by age and bounded by an estimate of its memory ([`Retention`]); what is pruned,
+//! for either reason, is counted
 //! (`insights_series_pruned_total{level,reason}`), and points older than a level's retention
 //! are dropped from it and counted (`insights_series_points_late_total{level}`).
 //!
