@@ -6,10 +6,10 @@
 //! - `GET/PUT/DELETE /v1/admin/dashboards/{id}`.
 //!
 //! A dashboard is a name and cells; each cell a title, a [`Kind`], a [`CellQuery`] (what the
-//! series query API is asked), [`DisplayOptions`] and a [`Position`] on a 12-column grid. A
-//! body is parsed with serde (`deny_unknown_fields`; `fn` and `every` parsed by
-//! `insights_series`) and then checked ([`Dashboard::check`]); every error is a 400 that names
-//! the field (`cells[2].query.fn`) and the limit. Documents are stored through the
+//! series query API is asked), [`DisplayOptions`] and a [`Position`] on a 12-column grid (no two
+//! cells on the same square). A body is parsed with serde (`deny_unknown_fields`; `fn` and
+//! `every` parsed by `insights_series`) and then checked ([`Dashboard::check`]); every error is
+//! a 400 that names the field (`cells[2].query.fn`) and the limit. Documents are stored through the
 //! configuration seam (`insights_store::ConfigStore`), as JSON.
 //!
 //! Default dashboards (`default:owner/name`) are computed on read from the catalog and the
