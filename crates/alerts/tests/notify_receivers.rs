@@ -608,6 +608,17 @@ async fn refusals_are_classified_and_their_words_hold_no_secret() {
         err.words,
         format!("refused with status 400: {}", "x".repeat(200))
     );
+    // A secret that the cut at 200 characters would halve is scrubbed before the cut.
+    r.answer(
+        400,
+        &[],
+        &format!("{}SECRETTOKEN and more", "x".repeat(195)),
+    );
+    let err = sender.send(&http, &n).await.unwrap_err();
+    assert_eq!(
+        err.words,
+        format!("refused with status 400: {}… and", "x".repeat(195))
+    );
     // A redirect is not followed (it would carry the notification somewhere unconfigured).
     r.answer(302, &[("location", "http://127.0.0.1:1/elsewhere")], "");
     let err = sender.send(&http, &n).await.unwrap_err();

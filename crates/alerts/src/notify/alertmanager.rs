@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 use time::Duration;
 
-use super::{SendError, Sender, Sent, format_time, parse_time, value_text};
+use super::{Call, SendError, Sent, format_time, parse_time, value_text};
 use crate::notification::Notification;
 
 /// How long a firing alert lasts unless it is sent again. Insights re-sends a lasting problem
@@ -18,11 +18,9 @@ pub(super) const FIRING_FOR: Duration = Duration::hours(2);
 /// A test alert expires by itself.
 pub(super) const TEST_FIRING_FOR: Duration = Duration::minutes(5);
 
-pub(super) async fn send(sender: &Sender, url: &str, n: &Notification) -> Result<Sent, SendError> {
+pub(super) async fn send(call: &Call<'_>, url: &str, n: &Notification) -> Result<Sent, SendError> {
     let target = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
-    sender
-        .deliver(sender.client.post(target).json(&body(n)))
-        .await
+    call.deliver(call.client.post(target).json(&body(n))).await
 }
 
 pub(super) fn body(n: &Notification) -> Value {

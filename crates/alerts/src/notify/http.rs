@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{SendError, Sender, Sent};
+use super::{Call, SendError, Sent};
 use crate::endpoint::{HttpAuth, Method, Secret};
 use crate::notification::Notification;
 use crate::template::{Template, Vars};
@@ -24,7 +24,7 @@ pub(super) struct Target<'a> {
 }
 
 pub(super) async fn send(
-    sender: &Sender,
+    call: &Call<'_>,
     target: &Target<'_>,
     n: &Notification,
 ) -> Result<Sent, SendError> {
@@ -33,7 +33,7 @@ pub(super) async fn send(
         Method::Put => reqwest::Method::PUT,
         Method::Patch => reqwest::Method::PATCH,
     };
-    let mut request = sender
+    let mut request = call
         .client
         .request(method, target.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -59,7 +59,7 @@ pub(super) async fn send(
         Some(t) => render(t, n),
         None => default_body(n).to_string(),
     };
-    sender.deliver(request.body(body)).await
+    call.deliver(request.body(body)).await
 }
 
 /// The status as InfluxDB's HTTP endpoint sends it (`"_version": 1`), with every field of

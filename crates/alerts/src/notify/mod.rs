@@ -34,6 +34,8 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How much of a refusing receiver's answer is kept in the words.
 const BODY_EXCERPT_CHARS: usize = 200;
+/// How much of a refusing receiver's answer is read (and scrubbed) to make the excerpt.
+const MAX_BODY_READ: usize = 16 * 1024;
 
 /// Sends notifications; one per process is enough (its HTTP client keeps connections).
 #[derive(Debug, Clone)]
@@ -122,15 +124,20 @@ impl Sender {
 
     /// Sends `n` to `endpoint`: `Ok` when the receiver accepted it.
     pub async fn send(&self, endpoint: &Endpoint, n: &Notification) -> Result<Sent, SendError> {
+        let secrets = secrets_of(&endpoint.kind);
+        let call = Call {
+            client: &self.client,
+            secrets: &secrets,
+        };
         let result = match &endpoint.kind {
             EndpointKind::Slack { url, channel } => {
-                slack::send(self, url.expose(), channel.as_deref(), n).await
+                slack::send(&call, url.expose(), channel.as_deref(), n).await
             }
             EndpointKind::PagerDuty {
                 routing_key,
                 url,
                 client_url,
-            } => pagerduty::send(self, url, routing_key.expose(), client_url.as_deref(), n).await,
+            } => pagerduty::send(&call, url, routing_key.expose(), client_url.as_deref(), n).await,
             EndpointKind::Http {
                 url,
                 method,
@@ -145,7 +152,7 @@ impl Sender {
                     auth,
                     body_template: body_template.as_ref(),
                 };
-                http::send(self, &target, n).await
+                http::send(&call, &target, n).await
             }
             EndpointKind::Email {
                 host,
@@ -165,11 +172,21 @@ impl Sender {
                 };
                 email::send(&server, from, to, n).await
             }
-            EndpointKind::Alertmanager { url } => alertmanager::send(self, url, n).await,
+            EndpointKind::Alertmanager { url } => alertmanager::send(&call, url, n).await,
         };
-        result.map_err(|e| e.scrubbed(&secrets_of(&endpoint.kind)))
+        result.map_err(|e| e.scrubbed(&secrets))
     }
+}
 
+/// One send: the client, and the endpoint's secrets, which are scrubbed from a refusing
+/// receiver's answer before it is cut to its excerpt (so no part of a secret survives the
+/// cut).
+struct Call<'a> {
+    client: &'a reqwest::Client,
+    secrets: &'a [String],
+}
+
+impl Call<'_> {
     /// POSTs (or PUTs, PATCHes) a prepared request and classifies the answer.
     async fn deliver(&self, request: reqwest::RequestBuilder) -> Result<Sent, SendError> {
         let mut response = request.send().await.map_err(from_reqwest)?;
@@ -184,19 +201,16 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        // Only the beginning of the answer is kept, so a huge error page is not read whole.
+        // Only the beginning of the answer is read, so a huge error page is not read whole.
         let mut body = Vec::new();
-        while body.len() < 4 * BODY_EXCERPT_CHARS {
+        while body.len() < MAX_BODY_READ {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) | Err(_) => break,
             }
         }
-        Err(refused(
-            status.as_u16(),
-            retry_after,
-            &String::from_utf8_lossy(&body),
-        ))
+        let body = scrub(&String::from_utf8_lossy(&body), self.secrets);
+        Err(refused(status.as_u16(), retry_after, &body))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{SendError, Sender, Sent};
+use super::{Call, SendError, Sent};
 use crate::level::Level;
 use crate::notification::Notification;
 
@@ -11,7 +11,7 @@ use crate::notification::Notification;
 pub(super) const MAX_SUMMARY_CHARS: usize = 1024;
 
 pub(super) async fn send(
-    sender: &Sender,
+    call: &Call<'_>,
     url: &str,
     routing_key: &str,
     client_url: Option<&str>,
@@ -22,10 +22,9 @@ pub(super) async fn send(
     } else {
         "resolve"
     };
-    let sent = sender
+    let sent = call
         .deliver(
-            sender
-                .client
+            call.client
                 .post(url)
                 .json(&body(routing_key, client_url, action, n)),
         )
@@ -34,10 +33,9 @@ pub(super) async fn send(
         // A test must not leave an incident open: its dedup key is its own (never a real
         // check's), and it is resolved as soon as it was accepted. The person who pressed
         // Test sees it open and close.
-        let resolved = sender
+        let resolved = call
             .deliver(
-                sender
-                    .client
+                call.client
                     .post(url)
                     .json(&body(routing_key, client_url, "resolve", n)),
             )

@@ -2,18 +2,17 @@
 
 use serde_json::{Value, json};
 
-use super::{SendError, Sender, Sent};
+use super::{Call, SendError, Sent};
 use crate::level::Level;
 use crate::notification::Notification;
 
 pub(super) async fn send(
-    sender: &Sender,
+    call: &Call<'_>,
     url: &str,
     channel: Option<&str>,
     n: &Notification,
 ) -> Result<Sent, SendError> {
-    sender
-        .deliver(sender.client.post(url).json(&body(channel, n)))
+    call.deliver(call.client.post(url).json(&body(channel, n)))
         .await
 }
 
