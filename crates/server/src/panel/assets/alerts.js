@@ -17,6 +17,8 @@ const FIXED_METRICS = ["duration_milliseconds", "insights.executions", "insights
 const THRESHOLD_TYPES = { greater: "greater than", lesser: "less than", inside_range: "inside the range", outside_range: "outside the range" };
 const TAG_OPS = { equal: "=", not_equal: "≠", regex: "matches", not_regex: "does not match" };
 const POLL_SECONDS = 3;
+/** How often the check form's preview is asked again (a new window may have ended). */
+const PREVIEW_SECONDS = 5;
 const HISTORY_ROWS = 50;
 
 function el(tag, props = {}, ...children) {
@@ -489,6 +491,8 @@ function alertsPage() {
 
   function schedulePreview() {
     clearTimeout(previewTimer);
+    // What is shown is about the form as it was: marked until the new answer replaces it.
+    if (preview.dataset.state) preview.dataset.state = "stale";
     previewTimer = setTimeout(drawPreview, 400);
   }
 
@@ -904,6 +908,13 @@ function alertsPage() {
         : /^when\[(\d+)\]\.(from|to|is)$/.test(f) ? document.getElementById(`rule-when-${/\d+/.exec(f)[0]}-${/(from|to|is)$/.exec(f)[0]}`)
           : null);
   });
+
+  // The preview is live: while the form is open, it is asked again as new windows end.
+  setInterval(() => {
+    if (!document.hidden && checkDialog.open && checkDialog.dataset.ready && ["ready", "invalid"].includes(preview.dataset.state)) {
+      drawPreview().catch(() => {});
+    }
+  }, PREVIEW_SECONDS * 1000);
 
   new ResizeObserver(() => {
     if (previewChart) previewChart.setSize({ width: Math.max(previewChart.root.parentElement.clientWidth, 240), height: 200 });
