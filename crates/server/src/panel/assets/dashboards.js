@@ -5,9 +5,10 @@
 // after panel.js, whose api(), show(), pageError(), errorMessage(), markFields() and
 // clearFields() it uses. A graph whose algorithm and metric a threshold check watches also
 // shows that check: its thresholds as lines in their level's color, and a mark where a series'
-// level changed (`/v1/admin/checks`, `/v1/admin/statuses`). Everything is written with textContent and DOM properties: no markup
-// from data, no inline style (uPlot and the stat colors set element styles through the CSSOM,
-// and SVG colors are presentation attributes, both of which the page's CSP allows).
+// level changed (`/v1/admin/checks`, `/v1/admin/statuses`). Everything is written with
+// textContent and DOM properties: no markup from data, no inline style (uPlot and the stat
+// colors set element styles through the CSSOM, and SVG colors are presentation attributes, both
+// of which the page's CSP allows).
 "use strict";
 
 const RANGES = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800, "30d": 2592000 };
