@@ -52,9 +52,9 @@ struct SlackReceiver {
 }
 
 async fn record(State(got): State<Received>, uri: Uri, body: Bytes) -> &'static str {
-    let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
-        json!({"not_json": e.to_string(), "body": String::from_utf8_lossy(&body)})
-    });
+    let json = serde_json::from_slice(&body).unwrap_or_else(
+        |e| json!({"not_json": e.to_string(), "body": String::from_utf8_lossy(&body)}),
+    );
     got.0.lock().unwrap().push((uri.path().to_string(), json));
     // What Slack answers an incoming webhook that it accepted.
     "ok"
@@ -123,7 +123,13 @@ async fn call_with_risk(t: &TestServer, key: &str, risk: f64) {
 
 /// Calls with `risk` until the receiver has a message containing `words` (the check runs every
 /// 10 s over the last 10 s, so the calls must go on until a run sees only them); answers it.
-async fn calls_until(t: &TestServer, key: &str, r: &SlackReceiver, risk: f64, words: &str) -> Value {
+async fn calls_until(
+    t: &TestServer,
+    key: &str,
+    r: &SlackReceiver,
+    risk: f64,
+    words: &str,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         call_with_risk(t, key, risk).await;
@@ -171,12 +177,13 @@ async fn attr(b: &Browser, css: &str, name: &str) -> Option<String> {
 /// Nothing wider than the window (phone width), and no unnamed control.
 async fn fits_and_is_named(b: &Browser, what: &str) {
     // The elements that reach past the window's right edge (none, once laid out).
+    // The width inside the window's scroll bar, which the page must not pass.
     let script = "const d = document.querySelector('dialog[open]');
-         const root = d ?? document.body;
-         if (d ? d.getBoundingClientRect().right <= window.innerWidth + 1 : document.documentElement.scrollWidth <= window.innerWidth) return [];
-         return [...root.querySelectorAll('*')]
-           .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap'))
-           .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 10);";
+         const root = d ?? document.body, w = document.documentElement.clientWidth;
+         if (d ? d.getBoundingClientRect().right <= w + 1 : document.documentElement.scrollWidth <= w) return [];
+         return ['the page is ' + document.documentElement.scrollWidth + ' px wide in ' + w].concat([...root.querySelectorAll('*')]
+           .filter(e => e.getBoundingClientRect().right > w + 1 && !e.closest('.table-wrap'))
+           .map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 10));";
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let wide = b.c.execute(script, vec![]).await.unwrap();
@@ -270,9 +277,13 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     .await;
     b.find("#check-preview[data-state='ready'] .uplot canvas")
         .await;
-    let levels = attr(&b, "#check-preview ol.strip[data-series='acme/scorer 1.0.0']", "data-levels")
-        .await
-        .unwrap();
+    let levels = attr(
+        &b,
+        "#check-preview ol.strip[data-series='acme/scorer 1.0.0']",
+        "data-levels",
+    )
+    .await
+    .unwrap();
     assert!(
         !levels.is_empty() && levels.split(' ').all(|l| l == "ok"),
         "{levels}"
@@ -291,7 +302,14 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     let c = &checks["checks"][0];
     assert_eq!(checks["checks"].as_array().unwrap().len(), 1, "{checks}");
     assert_eq!(
-        (&c["name"], &c["kind"], &c["query"], &c["every"], &c["offset"], &c["thresholds"]),
+        (
+            &c["name"],
+            &c["kind"],
+            &c["query"],
+            &c["every"],
+            &c["offset"],
+            &c["thresholds"]
+        ),
         (
             &json!(CHECK),
             &json!("threshold"),
@@ -319,12 +337,16 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     fits_and_is_named(&b, "the endpoint form").await;
     b.click("#save-endpoint").await;
     let row = "#endpoints tr[data-endpoint-id]";
-    b.wait_text(row, |s| s.contains("Team channel") && s.contains("webhook URL set"))
-        .await;
+    b.wait_text(row, |s| {
+        s.contains("Team channel") && s.contains("webhook URL set")
+    })
+    .await;
     let endpoint_id = attr(&b, row, "data-endpoint-id").await.unwrap();
     b.click(&format!("{row} button.test")).await;
     let verdict = b
-        .wait_text(&format!("{row} output.verdict[data-accepted]"), |s| !s.is_empty())
+        .wait_text(&format!("{row} output.verdict[data-accepted]"), |s| {
+            !s.is_empty()
+        })
         .await;
     assert!(verdict.starts_with("accepted"), "{verdict}");
     assert_eq!(
@@ -363,14 +385,17 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     b.click(&format!("{row} button.test")).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while slack.messages_with("test notification").len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", slack.bodies());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            slack.bodies()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let page_text = b
-        .c
-        .execute("return document.documentElement.outerHTML;", vec![])
-        .await
-        .unwrap();
+    let page_text =
+        b.c.execute("return document.documentElement.outerHTML;", vec![])
+            .await
+            .unwrap();
     assert!(
         !page_text.as_str().unwrap().contains("s3cr3tw3bh00k"),
         "the webhook URL is never in the page"
@@ -393,8 +418,10 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     );
     fits_and_is_named(&b, "the rule form").await;
     b.click("#save-rule").await;
-    b.wait_text("#rules tbody", |s| s.contains("To the team") && s.contains("any → crit"))
-        .await;
+    b.wait_text("#rules tbody", |s| {
+        s.contains("To the team") && s.contains("any → crit")
+    })
+    .await;
     let (_, rules) = t
         .admin(Method::GET, "/v1/admin/notification-rules", None)
         .await;
@@ -456,8 +483,18 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
         })
         .collect();
     assert_eq!(states, [("ok", "sent", 1), ("crit", "sent", 1)]);
-    assert_eq!(slack.messages_with("is crit").len(), 1, "{:?}", slack.bodies());
-    assert_eq!(slack.messages_with("is ok").len(), 1, "{:?}", slack.bodies());
+    assert_eq!(
+        slack.messages_with("is crit").len(),
+        1,
+        "{:?}",
+        slack.bodies()
+    );
+    assert_eq!(
+        slack.messages_with("is ok").len(),
+        1,
+        "{:?}",
+        slack.bodies()
+    );
     b.c.set_window_size(1280, 1900).await.unwrap();
     b.screenshot("page").await;
 
@@ -477,12 +514,16 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     // ---- Phone width ----
     b.c.set_window_size(390, 844).await.unwrap();
     b.goto("/admin/alerts").await;
-    b.find(&format!("#checks tr[data-check-id='{check_id}'] .series-level"))
-        .await;
+    b.find(&format!(
+        "#checks tr[data-check-id='{check_id}'] .series-level"
+    ))
+    .await;
     fits_and_is_named(&b, "the page at phone width").await;
     b.screenshot("phone").await;
-    b.click(&format!("#checks tr[data-check-id='{check_id}'] button.edit"))
-        .await;
+    b.click(&format!(
+        "#checks tr[data-check-id='{check_id}'] button.edit"
+    ))
+    .await;
     b.find(&format!("#check-dialog[data-ready='{check_id}']"))
         .await;
     b.find("#check-preview[data-state='ready']").await;

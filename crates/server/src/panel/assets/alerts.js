@@ -20,6 +20,8 @@ const POLL_SECONDS = 3;
 /** How often the check form's preview is asked again (a new window may have ended). */
 const PREVIEW_SECONDS = 5;
 const HISTORY_ROWS = 50;
+/** Runs the preview asks about. */
+const PREVIEW_RUNS = 30;
 
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
@@ -42,6 +44,13 @@ function when(iso) {
   if (!iso) return el("span", { text: "—" });
   const d = new Date(iso);
   return el("time", { dateTime: iso, title: iso, text: isNaN(d) ? iso : d.toLocaleString() });
+}
+
+/** `1h30m` → 5400 (the API's durations); NaN for anything else. */
+function seconds(span) {
+  const units = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+  const parts = [...String(span).matchAll(/(\d+)([smhdw])/g)];
+  return parts.length ? parts.reduce((n, [, k, u]) => n + Number(k) * units[u], 0) : NaN;
 }
 
 function number(v) {
@@ -521,7 +530,7 @@ function alertsPage() {
     preview.dataset.state = "loading";
     let r;
     try {
-      r = await api("POST", "/v1/admin/checks/preview?runs=30", doc, true);
+      r = await api("POST", `/v1/admin/checks/preview?runs=${PREVIEW_RUNS}`, doc, true);
     } catch (e) {
       r = { status: 0, body: { error: { message: e.message } } };
     }
@@ -542,7 +551,8 @@ function alertsPage() {
   /** The preview's answer: the windows' values as a chart, their levels as a strip and a table. */
   function drawWindows(p, thresholds) {
     const series = p.series;
-    preview.append(el("p", { className: "hint", text: `The last ${series[0]?.windows.length ?? 30} runs: the ${cf.fn.value} of ${cf.metric.value} over ${p.window}, every ${p.every}. Each point is in the color of the level it would get.` }));
+    const withData = Math.max(0, ...series.map((s) => s.windows.length));
+    preview.append(el("p", { className: "hint", text: `The last ${PREVIEW_RUNS} runs (${withData} with data): the ${cf.fn.value} of ${cf.metric.value} over ${p.window}, every ${p.every}. Each point is in the color of the level it would get.` }));
     if (!series.length) {
       preview.append(el("p", { className: "empty", text: "No data in these windows yet." }));
       return;
@@ -564,6 +574,7 @@ function alertsPage() {
       LEVELS.filter((l) => counts[l]).map((l) => `${counts[l]} ${l}`).join(", "));
     chart.dataset.thresholds = lines.map((t) => `${t.level} ${t.value}`).join(", ");
     preview.append(chart);
+    const every = seconds(p.every) || 60, now = Date.now() / 1000;
     const values = [...ys.flat().filter((v) => v !== null), ...lines.map((t) => t.value)];
     const lo = Math.min(...values), hi = Math.max(...values);
     const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
@@ -574,7 +585,11 @@ function alertsPage() {
         label: `${s.algorithm} ${s.version}`, stroke: PALETTE[i % PALETTE.length], width: 1.5, points: { show: false },
         value: (u, v) => number(v),
       }))],
-      scales: { x: { time: true }, y: { range: () => [lo - pad, hi + pad] } },
+      // The x axis spans the runs asked about, so that a few windows sit where they belong.
+      scales: {
+        x: { time: true, range: [Math.min(xs[0], now - PREVIEW_RUNS * every), Math.max(xs[xs.length - 1], now)] },
+        y: { range: () => [lo - pad, hi + pad] },
+      },
       axes: [{}, { size: 50 }],
       hooks: { draw: [(u) => { drawThresholdLines(u, lines); drawLevelPoints(u, levels); }] },
     }, [xs, ...ys], chart);
@@ -951,7 +966,8 @@ function drawThresholdLines(u, lines) {
     ctx.stroke();
     ctx.fillStyle = LEVEL_COLORS[t.level];
     ctx.font = `${11 * ratio}px system-ui, sans-serif`;
-    ctx.fillText(`${t.level}${t.recovery ? " recovers" : ""} ${t.value}`, left + 4 * ratio, y - 3 * ratio);
+    const label = `${t.level}${t.recovery ? " recovers" : ""} ${t.value}`;
+    ctx.fillText(label, left + width - ctx.measureText(label).width - 4 * ratio, y - 3 * ratio);
   }
   ctx.restore();
 }
