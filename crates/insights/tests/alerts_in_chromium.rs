@@ -20,7 +20,9 @@
 //!
 //! Every wait is for a condition (the receiver, the page, the API), bounded by a deadline. The
 //! screenshots go to `target/screenshots/alerts-*.png`; `docs/screenshots/alerts*.png` are copies
-//! of them made by hand (a test run never changes tracked files).
+//! of them made by hand (a test run never changes tracked files): `alerts.png` is `alerts-page`,
+//! `alerts-check.png` `alerts-check-preview`, `alerts-phone.png` `alerts-phone-check`, and
+//! `alerts-check-error.png`, `alerts-dashboard.png` keep their names.
 
 mod common;
 
@@ -526,8 +528,23 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     .await;
     b.find(&format!("#check-dialog[data-ready='{check_id}']"))
         .await;
-    b.find("#check-preview[data-state='ready']").await;
+    // The preview of the saved check now has windows of both levels, oldest first.
+    let levels = b
+        .wait_js(
+            "the preview's crit and ok windows",
+            "const s = document.querySelector(\"#check-preview[data-state='ready'] ol.strip[data-series='acme/scorer 1.0.0']\");
+             const l = s ? s.dataset.levels : '';
+             return / crit.* ok/.test(' ' + l) ? l : null;",
+        )
+        .await;
+    assert!(!levels.as_str().unwrap().contains("warn"), "{levels}");
     fits_and_is_named(&b, "the check form at phone width").await;
+    b.c.execute(
+        "document.getElementById('check-preview').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
     b.screenshot("phone-check").await;
 
     b.close().await;
