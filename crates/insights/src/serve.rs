@@ -23,6 +23,8 @@ use insights_server::{
     AdminToken, ApiKeys, AppState, ConnectionLimits, ConnectionStore, PanelConfig, Sessions,
 };
 use insights_store::{ConfigStore, Store};
+
+use crate::background::{BackgroundRuntime, on_background_thread};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +68,9 @@ pub struct ServerConfig {
     pub series_enabled: bool,
     /// Alerting: the outbox's delivery window and the bounds of what it keeps.
     pub alerts: insights_alerts::AlertsConfig,
+    /// Whether background work (delivery, the series store's checkpoints, alerting) runs at a
+    /// lower CPU priority than the request path (default `true`; see `background.rs`).
+    pub background_priority: bool,
 }
 
 impl ServerConfig {
@@ -88,6 +93,7 @@ impl ServerConfig {
             series: insights_series::SeriesConfig::default(),
             series_enabled: true,
             alerts: insights_alerts::AlertsConfig::default(),
+            background_priority: true,
         }
     }
 }
@@ -101,6 +107,9 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
     alerts_tasks: insights_alerts::AlertsTasks,
+    /// Delivery's dispatcher and sinks and alerting run here, at the background priority;
+    /// dropped (after everything it ran has stopped) with the server.
+    background: BackgroundRuntime,
     /// Held (locked) while the server runs; released when it is dropped.
     _data_dir_lock: std::fs::File,
 }
@@ -215,12 +224,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
-    let kafka = Arc::new(KafkaDelivery::start(config.kafka.clone()).map_err(|e| {
-        data_err(format!(
-            "opening the Kafka spool {}: {e}",
-            config.kafka.spool_dir.display()
-        ))
-    })?);
+    let background = BackgroundRuntime::new(config.background_priority)
+        .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
+    let low = config.background_priority;
+    let kafka = Arc::new(
+        on_background_thread(low, || KafkaDelivery::start(config.kafka.clone())).map_err(|e| {
+            data_err(format!(
+                "opening the Kafka spool {}: {e}",
+                config.kafka.spool_dir.display()
+            ))
+        })?,
+    );
     match connection.load() {
         Ok(settings) => kafka.connect(settings),
         Err(e) => {
@@ -230,8 +244,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
     let series = Arc::new(
-        insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
-            .map_err(|e| data_err(format!("opening the series store: {e}")))?,
+        on_background_thread(low, || {
+            insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
+        })
+        .map_err(|e| data_err(format!("opening the series store: {e}")))?,
     );
     let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![Arc::new(StoreSink::new(
         store.clone(),
@@ -242,7 +258,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     sinks.push(kafka.clone());
     let delivery_shutdown = CancellationToken::new();
-    let dispatcher = tokio::spawn(
+    let dispatcher = background.handle().spawn(
         Dispatcher::new(handoff_rx, sinks, config.dispatcher.clone())
             .run(delivery_shutdown.clone()),
     );
@@ -268,7 +284,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         insights_series::Clock::system(),
     )
     .map_err(|e| data_err(format!("opening the alerts database: {e}")))?;
-    let alerts_tasks = alerts.start();
+    let alerts_tasks = {
+        let _background = background.handle().enter();
+        alerts.start()
+    };
     let state = AppState {
         runtime,
         store,
@@ -300,6 +319,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         http,
         dispatcher,
         alerts_tasks,
+        background,
         _data_dir_lock: lock,
     })
 }
@@ -394,6 +414,8 @@ impl RunningServer {
         }
         // What Kafka has not acknowledged yet stays in the spool for the next start.
         self.state.kafka.stop().await;
+        // Everything that ran on it has stopped.
+        drop(self.background);
         tracing::info!("stopped");
     }
 }
