@@ -4,7 +4,8 @@
 //! runtime ──offer()──▶ Handoff ──▶ Dispatcher ─┬─▶ queue ─▶ task ─▶ StoreSink ─▶ SQLite
 //!                      (bounded)   (batches,   │
 //!                                  encoded     └─▶ queue ─▶ task ─▶ KafkaDelivery ─▶ Spool ─▶ topic
-//!                                  once)
+//!                                  once)   ├─▶ queue ─▶ task ─▶ DatadogDelivery ─▶ Spool ─▶ /api/v2/series
+//!                                          └─▶ queue ─▶ task ─▶ SeriesSink ─▶ series store
 //! ```
 //!
 //! - [`Handoff`] (`handoff.rs`): the one seam between executing algorithms and delivering their
@@ -22,10 +23,12 @@
 //! - [`StoreSink`] (`store_sink.rs`): the embedded store, with retries and pruning.
 //! - [`kafka`]: the Kafka sink, in the folder shape every sink follows (`config`, `sink`,
 //!   `request_builder`, `service`, `tests`).
+//! - [`datadog`]: the Datadog sink, in the same shape, with a spool of its own.
 //! - `spool.rs`: the durable spool (segments of checksummed records, a resolution log, torn-tail
 //!   recovery, a bound in bytes), shared machinery for any remote sink; the Kafka sink keeps
 //!   its payloads there until the broker acknowledges them.
 
+pub mod datadog;
 mod dispatcher;
 mod handoff;
 pub mod kafka;
@@ -34,6 +37,7 @@ mod sink;
 mod spool;
 mod store_sink;
 
+pub use datadog::{DatadogConfig, DatadogDelivery, DatadogSettings, DatadogStatus};
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use handoff::Handoff;
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};

@@ -110,11 +110,25 @@ pub enum DropReason {
     SeriesError,
     /// The series sink fell behind by a full queue; the batch was dropped for it.
     SeriesQueueFull,
+    /// The Datadog sink could not spool a batch (the disk refused it, or its thread stopped).
+    DatadogError,
+    /// The Datadog sink fell behind by a full queue; the batch was dropped for it.
+    DatadogQueueFull,
+    /// Not accepted by Datadog within its window.
+    DatadogWindowExpired,
+    /// Its `time` was older than Datadog takes (an hour) when it was to be sent.
+    DatadogTooOld,
+    /// Evicted from the Datadog spool to keep it within its bound.
+    DatadogSpoolFull,
+    /// Refused by Datadog in a way no retry can change (400; 413 for a payload alone).
+    DatadogRejected,
+    /// Unreadable in the Datadog spool.
+    DatadogSpoolCorrupt,
 }
 
 impl DropReason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::HandoffFull,
         DropReason::ShuttingDown,
         DropReason::StoreError,
@@ -127,6 +141,13 @@ impl DropReason {
         DropReason::KafkaSpoolCorrupt,
         DropReason::SeriesError,
         DropReason::SeriesQueueFull,
+        DropReason::DatadogError,
+        DropReason::DatadogQueueFull,
+        DropReason::DatadogWindowExpired,
+        DropReason::DatadogTooOld,
+        DropReason::DatadogSpoolFull,
+        DropReason::DatadogRejected,
+        DropReason::DatadogSpoolCorrupt,
     ];
 
     /// The `reason` label of `insights_payloads_dropped_total`.
@@ -144,6 +165,13 @@ impl DropReason {
             DropReason::KafkaSpoolCorrupt => "kafka_spool_corrupt",
             DropReason::SeriesError => "series_error",
             DropReason::SeriesQueueFull => "series_queue_full",
+            DropReason::DatadogError => "datadog_error",
+            DropReason::DatadogQueueFull => "datadog_queue_full",
+            DropReason::DatadogWindowExpired => "datadog_window_expired",
+            DropReason::DatadogTooOld => "datadog_too_old",
+            DropReason::DatadogSpoolFull => "datadog_spool_full",
+            DropReason::DatadogRejected => "datadog_rejected",
+            DropReason::DatadogSpoolCorrupt => "datadog_spool_corrupt",
         }
     }
 
@@ -183,6 +211,13 @@ mod tests {
                 "kafka_spool_corrupt",
                 "series_error",
                 "series_queue_full",
+                "datadog_error",
+                "datadog_queue_full",
+                "datadog_window_expired",
+                "datadog_too_old",
+                "datadog_spool_full",
+                "datadog_rejected",
+                "datadog_spool_corrupt",
             ]
         );
     }
