@@ -334,9 +334,19 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
         Some("password"),
         "a webhook URL is a secret"
     );
-    b.fill("#endpoint-slack-url", &slack.url).await;
     b.fill("#endpoint-slack-channel", CHANNEL).await;
     fits_and_is_named(&b, "the endpoint form").await;
+    // Not a web address: the API says so next to the field, without repeating it.
+    b.fill("#endpoint-slack-url", "ftp://files.example/s3cr3tw3bh00k").await;
+    b.click("#save-endpoint").await;
+    let said = b.wait_text("#error-endpoint-url", |s| !s.is_empty()).await;
+    assert!(said.contains("http://") && !said.contains("s3cr3t"), "{said}");
+    assert_eq!(
+        attr(&b, "#endpoint-slack-url", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    b.fill("#endpoint-slack-url", &slack.url).await;
+    assert!(!b.displayed("#error-endpoint-url").await);
     b.click("#save-endpoint").await;
     let row = "#endpoints tr[data-endpoint-id]";
     b.wait_text(row, |s| {
@@ -408,6 +418,14 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     b.find("#rule-dialog[data-ready='new']").await;
     b.fill("#rule-name", "To the team").await;
     b.select("#rule-endpoint", &endpoint_id).await;
+    // A repeat more often than the rule runs is refused, next to the field.
+    b.fill("#rule-repeat_every", "10s").await;
+    b.click("#save-rule").await;
+    let said = b
+        .wait_text("#error-rule-repeat_every", |s| !s.is_empty())
+        .await;
+    assert!(said.contains("1m"), "{said}");
+    b.fill("#rule-repeat_every", "").await;
     // The form starts with the rule the seed needs: from any level to crit, from any to ok.
     assert_eq!(
         b.c.execute(
