@@ -337,12 +337,18 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     b.fill("#endpoint-slack-channel", CHANNEL).await;
     fits_and_is_named(&b, "the endpoint form").await;
     // Not a web address: the API says so next to the field, without repeating it.
-    b.fill("#endpoint-slack-url", "ftp://files.example/s3cr3tw3bh00k").await;
+    b.fill("#endpoint-slack-url", "ftp://files.example/s3cr3tw3bh00k")
+        .await;
     b.click("#save-endpoint").await;
     let said = b.wait_text("#error-endpoint-url", |s| !s.is_empty()).await;
-    assert!(said.contains("http://") && !said.contains("s3cr3t"), "{said}");
+    assert!(
+        said.contains("http://") && !said.contains("s3cr3t"),
+        "{said}"
+    );
     assert_eq!(
-        attr(&b, "#endpoint-slack-url", "aria-invalid").await.as_deref(),
+        attr(&b, "#endpoint-slack-url", "aria-invalid")
+            .await
+            .as_deref(),
         Some("true")
     );
     b.fill("#endpoint-slack-url", &slack.url).await;
