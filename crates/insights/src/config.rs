@@ -28,6 +28,9 @@ pub(crate) struct FileConfig {
     pub(crate) kafka: Option<insights_kafka::ConnectionRequest>,
     #[serde(default)]
     pub(crate) delivery: Delivery,
+    /// Datadog delivery, for unattended installs (replaces the stored settings at start; the
+    /// key from `INSIGHTS_DATADOG_API_KEY` rather than the file).
+    pub(crate) datadog: Option<DatadogFile>,
     #[serde(default)]
     pub(crate) admin: Admin,
     #[serde(default)]
@@ -290,6 +293,67 @@ impl Delivery {
             }
             c.dispatcher.linger = std::time::Duration::from_millis(ms);
         }
+        Ok(())
+    }
+}
+
+/// `[datadog]`: the settings the admin API takes, and the operator's bounds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DatadogFile {
+    /// `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, …
+    site: Option<String>,
+    /// Better in `INSIGHTS_DATADOG_API_KEY`, which overrides this.
+    api_key: Option<insights_kafka::Secret>,
+    /// Default `algorithmia.`.
+    metric_prefix: Option<String>,
+    tags: Option<Vec<String>>,
+    /// Tag `request_id` and `session_id` too (a billed custom metric per execution).
+    legacy_id_tags: Option<bool>,
+    /// Send here instead of `https://api.<site>` (a proxy).
+    url: Option<String>,
+    /// How long each payload is tried, in seconds (default 3600; Datadog refuses points older
+    /// than an hour, so more than that changes nothing).
+    window_seconds: Option<u64>,
+    /// The Datadog spool's bound on disk, in bytes (default 1 GiB).
+    spool_max_bytes: Option<u64>,
+    /// fdatasync every spooled batch (default false).
+    fsync: Option<bool>,
+}
+
+impl DatadogFile {
+    /// Sets the bounds on `c` and declares the settings, the key from `env_key` if given.
+    pub(crate) fn apply(
+        &self,
+        c: &mut insights::serve::ServerConfig,
+        env_key: Option<String>,
+    ) -> anyhow::Result<()> {
+        if let Some(w) = self.window_seconds {
+            if !(1..=86_400).contains(&w) {
+                bail!("datadog.window_seconds must be between 1 and 86400 (got {w})");
+            }
+            c.datadog.window = std::time::Duration::from_secs(w);
+        }
+        if let Some(b) = self.spool_max_bytes {
+            if b < 1 << 20 {
+                bail!("datadog.spool_max_bytes must be at least 1048576 (got {b})");
+            }
+            c.datadog.spool_max_bytes = b;
+            c.datadog.segment_bytes = c.datadog.segment_bytes.min(b / 4);
+        }
+        if let Some(f) = self.fsync {
+            c.datadog.fsync = f;
+        }
+        c.datadog_settings = Some(insights_delivery::datadog::DatadogRequest {
+            site: self.site.clone(),
+            api_key: env_key
+                .map(insights_kafka::Secret::new)
+                .or_else(|| self.api_key.clone()),
+            metric_prefix: self.metric_prefix.clone(),
+            tags: self.tags.clone(),
+            legacy_id_tags: self.legacy_id_tags,
+            url: self.url.clone(),
+        });
         Ok(())
     }
 }

@@ -187,6 +187,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // Keeps the password out of the config file.
         c.password = Some(insights_kafka::Secret::new(p));
     }
+    let datadog_key = std::env::var("INSIGHTS_DATADOG_API_KEY").ok();
+    match &file.datadog {
+        // Keeps the key out of the config file.
+        Some(d) => d.apply(&mut server_config, datadog_key)?,
+        None if datadog_key.is_some() => tracing::warn!(
+            "INSIGHTS_DATADOG_API_KEY is set but the config file has no [datadog] section (its `site` is needed); the key is not used"
+        ),
+        None => {}
+    }
     let server = insights::serve::start(server_config).await?;
 
     let applied = config::apply_algorithms(&server.state, &file).await;

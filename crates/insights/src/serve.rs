@@ -13,14 +13,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use insights_delivery::datadog::DatadogRequest;
 use insights_delivery::{
-    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink, SeriesSink,
-    StoreSink,
+    DatadogConfig, DatadogDelivery, Dispatcher, DispatcherConfig, Handoff, KafkaConfig,
+    KafkaDelivery, PayloadSink, SeriesSink, StoreSink,
 };
 use insights_kafka::ConnectionRequest;
 use insights_runtime::{Catalog, Runtime, RuntimeConfig};
 use insights_server::{
-    AdminToken, ApiKeys, AppState, ConnectionLimits, ConnectionStore, PanelConfig, Sessions,
+    AdminToken, ApiKeys, AppState, ConnectionLimits, ConnectionStore, DatadogStore, PanelConfig,
+    Sessions,
 };
 use insights_store::{ConfigStore, Store};
 
@@ -47,6 +49,11 @@ pub struct ServerConfig {
     pub kafka: KafkaConfig,
     /// A connection declared in the config file: saved at start, replacing the stored one.
     pub kafka_connection: Option<ConnectionRequest>,
+    /// Datadog delivery: its spool (`<data-dir>/datadog-spool`), window and the intake's limits.
+    pub datadog: DatadogConfig,
+    /// Datadog settings declared in the config file (key from `INSIGHTS_DATADOG_API_KEY`):
+    /// saved at start, replacing the stored ones.
+    pub datadog_settings: Option<DatadogRequest>,
     /// The admin panel: trusted reverse proxies, `Secure` cookies.
     pub panel: PanelConfig,
     /// A warm worker unused this long is stopped; `None` keeps workers warm.
@@ -85,6 +92,8 @@ impl ServerConfig {
             dispatcher: DispatcherConfig::default(),
             kafka: KafkaConfig::new(data_dir.join("spool")),
             kafka_connection: None,
+            datadog: DatadogConfig::new(data_dir.join("datadog-spool")),
+            datadog_settings: None,
             panel: PanelConfig::default(),
             worker_idle_timeout: Some(Duration::from_secs(30 * 60)),
             max_void_calls: 1000,
@@ -224,6 +233,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
+    let datadog_settings = Arc::new(DatadogStore::new(
+        config_store.clone(),
+        insights_store::SecretBox::load_or_create(&config.data_dir)
+            .map_err(|e| data_err(e.to_string()))?,
+    ));
+    if let Some(request) = config.datadog_settings.clone() {
+        let settings = request.validate(None).map_err(|errors| {
+            StartError::Config(format!(
+                "the [datadog] settings in the config file are invalid: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        datadog_settings
+            .save(&settings)
+            .map_err(|e| data_err(e.to_string()))?;
+    }
     let background = BackgroundRuntime::new(config.background_priority)
         .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
     let low = config.background_priority;
@@ -242,6 +271,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         }
     }
 
+    // Its own thread, spool and queue: a slow intake delays neither Kafka, the store nor the
+    // series.
+    let datadog = Arc::new(
+        on_background_thread(low, || DatadogDelivery::start(config.datadog.clone())).map_err(
+            |e| {
+                data_err(format!(
+                    "opening the Datadog spool {}: {e}",
+                    config.datadog.spool_dir.display()
+                ))
+            },
+        )?,
+    );
+    match datadog_settings.load() {
+        Ok(settings) => datadog.configure(settings),
+        Err(e) => {
+            tracing::error!(error = %e, "the stored Datadog settings cannot be used; set them again")
+        }
+    }
+
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
     let series = Arc::new(
         on_background_thread(low, || {
@@ -257,6 +305,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         sinks.push(Arc::new(SeriesSink::new(series.clone())));
     }
     sinks.push(kafka.clone());
+    sinks.push(datadog.clone());
     let delivery_shutdown = CancellationToken::new();
     let dispatcher = background.handle().spawn(
         Dispatcher::new(handoff_rx, sinks, config.dispatcher.clone())
@@ -296,6 +345,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         handoff,
         kafka,
         connection,
+        datadog,
+        datadog_settings,
         sessions: Arc::new(Sessions::new(config.panel.clone())),
         void_calls: Arc::new(tokio::sync::Semaphore::new(config.max_void_calls)),
         max_body_bytes: config.max_body_bytes,
@@ -414,6 +465,8 @@ impl RunningServer {
         }
         // What Kafka has not acknowledged yet stays in the spool for the next start.
         self.state.kafka.stop().await;
+        // Likewise what Datadog has not accepted.
+        self.state.datadog.stop().await;
         // Everything that ran on it has stopped.
         drop(self.background);
         tracing::info!("stopped");

@@ -21,6 +21,7 @@ mod body;
 mod connection;
 mod connections;
 mod dashboards;
+mod datadog;
 mod error;
 mod kafka_status_words;
 mod panel;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
-use insights_delivery::{Handoff, KafkaDelivery};
+use insights_delivery::{DatadogDelivery, Handoff, KafkaDelivery};
 use insights_runtime::Runtime;
 use insights_store::Store;
 use tokio::net::TcpListener;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::{AdminToken, ApiKeys, PanelConfig, Sessions};
 pub use connections::ConnectionLimits;
+pub use datadog::{DatadogStore, StoredDatadogError};
 pub use error::ApiError;
 pub use stored_connection::{ConnectionStore, StoredConnectionError};
 
@@ -54,6 +56,9 @@ pub struct AppState {
     pub handoff: Handoff,
     pub kafka: Arc<KafkaDelivery>,
     pub connection: Arc<stored_connection::ConnectionStore>,
+    /// Datadog delivery, and its settings at rest.
+    pub datadog: Arc<DatadogDelivery>,
+    pub datadog_settings: Arc<datadog::DatadogStore>,
     pub sessions: Arc<auth::Sessions>,
     /// Slots for calls with `output=void` (`ServerConfig::max_void_calls`).
     pub void_calls: Arc<tokio::sync::Semaphore>,
@@ -112,6 +117,11 @@ pub fn app(state: AppState) -> Router {
                 .delete(connection::delete),
         )
         .route("/v1/admin/insights/connection/test", post(connection::test))
+        .route(
+            "/v1/admin/insights/datadog",
+            get(datadog::get).put(datadog::put).delete(datadog::delete),
+        )
+        .route("/v1/admin/insights/datadog/test", post(datadog::test))
         .route(
             "/v1/admin/checks",
             get(alerts::list_checks).post(alerts::create_check),
