@@ -151,6 +151,11 @@ pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): 
                         label for="check-name" { "Name" }
                         input id="check-name" name="name" required maxlength="200" autocomplete="off" aria-describedby="error-check-name";
                         (slot("check", "name"))
+                        label.choice for="check-enabled" {
+                            input id="check-enabled" type="checkbox" name="enabled" checked aria-describedby="error-check-enabled";
+                            " On: runs on its schedule"
+                        }
+                        (slot("check", "enabled"))
                         fieldset id="check-kind" aria-describedby="error-check-kind" {
                             legend { "Kind" }
                             label.choice for="check-kind-threshold" {
@@ -416,6 +421,11 @@ pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): 
                 label for="rule-name" { "Name" }
                 input id="rule-name" name="name" required maxlength="200" autocomplete="off" aria-describedby="error-rule-name";
                 (slot("rule", "name"))
+                label.choice for="rule-enabled" {
+                    input id="rule-enabled" type="checkbox" name="enabled" checked aria-describedby="error-rule-enabled";
+                    " On: sends notifications"
+                }
+                (slot("rule", "enabled"))
                 label for="rule-endpoint" { "Endpoint" }
                 select id="rule-endpoint" name="endpoint" aria-describedby="error-rule-endpoint" {}
                 (slot("rule", "endpoint"))

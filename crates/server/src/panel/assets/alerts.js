@@ -252,7 +252,9 @@ function alertsPage() {
       remove.addEventListener("click", () => removeThing(`rule “${r.name}”`, `/v1/admin/notification-rules/${r.id}`));
       const extra = [r.repeat_every ? `again every ${r.repeat_every}` : "", r.limit ? `at most ${r.limit.count} per ${r.limit.every}` : "",
         ...(r.tags ?? []).map((t) => `${t.key} ${TAG_OPS[t.op] ?? t.op} ${t.value}`)].filter(Boolean).join("; ");
-      return el("tr", { "data-rule-id": r.id }, el("th", { scope: "row", text: r.name }),
+      const name = el("th", { scope: "row", text: r.name });
+      if (r.enabled === false) name.append(el("span", { className: "hint", text: " (off)" }));
+      return el("tr", { "data-rule-id": r.id }, name,
         el("td", { text: endpointName(r.endpoint) }),
         el("td", { className: "wrap", text: r.checks ? r.checks.map(checkName).join(", ") : "every check" }),
         el("td", { className: "wrap", text: r.when.map(whenText).join(", ") + (extra ? `; ${extra}` : "") }),
@@ -463,7 +465,7 @@ function alertsPage() {
   /** The check the form describes, as the API takes it. */
   function formCheck() {
     const k = kind();
-    const doc = { name: cf.name.value.trim(), kind: k, query: { algorithm: cf.algorithm.value } };
+    const doc = { name: cf.name.value.trim(), kind: k, enabled: cf.enabled.checked, query: { algorithm: cf.algorithm.value } };
     const versions = cf.versions.value.split(",").map((v) => v.trim()).filter(Boolean);
     if (versions.length) doc.query.versions = versions;
     text(doc, "every", cf.every);
@@ -616,6 +618,7 @@ function alertsPage() {
     clearPreview();
     document.getElementById("check-dialog-title").textContent = c ? `Edit check “${c.name}”` : "New check";
     cf.name.value = c?.name ?? "";
+    cf.enabled.checked = c?.enabled ?? true;
     checkForm.querySelector(`input[name=kind][value=${c?.kind ?? "threshold"}]`).checked = true;
     const algorithm = c?.query.algorithm ?? (cf.algorithm.options.length === 2 ? cf.algorithm.options[1].value : "*");
     if (![...cf.algorithm.options].some((o) => o.value === algorithm)) cf.algorithm.append(el("option", { value: algorithm, text: algorithm }));
@@ -861,6 +864,7 @@ function alertsPage() {
     clearErrors(ruleForm);
     document.getElementById("rule-dialog-title").textContent = r ? `Edit rule “${r.name}”` : "New rule";
     rf.name.value = r?.name ?? "";
+    rf.enabled.checked = r?.enabled ?? true;
     options(rf.endpoint, [["", "Choose an endpoint"], ...state.endpoints.map((e) => [e.id, `${e.name} (${e.kind})`])], r?.endpoint ?? (state.endpoints.length === 1 ? state.endpoints[0].id : ""));
     const chosen = r?.checks ?? [];
     rf.checks_mode.value = r?.checks ? "some" : "all";
@@ -880,7 +884,7 @@ function alertsPage() {
   }
 
   function formRule() {
-    const doc = { name: rf.name.value.trim(), endpoint: rf.endpoint.value };
+    const doc = { name: rf.name.value.trim(), endpoint: rf.endpoint.value, enabled: rf.enabled.checked };
     if (rf.checks_mode.value === "some") doc.checks = [...checkList.querySelectorAll("input[name=check]:checked")].map((c) => c.value);
     text(doc, "every", rf.every);
     doc.when = [...whenRows.children].map((row) => {
