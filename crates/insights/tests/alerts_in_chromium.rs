@@ -521,6 +521,18 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
         "{:?}",
         slack.bodies()
     );
+    // The history filtered to the changes to crit: one status, one notification.
+    b.select("#history-level", "crit").await;
+    b.wait_js(
+        "the history of the changes to crit",
+        "const s = [...document.querySelectorAll('#statuses tbody tr')].map(r => r.dataset.level);
+         const n = [...document.querySelectorAll('#notifications tbody tr')].map(r => r.dataset.level);
+         return s.join() === 'crit' && n.join() === 'crit' || null;",
+    )
+    .await;
+    b.select("#history-check", &check_id).await;
+    b.select("#history-level", "").await;
+    b.find("#statuses tbody tr[data-level='ok']").await;
     b.c.set_window_size(1280, 1900).await.unwrap();
     b.screenshot("page").await;
 

@@ -115,6 +115,19 @@ pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): 
 
         section.card aria-labelledby="history-heading" {
             h2 id="history-heading" { "History" }
+            form.controls id="history-filters" novalidate {
+                div {
+                    label for="history-check" { "Check" }
+                    select id="history-check" { option value="" { "Every check" } }
+                }
+                div {
+                    label for="history-level" { "Level changes to" }
+                    select id="history-level" {
+                        option value="" { "any level" }
+                        (level_options(true, ""))
+                    }
+                }
+            }
             h3 id="statuses-heading" { "Level changes" }
             div.table-wrap {
                 table id="statuses" aria-labelledby="statuses-heading" {

@@ -153,6 +153,8 @@ function alertsPage() {
   /** The last verdict of each endpoint's test, kept across redraws. */
   const verdicts = new Map();
   let inFlight = false;
+  /** A read asked for while one was in flight: null, "some" or "all" (with the endpoints). */
+  let again = null;
 
   // ---- Lists ----
 
@@ -296,12 +298,19 @@ function alertsPage() {
 
   /** Reads everything the page shows and draws it; `all` also reads the endpoints. */
   async function refresh(all, background = true) {
-    if (inFlight) return;
+    // One read at a time; a change asked for meanwhile (a filter) is read right after it.
+    if (inFlight) { again ||= all ? "all" : "some"; return; }
     inFlight = true;
     try {
+      // The history as the filters say: one check or all; level changes to one level or any.
+      const only = historyCheck.value, level = historyLevel.value;
+      const statusQuery = new URLSearchParams({ limit: HISTORY_ROWS });
+      const notificationQuery = new URLSearchParams({ limit: HISTORY_ROWS });
+      if (only) { statusQuery.set("check", only); notificationQuery.set("check", only); }
+      if (level) statusQuery.set("level", level);
       const [checks, rules, statuses, notifications, endpoints] = await Promise.all([
         get("/v1/admin/checks", background), get("/v1/admin/notification-rules", background),
-        get(`/v1/admin/statuses?limit=${HISTORY_ROWS}`, background), get(`/v1/admin/notifications?limit=${HISTORY_ROWS}`, background),
+        get("/v1/admin/statuses?" + statusQuery, background), get("/v1/admin/notifications?" + notificationQuery, background),
         all ? get("/v1/admin/notification-endpoints", background) : null,
       ]);
       // What a limit suppressed is on each rule's own view.
@@ -312,7 +321,9 @@ function alertsPage() {
       drawChecks();
       drawRules();
       drawStatuses(statuses.statuses);
-      drawNotifications(notifications.notifications);
+      // A notification's level is the one it reports: the level filter applies to both lists.
+      drawNotifications(notifications.notifications.filter((n) => !level || n.level === level));
+      offerHistoryChecks();
       pageError("");
       checksTable.dataset.refreshes = String(Number(checksTable.dataset.refreshes ?? 0) + 1);
       say(document.getElementById("updated"), "Updated " + new Date().toLocaleTimeString());
@@ -320,8 +331,28 @@ function alertsPage() {
       pageError(e.message);
     } finally {
       inFlight = false;
+      if (again) {
+        const all = again === "all";
+        again = null;
+        refresh(all, false);
+      }
     }
   }
+
+  const historyCheck = document.getElementById("history-check");
+  const historyLevel = document.getElementById("history-level");
+
+  /** The filter offers every check; a deleted one stays while it is chosen. */
+  function offerHistoryChecks() {
+    const chosen = historyCheck.value;
+    const list = state.checks.map((c) => [c.id, c.name]);
+    if (chosen && !list.some(([id]) => id === chosen)) list.push([chosen, checkName(chosen)]);
+    const same = historyCheck.options.length === list.length + 1
+      && list.every(([id, name], i) => historyCheck.options[i + 1].value === id && historyCheck.options[i + 1].textContent === name);
+    if (!same) options(historyCheck, [["", "Every check"], ...list], chosen);
+  }
+
+  for (const f of [historyCheck, historyLevel]) f.addEventListener("change", () => refresh(false, false));
 
   async function removeThing(what, url) {
     if (!confirm(`Delete the ${what}?`)) return;
