@@ -26,6 +26,9 @@ const EVERY_S: u64 = 10;
 
 struct Published(Vec<ExpectedSeries>);
 
+/// The series to send one high value for next, and when it was sent.
+type Spike = Arc<Mutex<Option<(usize, usize, Option<Instant>)>>>;
+
 impl Catalog for Published {
     fn expected(&self) -> Vec<ExpectedSeries> {
         self.0.clone()
@@ -34,7 +37,12 @@ impl Catalog for Published {
 
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -55,7 +63,7 @@ fn payload(a: usize, v: usize, risk: f64) -> String {
 fn feeder(
     series: Arc<SeriesStore>,
     stop: Arc<AtomicBool>,
-    spike: Arc<Mutex<Option<(usize, usize, Option<Instant>)>>>,
+    spike: Spike,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut next = Instant::now();
@@ -109,9 +117,8 @@ async fn main() {
         .install_recorder()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let series = Arc::new(
-        SeriesStore::open(dir.path().join("series"), SeriesConfig::default()).unwrap(),
-    );
+    let series =
+        Arc::new(SeriesStore::open(dir.path().join("series"), SeriesConfig::default()).unwrap());
     let expected: Vec<ExpectedSeries> = (0..ALGORITHMS)
         .flat_map(|a| {
             (0..VERSIONS).map(move |v| ExpectedSeries {
@@ -183,7 +190,7 @@ async fn main() {
 
     // The feeder alone, for the baseline of CPU.
     let stop = Arc::new(AtomicBool::new(false));
-    let spike: Arc<Mutex<Option<(usize, usize, Option<Instant>)>>> = Arc::default();
+    let spike: Spike = Arc::default();
     let feed = feeder(series.clone(), stop.clone(), spike.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (c0, t0) = (cpu_seconds(), Instant::now());
@@ -201,9 +208,12 @@ async fn main() {
     println!("| round | CPU s beyond the feeder | evaluation s (sum) | worst lag s |");
     println!("| ---: | ---: | ---: | ---: |");
     let mut per_round = Vec::new();
-    let mut last_eval_sum = summary(&prometheus.render(), "insights_alert_evaluation_seconds_sum")
-        .values()
-        .sum::<f64>();
+    let mut last_eval_sum = summary(
+        &prometheus.render(),
+        "insights_alert_evaluation_seconds_sum",
+    )
+    .values()
+    .sum::<f64>();
     for r in 0..rounds {
         let (c, t) = (cpu_seconds(), Instant::now());
         tokio::time::sleep(Duration::from_secs(EVERY_S)).await;
@@ -212,10 +222,13 @@ async fn main() {
         let eval_sum = summary(&text, "insights_alert_evaluation_seconds_sum")
             .values()
             .sum::<f64>();
-        let lag = summary(&text, "insights_alert_evaluation_lag_seconds{quantile=\"1\"}")
-            .values()
-            .cloned()
-            .fold(0.0, f64::max);
+        let lag = summary(
+            &text,
+            "insights_alert_evaluation_lag_seconds{quantile=\"1\"}",
+        )
+        .values()
+        .cloned()
+        .fold(0.0, f64::max);
         println!(
             "| {r} | {cpu:.3} | {:.3} | {lag:.3} |",
             eval_sum - last_eval_sum
@@ -228,6 +241,10 @@ async fn main() {
     let mut latencies = Vec::new();
     for i in 0..crossings {
         let (a, v) = (i % ALGORITHMS, (i / ALGORITHMS) % VERSIONS);
+        // Spread the crossings over the check's period (a fixed stride through 0..10 s), so
+        // that they land at every phase of the schedule, not at one.
+        let phase = Duration::from_millis((i as u64 * 3_700) % (EVERY_S * 1000));
+        tokio::time::sleep(phase).await;
         let before = arrivals.lock().unwrap().len();
         *spike.lock().unwrap() = Some((a, v, None));
         let deadline = Instant::now() + Duration::from_secs(EVERY_S * 4);
