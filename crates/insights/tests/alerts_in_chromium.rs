@@ -14,6 +14,13 @@
 //!   both notifications `sent`; the dashboard's risk_score chart shows the check's threshold and
 //!   marks the two level changes; the page works at phone width and every control has a name.
 //!
+//! A second test goes through every form once more: an HTTP endpoint (method, a header, bearer
+//! auth, a body template), email, PagerDuty and Alertmanager endpoints, each read back from the
+//! API; edits that leave the secrets empty keep them (the HTTP test message still carries the
+//! header and the token); a deadman check with a tag and a message; a rule with chosen checks,
+//! an `is` condition, a tag condition, a repeat, a limit and a message; an endpoint in use
+//! cannot be deleted, and says by which rule.
+//!
 //! Slack itself cannot be reached from here: a local HTTP receiver (axum on 127.0.0.1:0) stands
 //! in for its incoming-webhook server, and the body it gets is checked field by field against
 //! the attachment format InfluxDB 2 sends (`attachments[0].color`, `text`, `mrkdwn_in`).
@@ -32,7 +39,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
 use common::browser::{Browser, PATIENCE};
 use common::{TestServer, report};
 use reqwest::Method;
@@ -43,21 +50,39 @@ const CHANNEL: &str = "#ml-alerts";
 /// The webhook's path: a secret, as a Slack webhook URL is.
 const HOOK: &str = "/services/T0INSIGHTS/B0ALERTS/s3cr3tw3bh00k";
 
-/// What the stand-in for Slack received: each request's path and JSON body, in order.
+/// What the receiver got: each request's path, headers (lowercase names) and body (JSON, or
+/// `{"not_json", "body"}`), in order.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, Value)>>>);
+struct Received(Arc<Mutex<Vec<(String, Value, Value)>>>);
 
+/// A local HTTP receiver; it stands in for Slack's webhook server (and, in the forms' test,
+/// for any HTTP endpoint) and answers 200 `ok` to everything.
 struct SlackReceiver {
+    /// `http://127.0.0.1:port`.
+    base: String,
+    /// The webhook URL: the base and [`HOOK`].
     url: String,
     got: Received,
     server: tokio::task::JoinHandle<()>,
 }
 
-async fn record(State(got): State<Received>, uri: Uri, body: Bytes) -> &'static str {
+async fn record(
+    State(got): State<Received>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
     let json = serde_json::from_slice(&body).unwrap_or_else(
         |e| json!({"not_json": e.to_string(), "body": String::from_utf8_lossy(&body)}),
     );
-    got.0.lock().unwrap().push((uri.path().to_string(), json));
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("?"))))
+        .collect();
+    got.0
+        .lock()
+        .unwrap()
+        .push((uri.path().to_string(), Value::Object(headers), json));
     // What Slack answers an incoming webhook that it accepted.
     "ok"
 }
@@ -65,21 +90,32 @@ async fn record(State(got): State<Received>, uri: Uri, body: Bytes) -> &'static 
 impl SlackReceiver {
     async fn start() -> SlackReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{HOOK}", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{base}{HOOK}");
         let got = Received::default();
         let app = Router::new().fallback(record).with_state(got.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        SlackReceiver { url, got, server }
+        SlackReceiver {
+            base,
+            url,
+            got,
+            server,
+        }
     }
 
     fn bodies(&self) -> Vec<Value> {
         let got = self.got.0.lock().unwrap();
-        for (path, _) in got.iter() {
+        for (path, _, _) in got.iter() {
             assert_eq!(path, HOOK, "every message goes to the webhook's path");
         }
-        got.iter().map(|(_, b)| b.clone()).collect()
+        got.iter().map(|(_, _, b)| b.clone()).collect()
+    }
+
+    /// Every request so far: path, headers, body.
+    fn requests(&self) -> Vec<(String, Value, Value)> {
+        self.got.0.lock().unwrap().clone()
     }
 
     /// The messages whose text contains `words`.
@@ -583,6 +619,366 @@ async fn risk_score_crit_above_0_70_reaches_slack_and_recovers_as_the_alerts_pag
     .unwrap();
     b.screenshot("phone-check").await;
 
+    b.close().await;
+    t.stop().await;
+}
+
+/// The endpoint with `name` as the API shows it.
+async fn endpoint_named(t: &TestServer, name: &str) -> Value {
+    let (s, list) = t
+        .admin(Method::GET, "/v1/admin/notification-endpoints", None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    list["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no endpoint {name}: {list}"))
+        .clone()
+}
+
+/// Opens the endpoint form (new, or the row's Edit), waiting until it is ready.
+async fn open_endpoint(b: &Browser, id: Option<&str>) {
+    match id {
+        None => b.click("#new-endpoint").await,
+        Some(id) => {
+            b.click(&format!(
+                "#endpoints tr[data-endpoint-id='{id}'] button.edit"
+            ))
+            .await
+        }
+    }
+    b.find(&format!(
+        "#endpoint-dialog[data-ready='{}']",
+        id.unwrap_or("new")
+    ))
+    .await;
+}
+
+/// Saves the endpoint form and waits until the list shows `name`.
+async fn save_endpoint(b: &Browser, name: &str) {
+    b.click("#save-endpoint").await;
+    b.wait_text("#endpoints tbody", |s| s.contains(name)).await;
+    assert!(!b.displayed("#endpoint-dialog").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_endpoint_kind_a_deadman_check_and_a_full_rule_are_made_in_the_forms_and_secrets_survive_an_edit()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "scorer", 1, true).await;
+    let receiver = SlackReceiver::start().await;
+    let b = Browser::open(&t.url, "alerts-forms").await;
+    b.sign_in("/admin/alerts").await;
+    b.find("#checks[data-refreshes]").await;
+
+    // ---- HTTP: URL, method, a header, bearer auth, a body template ----
+    open_endpoint(&b, None).await;
+    b.fill("#endpoint-name", "Hook").await;
+    b.select("#endpoint-kind", "http").await;
+    b.fill(
+        "#endpoint-http-url",
+        &format!("{}/in?token=S3CRET1", receiver.base),
+    )
+    .await;
+    b.select("#endpoint-http-method", "PUT").await;
+    b.click("#add-header").await;
+    b.fill("#endpoint-header-0-name", "X-Api-Key").await;
+    b.fill("#endpoint-header-0-value", "S3CRET2").await;
+    b.select("#endpoint-auth-type", "bearer").await;
+    b.fill("#endpoint-auth-token", "S3CRET3").await;
+    b.fill("#endpoint-http-body_template", "{{check}} is {{level}}")
+        .await;
+    fits_and_is_named(&b, "the HTTP endpoint form").await;
+    save_endpoint(&b, "Hook").await;
+    let hook = endpoint_named(&t, "Hook").await;
+    assert_eq!(
+        (
+            &hook["kind"],
+            &hook["method"],
+            &hook["headers_set"],
+            &hook["auth"],
+            &hook["body_template"],
+            &hook["url_set"]
+        ),
+        (
+            &json!("http"),
+            &json!("PUT"),
+            &json!(["X-Api-Key"]),
+            &json!({"type": "bearer", "token_set": true}),
+            &json!("{{check}} is {{level}}"),
+            &json!(true)
+        ),
+        "{hook}"
+    );
+    let hook_id = hook["id"].as_str().unwrap().to_string();
+    // Edited with every secret left empty: the method changes, the secrets stay, and a test
+    // message still carries them.
+    open_endpoint(&b, Some(&hook_id)).await;
+    assert_eq!(
+        b.find("#endpoint-header-0-name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("X-Api-Key")
+    );
+    assert!(
+        b.displayed("#endpoint-dialog .set-badge[data-for='auth.token']")
+            .await
+    );
+    assert!(
+        b.find("#endpoint-kind")
+            .await
+            .prop("disabled")
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("true")
+    );
+    b.select("#endpoint-http-method", "POST").await;
+    save_endpoint(&b, "Hook").await;
+    let hook = endpoint_named(&t, "Hook").await;
+    assert_eq!(
+        (&hook["method"], &hook["headers_set"], &hook["auth"]),
+        (
+            &json!("POST"),
+            &json!(["X-Api-Key"]),
+            &json!({"type": "bearer", "token_set": true})
+        ),
+        "{hook}"
+    );
+    let row = format!("#endpoints tr[data-endpoint-id='{hook_id}']");
+    b.click(&format!("{row} button.test")).await;
+    let verdict = b
+        .wait_text(&format!("{row} output.verdict[data-accepted]"), |s| {
+            !s.is_empty()
+        })
+        .await;
+    assert!(verdict.starts_with("accepted"), "{verdict}");
+    let (path, headers, _) = receiver.requests().pop().expect("the test message");
+    assert_eq!(path, "/in");
+    assert_eq!(headers["x-api-key"], "S3CRET2", "{headers}");
+    assert_eq!(headers["authorization"], "Bearer S3CRET3", "{headers}");
+
+    // ---- Email: credentials, addresses ----
+    open_endpoint(&b, None).await;
+    b.fill("#endpoint-name", "Mail").await;
+    b.select("#endpoint-kind", "email").await;
+    b.fill("#endpoint-email-host", "127.0.0.1").await;
+    b.fill("#endpoint-email-port", "2525").await;
+    b.select("#endpoint-email-tls", "none").await;
+    b.fill("#endpoint-email-username", "alerts").await;
+    b.fill("#endpoint-email-password", "S3CRET4").await;
+    b.fill("#endpoint-email-from", "insights@example.com").await;
+    b.fill("#endpoint-email-to", "ml@example.com, oncall@example.com")
+        .await;
+    fits_and_is_named(&b, "the email endpoint form").await;
+    save_endpoint(&b, "Mail").await;
+    let mail = endpoint_named(&t, "Mail").await;
+    let mail_id = mail["id"].as_str().unwrap().to_string();
+    open_endpoint(&b, Some(&mail_id)).await;
+    b.fill("#endpoint-email-port", "2526").await;
+    save_endpoint(&b, "Mail").await;
+    let mail = endpoint_named(&t, "Mail").await;
+    assert_eq!(
+        (
+            &mail["host"],
+            &mail["port"],
+            &mail["tls"],
+            &mail["username"],
+            &mail["password_set"],
+            &mail["from"],
+            &mail["to"]
+        ),
+        (
+            &json!("127.0.0.1"),
+            &json!(2526),
+            &json!("none"),
+            &json!("alerts"),
+            &json!(true),
+            &json!("insights@example.com"),
+            &json!(["ml@example.com", "oncall@example.com"])
+        ),
+        "{mail}"
+    );
+
+    // ---- PagerDuty and Alertmanager ----
+    open_endpoint(&b, None).await;
+    b.fill("#endpoint-name", "Pager").await;
+    b.select("#endpoint-kind", "pagerduty").await;
+    b.fill("#endpoint-pagerduty-routing_key", "S3CRET5").await;
+    b.fill(
+        "#endpoint-pagerduty-url",
+        &format!("{}/v2/enqueue", receiver.base),
+    )
+    .await;
+    save_endpoint(&b, "Pager").await;
+    let pager = endpoint_named(&t, "Pager").await;
+    assert_eq!(
+        (&pager["routing_key_set"], &pager["url"]),
+        (
+            &json!(true),
+            &json!(format!("{}/v2/enqueue", receiver.base))
+        ),
+        "{pager}"
+    );
+    open_endpoint(&b, None).await;
+    b.fill("#endpoint-name", "AM").await;
+    b.select("#endpoint-kind", "alertmanager").await;
+    b.fill("#endpoint-alertmanager-url", "http://127.0.0.1:9093")
+        .await;
+    save_endpoint(&b, "AM").await;
+    assert_eq!(
+        endpoint_named(&t, "AM").await["url"],
+        "http://127.0.0.1:9093"
+    );
+    let page =
+        b.c.execute("return document.documentElement.outerHTML;", vec![])
+            .await
+            .unwrap();
+    assert!(
+        !page.as_str().unwrap().contains("S3CRET"),
+        "no secret is ever in the page"
+    );
+
+    // ---- A deadman check ----
+    b.click("#new-check").await;
+    b.find("#check-dialog[data-ready='new']").await;
+    b.fill("#check-name", "Scorer silent").await;
+    b.click("#check-kind-deadman").await;
+    assert!(!b.displayed("#check-query-metric").await);
+    b.fill("#check-time_since", "1m").await;
+    b.select("#check-level", "warn").await;
+    b.fill("#check-every", "30s").await;
+    b.click("#add-tag").await;
+    b.fill("#check-tags-0-key", "team").await;
+    b.fill("#check-tags-0-value", "ml").await;
+    b.fill("#check-message", "{{check}}: {{tags.team}} {{since}}")
+        .await;
+    b.wait_text("#check-preview", |s| s.contains("no windows"))
+        .await;
+    fits_and_is_named(&b, "the deadman check form").await;
+    b.click("#save-check").await;
+    b.wait_text("#checks tbody", |s| s.contains("Scorer silent"))
+        .await;
+    let (_, checks) = t.admin(Method::GET, "/v1/admin/checks", None).await;
+    let c = &checks["checks"][0];
+    assert_eq!(
+        (
+            &c["kind"],
+            &c["query"],
+            &c["time_since"],
+            &c["level"],
+            &c["every"],
+            &c["tags"],
+            &c["message"]
+        ),
+        (
+            &json!("deadman"),
+            &json!({"algorithm": "acme/scorer"}),
+            &json!("1m"),
+            &json!("warn"),
+            &json!("30s"),
+            &json!({"team": "ml"}),
+            &json!("{{check}}: {{tags.team}} {{since}}")
+        ),
+        "{c}"
+    );
+    let check_id = c["id"].as_str().unwrap().to_string();
+
+    // ---- A rule with every option ----
+    b.click("#new-rule").await;
+    b.find("#rule-dialog[data-ready='new']").await;
+    b.fill("#rule-name", "Pager for ML").await;
+    b.select("#rule-endpoint", pager["id"].as_str().unwrap())
+        .await;
+    b.click("#rule-check-list input[type=checkbox]").await;
+    // Only the first condition, as "is warn".
+    b.click("#when-rows .when-row:nth-child(2) .remove-row")
+        .await;
+    b.select("#rule-when-0-mode", "is").await;
+    b.select("#rule-when-0-is", "warn").await;
+    b.click("#add-rule-tag").await;
+    b.fill("#rule-tags-0-key", "team").await;
+    b.select("#rule-tags-0-op", "regex").await;
+    b.fill("#rule-tags-0-value", "^ml").await;
+    b.fill("#rule-repeat_every", "1h").await;
+    b.fill("#rule-limit-count", "5").await;
+    b.fill("#rule-limit-every", "1h").await;
+    b.fill("#rule-message", "{{rule}}: {{check}}").await;
+    fits_and_is_named(&b, "the full rule form").await;
+    b.click("#save-rule").await;
+    b.wait_text("#rules tbody", |s| s.contains("Pager for ML"))
+        .await;
+    let (_, rules) = t
+        .admin(Method::GET, "/v1/admin/notification-rules", None)
+        .await;
+    let r = &rules["rules"][0];
+    assert_eq!(
+        (
+            &r["endpoint"],
+            &r["checks"],
+            &r["when"],
+            &r["tags"],
+            &r["repeat_every"],
+            &r["limit"],
+            &r["message"]
+        ),
+        (
+            &pager["id"],
+            &json!([check_id]),
+            &json!([{"is": "warn"}]),
+            &json!([{"key": "team", "op": "regex", "value": "^ml"}]),
+            &json!("1h"),
+            &json!({"count": 5, "every": "1h"}),
+            &json!("{{rule}}: {{check}}")
+        ),
+        "{r}"
+    );
+    let rule_id = r["id"].as_str().unwrap().to_string();
+
+    // ---- Deleting: an endpoint in use is refused, in words; then the rule, then it ----
+    b.c.execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    let pager_row = format!(
+        "#endpoints tr[data-endpoint-id='{}']",
+        pager["id"].as_str().unwrap()
+    );
+    b.click(&format!("{pager_row} button.remove")).await;
+    let said = b.wait_text("#page-error", |s| !s.is_empty()).await;
+    assert!(said.contains("Pager for ML"), "{said}");
+    b.click(&format!(
+        "#rules tr[data-rule-id='{rule_id}'] button.remove"
+    ))
+    .await;
+    b.wait_js(
+        "the rule gone",
+        &format!(
+            "return !document.querySelector(\"#rules tr[data-rule-id='{rule_id}']\") || null;"
+        ),
+    )
+    .await;
+    b.click(&format!("{pager_row} button.remove")).await;
+    b.wait_js(
+        "the endpoint gone",
+        &format!("return !document.querySelector(\"{pager_row}\") || null;"),
+    )
+    .await;
+    assert_eq!(
+        t.admin(Method::GET, "/v1/admin/notification-endpoints", None)
+            .await
+            .1["endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    b.screenshot("forms").await;
     b.close().await;
     t.stop().await;
 }
