@@ -47,7 +47,7 @@ impl DatadogConfig {
             segment_bytes: 16 << 20,
             fsync: false,
             window: Duration::from_secs(3600),
-            max_point_age: Duration::from_secs(3600 - 30),
+            max_point_age: Duration::from_secs(3600 - 60),
             request_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),

@@ -36,7 +36,8 @@ pub(super) enum Event {
         batch: Arc<[EncodedPayload]>,
         reply: oneshot::Sender<Result<(), String>>,
     },
-    Configure(Option<Box<DatadogSettings>>),
+    /// New settings (or none), numbered by the sink.
+    Configure(u64, Option<Box<DatadogSettings>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -225,10 +226,11 @@ impl DeliveryThread {
                     }
                 }
             }
-            Event::Configure(settings) => {
+            Event::Configure(generation, settings) => {
                 // A new key (or site) is worth trying at once; what was said about the
                 // previous one no longer holds.
-                self.generation += 1;
+                self.generation = generation;
+                self.counts.generation = generation;
                 self.settings = settings.map(|s| Arc::new(*s));
                 self.key_refused = false;
                 self.not_before = None;

@@ -4,7 +4,7 @@
 //! and panel show; [`test_api_key`] asks the intake whether a key is valid.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +42,9 @@ pub struct DatadogStatus {
     pub metrics_refused: u64,
     /// Until the next request, when delivery waits (backoff or `X-RateLimit-Reset`).
     pub retry_in_ms: Option<u64>,
+    /// The settings this state is about (the count of `configure` calls it has seen).
+    #[serde(skip)]
+    pub(super) generation: u64,
 }
 
 /// The handle: a [`PayloadSink`], and the way to change the settings.
@@ -49,6 +52,8 @@ pub struct DatadogDelivery {
     events: mpsc::UnboundedSender<Event>,
     status: Arc<Mutex<DatadogStatus>>,
     configured: AtomicBool,
+    /// `configure` calls so far: a state published for older settings is not shown as theirs.
+    requested: AtomicU64,
 }
 
 impl DatadogDelivery {
@@ -73,21 +78,40 @@ impl DatadogDelivery {
             events: tx,
             status,
             configured: AtomicBool::new(false),
+            requested: AtomicU64::new(0),
         })
     }
 
     /// Uses `settings` from now on (or none: payloads are no longer taken for Datadog; those
     /// waiting stay in the spool within their window, in case settings come back).
     pub fn configure(&self, settings: Option<DatadogSettings>) {
+        let _one_at_a_time = self.status.lock().unwrap_or_else(|e| e.into_inner());
         self.configured.store(settings.is_some(), Ordering::Release);
-        let _ = self.events.send(Event::Configure(settings.map(Box::new)));
+        let generation = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = self
+            .events
+            .send(Event::Configure(generation, settings.map(Box::new)));
     }
 
+    /// The state for the settings last given to [`Self::configure`]: until the delivery thread
+    /// has taken them, `connecting` (or `not_configured`), with the counts so far.
     pub fn status(&self) -> DatadogStatus {
-        self.status
+        let mut status = self
+            .status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        if status.generation != self.requested.load(Ordering::Acquire) {
+            status.state = if self.configured.load(Ordering::Acquire) {
+                "connecting"
+            } else {
+                "not_configured"
+            };
+            status.problem = None;
+            status.last_error = None;
+            status.retry_in_ms = None;
+        }
+        status
     }
 
     /// Stops the delivery thread. What is still waiting stays in the spool for the next start.

@@ -163,7 +163,10 @@ impl Intake {
 type St = (Arc<Mutex<Inner>>, watch::Sender<usize>);
 
 async fn series(State((inner, count)): State<St>, headers: HeaderMap, body: Bytes) -> Response {
-    let decoded = if headers.get("content-encoding").and_then(|v| v.to_str().ok()) == Some("zstd1")
+    let decoded = if headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        == Some("zstd1")
     {
         zstd::bulk::decompress(&body, 6 << 20).ok()
     } else {

@@ -223,6 +223,118 @@ function liveStatus() {
   setInterval(() => refresh().catch(() => {}), 2000);
 }
 
+// ---- Insights: Datadog ----
+
+function datadogForm() {
+  const dialog = document.getElementById("datadog-dialog");
+  const form = document.getElementById("datadog-form");
+  if (!dialog || !form) return;
+  const verdict = document.getElementById("datadog-verdict");
+  const formError = document.getElementById("datadog-form-error");
+  // `tags[2]` is shown under the tags input, with its number.
+  const mark = (error) => {
+    const fields = error?.fields?.length ? error.fields
+      : error?.field ? [{ field: error.field, message: error.message }] : [];
+    const byField = {};
+    for (const f of fields) {
+      const m = /^tags\[(\d+)\]$/.exec(f.field);
+      const name = m ? "tags" : f.field;
+      byField[name] = (byField[name] ? byField[name] + " " : "") + (m ? `Tag ${Number(m[1]) + 1}: ` : "") + f.message;
+    }
+    return markFields(form, { fields: Object.entries(byField).map(([field, message]) => ({ field, message })) });
+  };
+  const request = () => {
+    const body = {
+      site: form.elements.site.value,
+      metric_prefix: form.elements.metric_prefix.value.trim(),
+      tags: form.elements.tags.value.split(",").map((t) => t.trim()).filter((t) => t !== ""),
+      legacy_id_tags: form.elements.legacy_id_tags.checked,
+    };
+    // An empty key keeps the stored one: it is left out, never sent back.
+    if (form.elements.api_key.value !== "") body.api_key = form.elements.api_key.value;
+    if (form.elements.url.value.trim() !== "") body.url = form.elements.url.value.trim();
+    return body;
+  };
+  const reset = () => { clearFields(form); show(formError, ""); say(verdict, ""); delete verdict.dataset.outcome; };
+  document.getElementById("open-datadog")?.addEventListener("click", () => { reset(); dialog.showModal(); });
+  document.getElementById("cancel-datadog")?.addEventListener("click", () => dialog.close());
+  const buttons = [document.getElementById("test-datadog"), document.getElementById("save-datadog")];
+  const busy = (on) => { for (const b of buttons) b.disabled = on; };
+
+  document.getElementById("test-datadog").addEventListener("click", async () => {
+    reset();
+    busy(true);
+    say(verdict, "Checking the API key with Datadog…");
+    try {
+      const tested = await api("POST", "/v1/admin/insights/datadog/test", request());
+      if (tested.status !== 200) {
+        say(verdict, "");
+        if (!mark(tested.body?.error)) show(formError, errorMessage(tested.body, "The test failed."));
+        return;
+      }
+      verdict.dataset.outcome = tested.body.outcome;
+      say(verdict, tested.body.verdict);
+    } catch (e) {
+      say(verdict, "");
+      show(formError, "The server could not be reached: " + e.message);
+    } finally {
+      busy(false);
+    }
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    reset();
+    busy(true);
+    try {
+      const saved = await api("PUT", "/v1/admin/insights/datadog", request());
+      if (saved.status !== 200) {
+        if (!mark(saved.body?.error)) show(formError, errorMessage(saved.body, "Saving failed."));
+        return;
+      }
+      location.reload();
+    } catch (e) {
+      show(formError, "The server could not be reached: " + e.message);
+    } finally {
+      busy(false);
+    }
+  });
+
+  document.getElementById("remove-datadog")?.addEventListener("click", async () => {
+    if (!confirm("Stop sending to Datadog? Payloads waiting now stay on disk until their window ends.")) return;
+    const r = await api("DELETE", "/v1/admin/insights/datadog");
+    if (r.status === 204) location.reload();
+    else pageError(errorMessage(r.body, "Removing the Datadog settings failed."));
+  });
+}
+
+/** Keeps the Datadog state and counts current without a reload. */
+function datadogLiveStatus() {
+  const state = document.getElementById("datadog-state");
+  if (!state) return;
+  let inFlight = false;
+  const refresh = async () => {
+    if (document.hidden || inFlight) return;
+    inFlight = true;
+    try {
+      const r = await api("GET", "/v1/admin/insights/datadog", undefined, true);
+      if (r.status !== 200) return;
+      const { status, summary } = r.body;
+      state.dataset.state = status.state;
+      say(document.getElementById("datadog-state-label"), summary.label);
+      say(document.getElementById("datadog-state-sentence"), summary.sentence);
+      say(document.getElementById("datadog-error"), status.last_error ?? "");
+      document.getElementById("datadog-error-detail").hidden = !status.last_error;
+      for (const key of ["delivered", "waiting", "dropped"]) {
+        say(document.getElementById("datadog-" + key), String(status[key]));
+      }
+    } finally {
+      inFlight = false;
+    }
+  };
+  setInterval(() => refresh().catch(() => {}), 2000);
+}
+
 // ---- Algorithms: the Insights switches ----
 
 function insightsSwitches() {
@@ -297,5 +409,7 @@ function apiKeys() {
 
 connectionForm();
 liveStatus();
+datadogForm();
+datadogLiveStatus();
 insightsSwitches();
 apiKeys();
