@@ -146,6 +146,12 @@ function mini(labelText, control) {
   return el("label", { className: "mini" }, el("span", { text: labelText }), control);
 }
 
+/** Shows a list's table when it has rows, its "No … yet" line when not. */
+function emptyList(id, rows) {
+  document.getElementById(id).closest(".table-wrap").hidden = rows === 0;
+  document.getElementById("no-" + id).hidden = rows > 0;
+}
+
 function alertsPage() {
   const checksTable = document.getElementById("checks");
   if (!checksTable) return;
@@ -191,7 +197,7 @@ function alertsPage() {
         el("td", { className: "wrap", text: checkSummary(c) }), el("td", {}, series),
         el("td", {}, el("span", { className: "row-actions" }, edit, remove)));
     }));
-    document.getElementById("no-checks").hidden = state.checks.length > 0;
+    emptyList("checks", state.checks.length);
   }
 
   function endpointWhere(e) {
@@ -238,7 +244,7 @@ function alertsPage() {
         el("td", {}, el("span", { className: "row-actions" }, test, verdict)),
         el("td", {}, el("span", { className: "row-actions" }, edit, remove)));
     }));
-    document.getElementById("no-endpoints").hidden = state.endpoints.length > 0;
+    emptyList("endpoints", state.endpoints.length);
   }
 
   const endpointName = (id) => state.endpoints.find((e) => e.id === id)?.name ?? id;
@@ -263,7 +269,7 @@ function alertsPage() {
         el("td", { className: "num", "data-suppressed": String(r.suppressed ?? 0), text: String(r.suppressed ?? 0) }),
         el("td", {}, el("span", { className: "row-actions" }, edit, remove)));
     }));
-    document.getElementById("no-rules").hidden = state.rules.length > 0;
+    emptyList("rules", state.rules.length);
   }
 
   function change(from, to) {
@@ -275,7 +281,7 @@ function alertsPage() {
       el("td", {}, when(s.time)), el("td", { text: s.check }), el("td", { text: `${s.algorithm} ${s.version}` }),
       el("td", {}, change(s.previous_level, s.level)), el("td", { className: "num", text: number(s.value) }),
       el("td", { className: "wrap", text: s.message }))));
-    document.getElementById("no-statuses").hidden = list.length > 0;
+    emptyList("statuses", list.length);
   }
 
   function drawNotifications(list) {
@@ -287,7 +293,7 @@ function alertsPage() {
         n.next_attempt ? el("span", { className: "hint" }, " next ", when(n.next_attempt)) : ""),
       el("td", { className: "num", text: String(n.attempts) }),
       el("td", { className: "wrap", text: n.last_error ?? "" }))));
-    document.getElementById("no-notifications").hidden = list.length > 0;
+    emptyList("notifications", list.length);
   }
 
   async function get(url, background) {
