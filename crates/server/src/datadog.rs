@@ -185,7 +185,7 @@ pub(crate) fn status_in_words(status: &DatadogStatus) -> StatusWords {
 }
 
 fn window_words(seconds: u64) -> String {
-    if seconds >= 3600 && seconds % 3600 == 0 {
+    if seconds >= 3600 && seconds.is_multiple_of(3600) {
         format!("{} h", seconds / 3600)
     } else if seconds >= 60 {
         format!("{} min", seconds / 60)
@@ -308,13 +308,11 @@ mod tests {
     #[test]
     fn each_problem_in_words() {
         let words = |problem| {
-            status_in_words(&DatadogStatus {
-                state: "failing",
-                problem: Some(problem),
-                window_seconds: 3600,
-                ..Default::default()
-            })
-            .sentence
+            let mut status = DatadogStatus::default();
+            status.state = "failing";
+            status.problem = Some(problem);
+            status.window_seconds = 3600;
+            status_in_words(&status).sentence
         };
         assert!(words(DatadogProblem::KeyRefused).contains("The API key was refused"));
         assert!(words(DatadogProblem::RateLimited).contains("429"));
