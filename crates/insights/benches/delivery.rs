@@ -3,14 +3,24 @@
 //! 1. throughput of the whole delivery path — hand-off → dispatcher (encode) → spool (append)
 //!    → producer → broker acknowledgement — versus a bare rdkafka producer sending the same
 //!    messages to the same broker with the same producer settings; rounds interleaved;
-//! 2. the resident memory of the `insights` server during a broker outage under steady load.
+//! 2. the Datadog path — hand-off → dispatcher → Datadog spool → v2 series bodies (zstd) →
+//!    POST → 202 — versus a bare reqwest client posting the same bodies (captured from the
+//!    Datadog path in an untimed first pass) to the same local stand-in intake, with the same
+//!    number of requests in flight; rounds interleaved;
+//! 3. Kafka's throughput (part 1's path) with the Datadog sink beside it versus without;
+//! 4. the resident memory of the `insights` server during a broker outage under steady load.
+//!
+//! The stand-in intake (in this process, on loopback) decodes each body (zstd) and answers 202;
+//! no real Datadog is reachable from here.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use insights_delivery::datadog::DatadogRequest;
 use insights_delivery::{
-    Dispatcher, DispatcherConfig, Handoff, KafkaConfig, KafkaDelivery, PayloadSink,
+    DatadogConfig, DatadogDelivery, Dispatcher, DispatcherConfig, Handoff, KafkaConfig,
+    KafkaDelivery, PayloadSink,
 };
 use insights_kafka::ConnectionRequest;
 use insights_payload::{AlgorithmRef, MetricSet, MetricValue, Payload, RequestId, SessionId};
@@ -25,6 +35,10 @@ struct Args {
     rounds: usize,
     outage_seconds: u64,
     rate: u64,
+    /// Payloads per round of parts 2 and 3 (0 skips them).
+    datadog_payloads: usize,
+    /// Skip part 1 (and so run parts 2 and 3 alone).
+    skip_kafka: bool,
 }
 
 fn args() -> Args {
@@ -33,15 +47,19 @@ fn args() -> Args {
         rounds: 3,
         outage_seconds: 60,
         rate: 500,
+        datadog_payloads: 100_000,
+        skip_kafka: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
-        let v: u64 = pair.get(1).and_then(|v| v.parse().ok()).expect("usage: bench_delivery [--payloads N] [--rounds N] [--outage-seconds N] [--rate CALLS_PER_S]");
+        let v: u64 = pair.get(1).and_then(|v| v.parse().ok()).expect("usage: bench_delivery [--payloads N] [--rounds N] [--outage-seconds N] [--rate CALLS_PER_S] [--datadog-payloads N] [--skip-kafka 0|1]");
         match pair[0].as_str() {
             "--payloads" => a.payloads = v as usize,
             "--rounds" => a.rounds = v as usize,
             "--outage-seconds" => a.outage_seconds = v,
             "--rate" => a.rate = v,
+            "--datadog-payloads" => a.datadog_payloads = v as usize,
+            "--skip-kafka" => a.skip_kafka = v != 0,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -132,8 +150,26 @@ fn bare(brokers: &str, messages: &[(String, String)]) -> f64 {
 }
 
 async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path) -> f64 {
+    pipeline_beside(brokers, payloads, spool, None).await
+}
+
+/// Part 1's path; with `datadog` (the stand-in's URL), the Datadog sink is given every payload
+/// too, as in a server sending to both. The rate is Kafka's.
+async fn pipeline_beside(
+    brokers: &str,
+    payloads: Vec<Payload>,
+    spool: &std::path::Path,
+    datadog: Option<&str>,
+) -> f64 {
     let n = payloads.len() as u64;
     let _ = std::fs::remove_dir_all(spool);
+    let dd_spool = spool.with_extension("datadog");
+    let _ = std::fs::remove_dir_all(&dd_spool);
+    let dd = datadog.map(|url| {
+        let d = Arc::new(DatadogDelivery::start(DatadogConfig::new(dd_spool.clone())).unwrap());
+        d.configure(Some(datadog_settings(url)));
+        d
+    });
     let kafka = Arc::new(KafkaDelivery::start(KafkaConfig::new(spool.to_path_buf())).unwrap());
     let (settings, _) = ConnectionRequest {
         topic: "bench-pipeline".into(),
@@ -146,7 +182,10 @@ async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path
     kafka.connect(Some(settings));
     let (handoff, rx) = Handoff::channel(payloads.len());
     let shutdown = CancellationToken::new();
-    let sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
+    let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
+    if let Some(d) = &dd {
+        sinks.push(d.clone());
+    }
     let dispatcher =
         tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
     let start = Instant::now();
@@ -160,10 +199,257 @@ async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path
     let rate = n as f64 / start.elapsed().as_secs_f64();
     let status = kafka.status();
     assert_eq!((status.dropped, status.waiting), (0, 0));
+    if let Some(d) = &dd {
+        while d.status().delivered < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(d.status().dropped, 0);
+    }
     shutdown.cancel();
     dispatcher.await.unwrap();
     kafka.stop().await;
+    if let Some(d) = dd {
+        d.stop().await;
+    }
     rate
+}
+
+const DD_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+fn datadog_settings(url: &str) -> insights_delivery::DatadogSettings {
+    serde_json::from_value::<DatadogRequest>(serde_json::json!({
+        "site": "datadoghq.com", "api_key": DD_KEY, "url": url, "tags": ["env:bench"],
+    }))
+    .unwrap()
+    .validate(None)
+    .unwrap()
+}
+
+/// Bodies the stand-in kept, with the payloads in each.
+type Captured = Arc<std::sync::Mutex<Option<Vec<(axum::body::Bytes, usize)>>>>;
+
+/// The stand-in intake: decodes each body and answers 202; keeps the bodies while capturing.
+struct StandIn {
+    url: String,
+    capture: Captured,
+}
+
+async fn stand_in() -> StandIn {
+    use axum::routing::post;
+    let capture: Captured = Arc::new(std::sync::Mutex::new(None));
+    let c = capture.clone();
+    let app = axum::Router::new().route(
+        "/api/v2/series",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let c = c.clone();
+                async move {
+                    assert_eq!(headers["dd-api-key"], DD_KEY);
+                    let json = zstd::bulk::decompress(&body, 6 << 20).expect("a zstd body");
+                    if let Some(v) = c.lock().unwrap().as_mut() {
+                        // Payloads in it: one `duration_milliseconds` series each.
+                        let n = json
+                            .windows(b"duration_milliseconds".len())
+                            .filter(|w| w == b"duration_milliseconds")
+                            .count();
+                        v.push((body, n));
+                    }
+                    (axum::http::StatusCode::ACCEPTED, r#"{"errors":[]}"#)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    StandIn { url, capture }
+}
+
+/// The Datadog path: payloads/s from the first offer until the intake accepted the last.
+async fn datadog_pipeline(url: &str, payloads: Vec<Payload>, spool: &std::path::Path) -> f64 {
+    let n = payloads.len() as u64;
+    let _ = std::fs::remove_dir_all(spool);
+    let dd = Arc::new(DatadogDelivery::start(DatadogConfig::new(spool.to_path_buf())).unwrap());
+    dd.configure(Some(datadog_settings(url)));
+    let (handoff, rx) = Handoff::channel(payloads.len());
+    let shutdown = CancellationToken::new();
+    let sinks: Vec<Arc<dyn PayloadSink>> = vec![dd.clone()];
+    let dispatcher =
+        tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
+    let start = Instant::now();
+    for p in payloads {
+        handoff.offer(p);
+        tokio::task::yield_now().await;
+    }
+    while dd.status().delivered < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let status = dd.status();
+    assert_eq!((status.dropped, status.waiting), (0, 0));
+    shutdown.cancel();
+    dispatcher.await.unwrap();
+    dd.stop().await;
+    rate
+}
+
+/// A bare reqwest client posting the same bodies, as many in flight as the sink keeps (4).
+async fn datadog_bare(url: &str, bodies: &[(axum::body::Bytes, usize)]) -> f64 {
+    let client = reqwest::Client::new();
+    let url = format!("{url}/api/v2/series");
+    let n: usize = bodies.iter().map(|b| b.1).sum();
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        bodies.to_vec(),
+    )));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..DatadogConfig::new("x".into()).concurrency {
+        let (client, url, queue) = (client.clone(), url.clone(), queue.clone());
+        tasks.spawn(async move {
+            loop {
+                let Some((body, _)) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let r = client
+                    .post(&url)
+                    .header("DD-API-KEY", DD_KEY)
+                    .header("Content-Type", "application/json")
+                    .header("Content-Encoding", "zstd1")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                let _ = r.bytes().await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn min_max(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.0}–{max:.0}")
+}
+
+/// Parts 2 and 3.
+async fn datadog_parts(a: &Args, brokers: &str, dir: &std::path::Path) {
+    let intake = stand_in().await;
+    let n = a.datadog_payloads;
+    // Untimed first pass: captures the bodies the bare client posts (and warms up).
+    *intake.capture.lock().unwrap() = Some(Vec::new());
+    datadog_pipeline(
+        &intake.url,
+        (0..n).map(payload).collect(),
+        &dir.join("dd-capture"),
+    )
+    .await;
+    let bodies = intake.capture.lock().unwrap().take().unwrap();
+    let carried: usize = bodies.iter().map(|b| b.1).sum();
+    assert_eq!(carried, n, "the captured bodies carry every payload once");
+    let mean_body = bodies.iter().map(|b| b.0.len()).sum::<usize>() / bodies.len();
+    let (mut bare, mut path, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let spool = dir.join(format!("dd-spool-{round}"));
+        let payloads: Vec<Payload> = (0..n).map(payload).collect();
+        let (b, p) = if round % 2 == 0 {
+            let b = datadog_bare(&intake.url, &bodies).await;
+            (b, datadog_pipeline(&intake.url, payloads, &spool).await)
+        } else {
+            let p = datadog_pipeline(&intake.url, payloads, &spool).await;
+            (datadog_bare(&intake.url, &bodies).await, p)
+        };
+        eprintln!(
+            "datadog round {}: bare {b:.0}/s, path {p:.0}/s, ratio {:.3}",
+            round + 1,
+            p / b
+        );
+        bare.push(b);
+        path.push(p);
+        ratios.push(p / b);
+    }
+    println!(
+        "\nDatadog: payloads per round: {n}, requests per round: {}, mean compressed body: {mean_body} bytes, rounds: {}\n",
+        bodies.len(),
+        a.rounds
+    );
+    println!("| path | payloads/s, median | min–max |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| bare reqwest client, same bodies, 4 in flight | {:.0} | {} |",
+        median(&mut bare.clone()),
+        min_max(&bare)
+    );
+    println!(
+        "| hand-off → Datadog spool → series (zstd) → POST → 202 | {:.0} | {} |",
+        median(&mut path.clone()),
+        min_max(&path)
+    );
+    println!(
+        "| ratio, median of the paired rounds (goal ≥ 0.8) | {:.3} | {:.3}–{:.3} |",
+        median(&mut ratios.clone()),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
+
+    // 3. Kafka with the Datadog sink beside it, versus without.
+    let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..a.rounds {
+        let spool = dir.join(format!("kdd-spool-{round}"));
+        let run = |with: bool| {
+            let payloads: Vec<Payload> = (0..n).map(payload).collect();
+            let spool = spool.clone();
+            let url = intake.url.clone();
+            let brokers = brokers.to_string();
+            async move {
+                pipeline_beside(&brokers, payloads, &spool, with.then_some(url.as_str())).await
+            }
+        };
+        let (k_off, k_on) = if round % 2 == 0 {
+            let off = run(false).await;
+            (off, run(true).await)
+        } else {
+            let on = run(true).await;
+            (run(false).await, on)
+        };
+        eprintln!(
+            "kafka round {}: Datadog off {k_off:.0}/s, on {k_on:.0}/s, ratio {:.3}",
+            round + 1,
+            k_on / k_off
+        );
+        off.push(k_off);
+        on.push(k_on);
+        ratios.push(k_on / k_off);
+    }
+    println!(
+        "\nKafka with Datadog on vs off: payloads per round: {n}, rounds: {}\n",
+        a.rounds
+    );
+    println!("| Kafka path | payloads/s, median | min–max |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| Datadog off | {:.0} | {} |",
+        median(&mut off.clone()),
+        min_max(&off)
+    );
+    println!(
+        "| Datadog on (same payloads to the stand-in) | {:.0} | {} |",
+        median(&mut on.clone()),
+        min_max(&on)
+    );
+    println!(
+        "| ratio on/off, median of the paired rounds (goal ≥ 0.95) | {:.3} | {:.3}–{:.3} |",
+        median(&mut ratios.clone()),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -185,6 +471,12 @@ async fn main() {
     let brokers = format!("127.0.0.1:{port}");
     let tansu = start_tansu(port, None);
 
+    if a.skip_kafka {
+        if a.datadog_payloads > 0 {
+            datadog_parts(&a, &brokers, dir.path()).await;
+        }
+        return;
+    }
     // 1. Throughput.
     let messages: Vec<(String, String)> = (0..a.payloads)
         .map(|i| {
@@ -242,6 +534,9 @@ async fn main() {
     println!("| bare rdkafka producer (same settings) | {b:.0} |");
     println!("| hand-off → spool → producer → ack | {p:.0} |");
     println!("| ratio, median of the paired rounds (goal ≥ 0.8) | {r:.3} |");
+    if a.datadog_payloads > 0 {
+        datadog_parts(&a, &brokers, dir.path()).await;
+    }
 
     if a.outage_seconds == 0 {
         return;
