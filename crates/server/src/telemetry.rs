@@ -65,7 +65,29 @@ fn describe() {
         "insights_payloads_dropped_total",
         "Payloads dropped, by reason (handoff_full, shutting_down, store_error, store_queue_full, \
          kafka_error, kafka_queue_full, kafka_window_expired, kafka_spool_full, kafka_rejected, \
-         kafka_spool_corrupt)."
+         kafka_spool_corrupt, datadog_error, datadog_queue_full, datadog_window_expired, \
+         datadog_too_old, datadog_spool_full, datadog_rejected, datadog_spool_corrupt)."
+    );
+    describe_counter!(
+        "insights_datadog_delivered_total",
+        "Payloads Datadog accepted (HTTP 202)."
+    );
+    describe_counter!(
+        "insights_datadog_intake_errors_total",
+        "Errors listed in Datadog's 202 answers."
+    );
+    describe_counter!(
+        "insights_datadog_metrics_refused_total",
+        "Metrics not sent to Datadog because of their name, by reason (name_too_long, \
+         name_not_starting_with_a_letter)."
+    );
+    describe_gauge!(
+        "insights_datadog_waiting",
+        "Payloads for Datadog neither accepted nor dropped yet."
+    );
+    describe_gauge!(
+        "insights_datadog_spool_bytes",
+        "Bytes of the Datadog spool on disk."
     );
     describe_counter!(
         "insights_payloads_pruned_total",
