@@ -207,8 +207,18 @@ impl DeliveryThread {
         match event {
             Event::Append { batch, reply } => {
                 let rows = request_builder::spool_rows(&batch);
+                // When nothing waits in the spool and delivery is going, the records are taken
+                // straight from here instead of being read back from disk.
+                let straight = self.spool.at_end()
+                    && self.settings.is_some()
+                    && !self.key_refused
+                    && self.retry.len() + rows.len() <= 4 * MAX_TAKE;
                 match self.spool.append(&rows, now_micros()) {
-                    Ok((_, evicted)) => {
+                    Ok((records, evicted)) => {
+                        if straight {
+                            self.spool.hand_out_all();
+                            self.retry.extend(records);
+                        }
                         if !evicted.is_empty() {
                             let evicted: std::collections::HashSet<u64> =
                                 evicted.into_iter().collect();
