@@ -90,6 +90,9 @@ impl AlertsTasks {
 #[derive(Debug, Default, Clone)]
 pub struct StatusFilter {
     pub check: Option<String>,
+    /// `owner/name`.
+    pub algorithm: Option<String>,
+    pub version: Option<String>,
     pub level: Option<Level>,
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
@@ -102,6 +105,10 @@ pub struct NotificationFilter {
     pub rule: Option<String>,
     pub endpoint: Option<String>,
     pub check: Option<String>,
+    /// The level changed to.
+    pub level: Option<Level>,
+    /// `waiting`, `retrying`, `sent`, `dropped` or `suppressed`.
+    pub state: Option<String>,
     pub from: Option<OffsetDateTime>,
     pub limit: usize,
 }
@@ -504,8 +511,27 @@ impl Alerts {
 
     // --- rules --------------------------------------------------------------------------
 
-    pub fn rules(&self) -> Value {
-        json!({ "rules": self.loaded().rules.iter().map(Rule::document).collect::<Vec<_>>() })
+    /// Every rule, each with how many notifications its `limit` suppressed.
+    pub fn rules(&self) -> Result<Value> {
+        let suppressed: HashMap<String, i64> = {
+            let conn = self.db.conn();
+            let mut st = conn.prepare(
+                "SELECT rule_id, count(*) FROM notifications WHERE state = 'suppressed' AND rule_id IS NOT NULL GROUP BY rule_id",
+            )?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let rules: Vec<Value> = self
+            .loaded()
+            .rules
+            .iter()
+            .map(|r| {
+                let mut d = r.document();
+                d["suppressed"] = json!(suppressed.get(&r.id).copied().unwrap_or(0));
+                d
+            })
+            .collect();
+        Ok(json!({ "rules": rules }))
     }
 
     pub fn rule(&self, id: &str) -> Result<Value> {
@@ -606,6 +632,7 @@ impl Alerts {
              FROM statuses
              WHERE (?1 IS NULL OR check_id = ?1) AND (?2 IS NULL OR level = ?2)
                AND (?3 IS NULL OR time_us >= ?3) AND (?4 IS NULL OR time_us < ?4)
+               AND (?6 IS NULL OR algorithm = ?6) AND (?7 IS NULL OR version = ?7)
              ORDER BY seq DESC LIMIT ?5",
         )?;
         let rows = st.query_map(
@@ -614,7 +641,9 @@ impl Alerts {
                 f.level.map(Level::as_str),
                 f.from.map(micros),
                 f.to.map(micros),
-                f.limit.clamp(1, 1000) as i64
+                f.limit.clamp(1, 1000) as i64,
+                f.algorithm,
+                f.version
             ],
             |r| {
                 Ok(json!({
@@ -641,6 +670,8 @@ impl Alerts {
              FROM notifications
              WHERE (?1 IS NULL OR rule_id = ?1) AND (?2 IS NULL OR endpoint_id = ?2)
                AND (?3 IS NULL OR check_id = ?3) AND (?4 IS NULL OR created_us >= ?4)
+               AND (?6 IS NULL OR json_extract(doc, '$.level') = ?6)
+               AND (?7 IS NULL OR (CASE WHEN state = 'pending' THEN (CASE WHEN attempts = 0 THEN 'waiting' ELSE 'retrying' END) ELSE state END) = ?7)
              ORDER BY seq DESC LIMIT ?5",
         )?;
         let rows = st.query_map(
@@ -649,7 +680,9 @@ impl Alerts {
                 f.endpoint,
                 f.check,
                 f.from.map(micros),
-                f.limit.clamp(1, 1000) as i64
+                f.limit.clamp(1, 1000) as i64,
+                f.level.map(Level::as_str),
+                f.state
             ],
             |r| {
                 let doc: String = r.get(4)?;

@@ -303,6 +303,17 @@ async fn is_crit_repeats_only_every_repeat_every_and_limit_is_enforced_influxdb_
     );
     let shown = w.alerts.rule(&rule).unwrap();
     assert_eq!(shown["suppressed"], 2);
+    assert_eq!(w.alerts.rules().unwrap()["rules"][0]["suppressed"], 2);
+    let only = w
+        .alerts
+        .notifications(&NotificationFilter {
+            state: Some("suppressed".into()),
+            level: Some(insights_alerts::Level::Crit),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(only["notifications"].as_array().unwrap().len(), 2, "{only}");
     let states: Vec<_> = w
         .notifications()
         .iter()

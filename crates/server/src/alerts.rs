@@ -6,8 +6,9 @@
 //! - `/v1/admin/notification-endpoints` (GET, POST), `…/{id}` (GET, PUT, DELETE),
 //!   `POST …/{id}/test` (a marked test message; the verdict in words);
 //! - `/v1/admin/notification-rules` (GET, POST), `…/{id}` (GET, PUT, DELETE);
-//! - `GET /v1/admin/statuses?check=&level=&from=&to=&limit=`: the history of level changes;
-//! - `GET /v1/admin/notifications?rule=&endpoint=&check=&from=&limit=`: each notification,
+//! - `GET /v1/admin/statuses?check=&algorithm=&version=&level=&from=&to=&limit=`: the history
+//!   of level changes;
+//! - `GET /v1/admin/notifications?rule=&endpoint=&check=&level=&state=&from=&limit=`: each notification,
 //!   its state (waiting, retrying, sent, dropped, suppressed), attempts and last error.
 //!
 //! The alerting calls are synchronous (SQLite), so they run on the blocking pool.
@@ -197,7 +198,7 @@ pub(crate) async fn test_endpoint(
 // --- rules --------------------------------------------------------------------------------
 
 pub(crate) async fn list_rules(State(s): State<AppState>, _a: Admin) -> Result<Response, ApiError> {
-    Ok(Json(s.alerts.rules()).into_response())
+    Ok(Json(blocking(&s, |a| a.rules()).await?).into_response())
 }
 
 pub(crate) async fn create_rule(
@@ -281,7 +282,18 @@ pub(crate) async fn statuses(
     Query(q): Query<HashMap<String, String>>,
     _a: Admin,
 ) -> Result<Response, ApiError> {
-    known(&q, &["check", "level", "from", "to", "limit"])?;
+    known(
+        &q,
+        &[
+            "check",
+            "algorithm",
+            "version",
+            "level",
+            "from",
+            "to",
+            "limit",
+        ],
+    )?;
     let now = OffsetDateTime::now_utc();
     let level = q
         .get("level")
@@ -292,6 +304,8 @@ pub(crate) async fn statuses(
         .transpose()?;
     let f = StatusFilter {
         check: q.get("check").cloned(),
+        algorithm: q.get("algorithm").cloned(),
+        version: q.get("version").cloned(),
         level,
         from: time_param(&q, "from", now)?,
         to: time_param(&q, "to", now)?,
@@ -305,12 +319,35 @@ pub(crate) async fn notifications(
     Query(q): Query<HashMap<String, String>>,
     _a: Admin,
 ) -> Result<Response, ApiError> {
-    known(&q, &["rule", "endpoint", "check", "from", "limit"])?;
+    known(
+        &q,
+        &[
+            "rule", "endpoint", "check", "level", "state", "from", "limit",
+        ],
+    )?;
+    let level = q
+        .get("level")
+        .map(|l| {
+            l.parse::<Level>()
+                .map_err(|e| ApiError::invalid("level", e))
+        })
+        .transpose()?;
+    let state = q.get("state").cloned();
+    if let Some(st) = &state
+        && !["waiting", "retrying", "sent", "dropped", "suppressed"].contains(&st.as_str())
+    {
+        return Err(ApiError::invalid(
+            "state",
+            "must be one of waiting, retrying, sent, dropped, suppressed",
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let f = NotificationFilter {
         rule: q.get("rule").cloned(),
         endpoint: q.get("endpoint").cloned(),
         check: q.get("check").cloned(),
+        level,
+        state,
         from: time_param(&q, "from", now)?,
         limit: limit(&q)?,
     };
