@@ -12,8 +12,9 @@
 //!   through its insights endpoint, as `client.report_insights` does.
 //! - Every sink is on: the embedded store, the series store, and Kafka (connected to
 //!   librdkafka's mock cluster in this process, a broker sharing the machine).
-//! - `on, flat` / `on+report, flat`: the same on a second server whose background work runs at
-//!   the request path's priority (`ServerConfig::background_priority = false`): the effect of
+//! - `on, nice 5`: the same on a server whose background work runs at nice 5 instead of 10.
+//! - `on, flat` / `on+report, flat`: the same on a server whose background work runs at
+//!   the request path's priority (`ServerConfig::background_nice = 0`): the effect of
 //!   running delivery at a lower priority, measured in the same run.
 //!
 //! The server, the load generator and the workers share the machine; every configuration runs
@@ -269,12 +270,28 @@ async fn main() {
         dir.path().join("data-flat"),
         "bench".into(),
     );
-    flat_config.background_priority = false;
+    flat_config.background_nice = 0;
     let flat = start(flat_config).await.unwrap();
+    let mut mid_config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("data-nice5"),
+        "bench".into(),
+    );
+    mid_config.background_nice = 5;
+    let mid = start(mid_config).await.unwrap();
+    let mid_url = mid.url();
     let url = server.url();
     let flat_url = flat.url();
     let client = reqwest::Client::new();
     let key = setup(&client, &url, dir.path(), a.concurrency, &brokers).await;
+    let mid_key = setup(
+        &client,
+        &mid_url,
+        &dir.path().join("nice5"),
+        a.concurrency,
+        &brokers,
+    )
+    .await;
     let flat_key = setup(
         &client,
         &flat_url,
@@ -317,6 +334,16 @@ async fn main() {
             key.clone(),
         ),
         (
+            "on, nice 5",
+            format!("{mid_url}/v1/algo/bench/echo/1.1.0"),
+            mid_key.clone(),
+        ),
+        (
+            "on+report, nice 5",
+            format!("{mid_url}/v1/algo/bench/echo_report/1.1.0"),
+            mid_key.clone(),
+        ),
+        (
             "on, flat",
             format!("{flat_url}/v1/algo/bench/echo/1.1.0"),
             flat_key.clone(),
@@ -348,9 +375,11 @@ async fn main() {
         "raw round trip",
         "HTTP echo (no runtime)",
         "/v1/algo, Insights off",
-        "/v1/algo, Insights on (every sink)",
+        "/v1/algo, Insights on (every sink; background at nice 10)",
         "/v1/algo + 1 report, Insights off",
-        "/v1/algo + 1 report, Insights on (every sink)",
+        "/v1/algo + 1 report, Insights on (every sink; background at nice 10)",
+        "/v1/algo, Insights on, background at nice 5",
+        "/v1/algo + 1 report, Insights on, background at nice 5",
         "/v1/algo, Insights on, background at normal priority",
         "/v1/algo + 1 report, Insights on, background at normal priority",
     ];
@@ -420,6 +449,7 @@ async fn main() {
     }
     drop(mock);
     server.shutdown().await;
+    mid.shutdown().await;
     flat.shutdown().await;
 }
 

@@ -1,7 +1,7 @@
 //! Where background work runs: delivery's dispatcher and sinks (SQLite, the series store, the
 //! spool), the Kafka producer thread, the series store's checkpoints and alerting all run on
-//! threads whose CPU priority is lowered (nice 10), so that on a busy machine they never
-//! compete with the request path on equal terms.
+//! threads whose CPU priority is lowered (nice 10 by default, `ServerConfig::background_nice`),
+//! so that on a busy machine they never compete with the request path on equal terms.
 //!
 //! Linux's scheduler gives a thread at nice 10 about a tenth of the CPU a thread at nice 0 gets
 //! when both want it, and everything when the request path is idle. So background work takes
@@ -16,14 +16,18 @@
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
-/// The niceness background threads get.
-pub const BACKGROUND_NICE: i32 = 10;
+/// The niceness background threads get by default.
+pub const BACKGROUND_NICE: u8 = 10;
 
-/// Whether background work runs at a lower priority (`ServerConfig::background_priority`);
-/// off, it runs at the same priority as the request path (the benchmark's baseline).
-fn lower_current_thread() {
-    // Crossplatform priorities 0..=99 map onto niceness 19..=-20 for the normal policy.
-    let value = ((19 - BACKGROUND_NICE) * 99 / 39) as u8;
+/// Sets the current thread's niceness to `nice` (1..=19; 0 leaves it as it is, the request
+/// path's priority).
+fn lower_current_thread(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    // thread-priority maps 0..=99 onto niceness 19..=-20, truncating: this value lands exactly
+    // on `nice` (checked by the test below for the values used).
+    let value = ((19 - i32::from(nice.min(19))) * 99 / 39) as u8;
     let priority = ThreadPriorityValue::try_from(value).expect("within 0..=99");
     if let Err(e) = set_current_thread_priority(ThreadPriority::Crossplatform(priority)) {
         tracing::warn!(error = ?e, "cannot lower a background thread's CPU priority; it competes with calls on equal terms");
@@ -35,14 +39,12 @@ fn lower_current_thread() {
 pub struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
 
 impl BackgroundRuntime {
-    pub fn new(lower_priority: bool) -> std::io::Result<Self> {
+    pub fn new(nice: u8) -> std::io::Result<Self> {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1)
             .thread_name("insights-background")
-            .enable_all();
-        if lower_priority {
-            b.on_thread_start(lower_current_thread);
-        }
+            .enable_all()
+            .on_thread_start(move || lower_current_thread(nice));
         Ok(BackgroundRuntime(Some(b.build()?)))
     }
 
@@ -61,12 +63,10 @@ impl Drop for BackgroundRuntime {
 
 /// Runs `f` on a short-lived thread at the background priority, so that the threads it starts
 /// inherit it.
-pub fn on_background_thread<T: Send>(lower_priority: bool, f: impl FnOnce() -> T + Send) -> T {
+pub fn on_background_thread<T: Send>(nice: u8, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
-            if lower_priority {
-                lower_current_thread();
-            }
+            lower_current_thread(nice);
             f()
         })
         .join()
@@ -93,23 +93,28 @@ mod tests {
 
     #[test]
     fn background_threads_run_at_nice_10_and_their_children_too() {
-        let (own, child) = on_background_thread(true, || {
+        for nice in [5, 10, 19] {
+            let got = on_background_thread(nice, nice_of_current_thread);
+            assert_eq!(got, i32::from(nice));
+        }
+        let (own, child) = on_background_thread(BACKGROUND_NICE, || {
             let own = nice_of_current_thread();
             let child = std::thread::spawn(nice_of_current_thread).join().unwrap();
             (own, child)
         });
-        assert_eq!((own, child), (BACKGROUND_NICE, BACKGROUND_NICE));
-        let rt = BackgroundRuntime::new(true).unwrap();
+        let want = i32::from(BACKGROUND_NICE);
+        assert_eq!((own, child), (want, want));
+        let rt = BackgroundRuntime::new(BACKGROUND_NICE).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         rt.handle().spawn(async move {
             tx.send(nice_of_current_thread()).unwrap();
         });
-        assert_eq!(rx.recv().unwrap(), BACKGROUND_NICE);
+        assert_eq!(rx.recv().unwrap(), want);
         let blocking = std::sync::mpsc::channel();
         let t = blocking.0;
         rt.handle()
             .spawn_blocking(move || t.send(nice_of_current_thread()).unwrap());
-        assert_eq!(blocking.1.recv().unwrap(), BACKGROUND_NICE);
+        assert_eq!(blocking.1.recv().unwrap(), want);
         assert_eq!(
             nice_of_current_thread(),
             0,

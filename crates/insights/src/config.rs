@@ -61,6 +61,9 @@ pub(crate) struct Limits {
     max_void_calls: Option<usize>,
     /// Calls waiting for a worker of one version at most.
     max_waiting_calls: Option<usize>,
+    /// Niceness of background work (delivery, the series store, alerting): 1 to 19 below the
+    /// request path, 0 at its priority (default 10).
+    background_nice: Option<u8>,
 }
 
 impl Limits {
@@ -83,11 +86,21 @@ impl Limits {
         if let Some(s) = self.worker_idle_seconds {
             c.worker_idle_timeout = (s > 0).then(|| std::time::Duration::from_secs(s));
         }
+        if let Some(n) = self.background_nice {
+            c.background_nice = n;
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.handoff_capacity == Some(0) {
             bail!("limits.handoff_capacity must be at least 1");
+        }
+        if let Some(n) = self.background_nice
+            && n > 19
+        {
+            bail!(
+                "limits.background_nice is {n}; it must be 0 (the request path's priority) to 19"
+            );
         }
         if self.payload_retention == Some(0) {
             bail!("limits.payload_retention must be at least 1");

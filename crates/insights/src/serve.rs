@@ -75,9 +75,10 @@ pub struct ServerConfig {
     pub series_enabled: bool,
     /// Alerting: the outbox's delivery window and the bounds of what it keeps.
     pub alerts: insights_alerts::AlertsConfig,
-    /// Whether background work (delivery, the series store's checkpoints, alerting) runs at a
-    /// lower CPU priority than the request path (default `true`; see `background.rs`).
-    pub background_priority: bool,
+    /// The niceness of background work (delivery, the series store's threads, alerting):
+    /// 1..=19 runs it at a lower CPU priority than the request path, 0 at the same (default 10;
+    /// see `background.rs`).
+    pub background_nice: u8,
 }
 
 impl ServerConfig {
@@ -102,7 +103,7 @@ impl ServerConfig {
             series: insights_series::SeriesConfig::default(),
             series_enabled: true,
             alerts: insights_alerts::AlertsConfig::default(),
-            background_priority: true,
+            background_nice: crate::background::BACKGROUND_NICE,
         }
     }
 }
@@ -253,9 +254,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
-    let background = BackgroundRuntime::new(config.background_priority)
+    let background = BackgroundRuntime::new(config.background_nice)
         .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
-    let low = config.background_priority;
+    let low = config.background_nice;
     let kafka = Arc::new(
         on_background_thread(low, || KafkaDelivery::start(config.kafka.clone())).map_err(|e| {
             data_err(format!(
