@@ -610,4 +610,34 @@ insights_enabled = true
             assert!(!err.contains("ab\\qc"), "the value is not quoted: {err}");
         }
     }
+
+    #[test]
+    fn datadog_in_the_file_with_the_key_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[datadog]\nsite = 'datadoghq.eu'\napi_key = 'fromfile'\ntags = ['env:prod']\nwindow_seconds = 600\n",
+        )
+        .unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        let mut c = insights::serve::ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().into(),
+            "t".into(),
+        );
+        let d = file.datadog.as_ref().unwrap();
+        d.apply(&mut c, Some("fromenv".into())).unwrap();
+        assert_eq!(c.datadog.window, std::time::Duration::from_secs(600));
+        let settings = c.datadog_settings.clone().unwrap().validate(None).unwrap();
+        assert_eq!(settings.api_key.expose(), "fromenv");
+        assert_eq!(settings.tags, ["env:prod"]);
+        d.apply(&mut c, None).unwrap();
+        let settings = c.datadog_settings.unwrap().validate(None).unwrap();
+        assert_eq!(settings.api_key.expose(), "fromfile");
+
+        std::fs::write(&path, "[datadog]\nsite = 'x'\nwindow = 5").unwrap();
+        let err = format!("{:#}", FileConfig::load(&path).unwrap_err());
+        assert!(err.contains("window"), "{err}");
+    }
 }
