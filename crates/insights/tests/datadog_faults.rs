@@ -324,3 +324,44 @@ async fn what_was_not_accepted_is_sent_after_a_restart() {
     assert_eq!(ids.len(), 20);
     sink.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_spool_bound_the_oldest_are_dropped_and_each_payload_counted_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.spool_max_bytes = 64 << 10;
+    c.segment_bytes = 16 << 10;
+    let sink = DatadogDelivery::start(c).unwrap();
+    sink.configure(Some(settings(&format!("http://{port}"), KEY)));
+    for b in 0..10 {
+        write(
+            &sink,
+            (b * 50..b * 50 + 50)
+                .map(|i| payload(i, Duration::ZERO))
+                .collect(),
+        )
+        .await;
+    }
+    let s = wait_status(&sink, "some dropped for the bound", |s| {
+        s.dropped_by_reason
+            .get("spool_full")
+            .is_some_and(|n| *n > 0)
+    })
+    .await;
+    assert!(s.waiting < 500, "{s:?}");
+    let intake = Intake::start_on(port, KEY).await;
+    let s = wait_status(&sink, "nothing waiting", |s| {
+        s.waiting == 0 && s.delivered + s.dropped == 500
+    })
+    .await;
+    assert_eq!(s.dropped_by_reason.get("spool_full"), Some(&s.dropped));
+    let ids = accepted_ids(&intake);
+    assert_eq!(ids.len() as u64, s.delivered);
+    assert!(ids.values().all(|n| *n == 1), "{ids:?}");
+    sink.stop().await;
+    intake.stop();
+}

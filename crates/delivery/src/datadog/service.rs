@@ -12,7 +12,7 @@
 //! `max_point_age` when its request is built is dropped and counted, since Datadog refuses it;
 //! one still unsent after `window` likewise.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,10 @@ pub(super) struct DeliveryThread {
     /// Answered with a retry (or held back), to send before anything new from the spool.
     retry: VecDeque<Record>,
     in_flight: JoinSet<Sent>,
+    /// The sequence numbers of the payloads in `in_flight`.
+    sending: HashSet<u64>,
+    /// In flight when the spool evicted them: dropped unless the intake accepts them after all.
+    orphans: HashSet<u64>,
     /// No request before this (backoff, `X-RateLimit-Reset`).
     not_before: Option<Instant>,
     failures: u32,
@@ -135,6 +139,8 @@ impl DeliveryThread {
             generation: 0,
             retry: VecDeque::new(),
             in_flight: JoinSet::new(),
+            sending: HashSet::new(),
+            orphans: HashSet::new(),
             not_before: None,
             failures: 0,
             key_refused: false,
@@ -220,14 +226,18 @@ impl DeliveryThread {
                             self.retry.extend(records);
                         }
                         if !evicted.is_empty() {
-                            let evicted: std::collections::HashSet<u64> =
-                                evicted.into_iter().collect();
-                            let before = self.retry.len();
-                            self.retry.retain(|r| !evicted.contains(&r.seq));
-                            // Those in flight are counted when their answer comes (or not at
-                            // all if delivered); the rest of the evicted here.
-                            let _ = before;
-                            self.drop_count(DatadogDrop::SpoolFull, evicted.len() as u64);
+                            // Those in flight are counted when their answer comes, and not at
+                            // all if it is a 202; the rest here.
+                            let mut dropped = HashSet::new();
+                            for seq in evicted {
+                                if self.sending.contains(&seq) {
+                                    self.orphans.insert(seq);
+                                } else {
+                                    dropped.insert(seq);
+                                }
+                            }
+                            self.retry.retain(|r| !dropped.contains(&r.seq));
+                            self.drop_count(DatadogDrop::SpoolFull, dropped.len() as u64);
                         }
                         let _ = reply.send(Ok(()));
                     }
@@ -353,6 +363,7 @@ impl DeliveryThread {
                 uncompressed = body.uncompressed_len,
                 "request to Datadog"
             );
+            self.sending.extend(body.seqs.iter().copied());
             let generation = self.generation;
             self.in_flight.spawn(async move {
                 let answer = async {
@@ -378,6 +389,23 @@ impl DeliveryThread {
             records,
             answer,
         } = sent;
+        for r in &records {
+            self.sending.remove(&r.seq);
+        }
+        let delivered = matches!(&answer, Ok((status, headers, _)) if classify(*status, headers) == Answer::Delivered);
+        // Evicted from the spool while in flight: accepted after all, or dropped for the bound.
+        let mut records = records;
+        if !self.orphans.is_empty() {
+            let before = records.len();
+            if delivered {
+                for r in &records {
+                    self.orphans.remove(&r.seq);
+                }
+            } else {
+                records.retain(|r| !self.orphans.remove(&r.seq));
+                self.drop_count(DatadogDrop::SpoolFull, (before - records.len()) as u64);
+            }
+        }
         let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
         let (answer, detail) = match answer {
             Ok((status, headers, body)) => {
