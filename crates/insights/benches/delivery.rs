@@ -247,11 +247,15 @@ async fn stand_in() -> StandIn {
                     assert_eq!(headers["dd-api-key"], DD_KEY);
                     let json = zstd::bulk::decompress(&body, 6 << 20).expect("a zstd body");
                     if let Some(v) = c.lock().unwrap().as_mut() {
-                        // Payloads in it: one `duration_milliseconds` series each.
-                        let n = json
-                            .windows(b"duration_milliseconds".len())
-                            .filter(|w| w == b"duration_milliseconds")
-                            .count();
+                        // Payloads in it: one `duration_milliseconds` point each.
+                        let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                        let n: usize = doc["series"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|s| s["metric"] == "algorithmia.duration_milliseconds")
+                            .map(|s| s["points"].as_array().unwrap().len())
+                            .sum();
                         v.push((body, n));
                     }
                     (axum::http::StatusCode::ACCEPTED, r#"{"errors":[]}"#)

@@ -8,6 +8,7 @@
 //! `.` becomes `_` (as Datadog maps it); a name that does not start with a letter or is longer
 //! than 200 characters is refused (not sent) and counted, and the payload's other metrics go.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -58,12 +59,16 @@ impl NameRefused {
     }
 }
 
-/// One payload, read: its record's sequence number, its time, and its series entries as JSON
-/// (`{"metric":…,"type":3,"points":[…],"tags":[…]}`, comma-separated).
+/// One payload, read: its record's sequence number, its time, its tags (a JSON array) and its
+/// points (each metric's name, as a JSON string, and value).
 pub(super) struct Encoded {
     pub seq: u64,
     pub time_s: i64,
-    pub series: Vec<u8>,
+    pub tags: Vec<u8>,
+    pub points: Vec<(String, f64)>,
+    /// The most bytes its series take in a body (as if no point shared a series with another
+    /// payload's): what the body limits are checked against before compression.
+    pub len: usize,
     pub refused: Vec<NameRefused>,
 }
 
@@ -124,8 +129,9 @@ pub(super) fn encode(record: &Record, settings: &DatadogSettings) -> Result<Enco
     }
     tags.push(b']');
 
-    let mut series = Vec::with_capacity(fields.len() * (96 + tags.len()));
+    let mut points = Vec::with_capacity(fields.len());
     let mut refused = Vec::new();
+    let mut len = 0;
     for (key, value) in &fields {
         let FlatValue::Num(v) = value else { continue };
         if keys::OPERATIONAL.contains(&key.as_ref()) && key != keys::DURATION_MILLISECONDS {
@@ -138,23 +144,17 @@ pub(super) fn encode(record: &Record, settings: &DatadogSettings) -> Result<Enco
                 continue;
             }
         };
-        if !series.is_empty() {
-            series.push(b',');
-        }
-        series.extend_from_slice(b"{\"metric\":");
-        push_json_str(&mut series, &metric);
-        series.extend_from_slice(b",\"type\":3,\"points\":[{\"timestamp\":");
-        let _ = write!(series, "{time_s}");
-        series.extend_from_slice(b",\"value\":");
-        serde_json::to_writer(&mut series, v).expect("a finite f64 writes");
-        series.extend_from_slice(b"}],\"tags\":");
-        series.extend_from_slice(&tags);
-        series.push(b'}');
+        // `{"metric":"…","type":3,"points":[{"timestamp":…,"value":…}],"tags":[…]},`, with room
+        // for the longest number.
+        len += 64 + metric.len() + 2 + 20 + 24 + tags.len();
+        points.push((metric, *v));
     }
     Ok(Encoded {
         seq: record.seq,
         time_s,
-        series,
+        tags,
+        points,
+        len,
         refused,
     })
 }
@@ -173,21 +173,44 @@ pub(super) struct Body {
     pub uncompressed_len: usize,
 }
 
-/// The uncompressed JSON body of `parts`.
+/// The uncompressed JSON body of `parts`: the points of one metric with the same tags (one
+/// algorithm version's, without identifier tags) go in one series, in the order they came.
 pub(super) fn json_body(parts: &[&Encoded]) -> Vec<u8> {
-    let len = HEAD.len() + TAIL.len() + parts.iter().map(|p| p.series.len() + 1).sum::<usize>();
+    let mut index: HashMap<(&str, &[u8]), usize> = HashMap::new();
+    let mut series: Vec<(&str, &[u8], Vec<(i64, f64)>)> = Vec::new();
+    for p in parts {
+        for (metric, value) in &p.points {
+            let key = (metric.as_str(), p.tags.as_slice());
+            match index.get(&key) {
+                Some(&i) => series[i].2.push((p.time_s, *value)),
+                None => {
+                    index.insert(key, series.len());
+                    series.push((metric, &p.tags, vec![(p.time_s, *value)]));
+                }
+            }
+        }
+    }
+    let len = HEAD.len() + TAIL.len() + parts.iter().map(|p| p.len).sum::<usize>();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(HEAD);
-    let mut first = true;
-    for p in parts {
-        if p.series.is_empty() {
-            continue;
-        }
-        if !first {
+    for (i, (metric, tags, points)) in series.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
-        out.extend_from_slice(&p.series);
+        out.extend_from_slice(b"{\"metric\":");
+        push_json_str(&mut out, metric);
+        out.extend_from_slice(b",\"type\":3,\"points\":[");
+        for (j, (t, v)) in points.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{{\"timestamp\":{t},\"value\":");
+            serde_json::to_writer(&mut out, v).expect("a finite f64 writes");
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"tags\":");
+        out.extend_from_slice(tags);
+        out.push(b'}');
     }
     out.extend_from_slice(TAIL);
     out
@@ -206,11 +229,11 @@ pub(super) fn bodies(
     let mut group: Vec<&Encoded> = Vec::new();
     let mut size = HEAD.len() + TAIL.len();
     for p in parts {
-        if !group.is_empty() && size + p.series.len() + 1 > max_uncompressed {
+        if !group.is_empty() && size + p.len > max_uncompressed {
             split_into(&std::mem::take(&mut group), max_compressed, &mut out);
             size = HEAD.len() + TAIL.len();
         }
-        size += p.series.len() + 1;
+        size += p.len;
         group.push(p);
     }
     if !group.is_empty() {
@@ -380,5 +403,32 @@ mod tests {
             let v: Value = serde_json::from_slice(&json).unwrap();
             assert_eq!(v["series"].as_array().unwrap().len(), b.seqs.len() * 3);
         }
+    }
+
+    #[test]
+    fn points_of_one_series_share_an_entry() {
+        let later = PAYLOAD
+            .replace("00:00:01.5", "00:00:07.5")
+            .replace("0.25", "0.5");
+        let other = PAYLOAD.replace("\"credit\"", "\"fraud\"");
+        let parts: Vec<Encoded> = [PAYLOAD, later.as_str(), other.as_str()]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| encode(&record(i as u64, p), &settings(false)).unwrap())
+            .collect();
+        let body: Value =
+            serde_json::from_slice(&json_body(&parts.iter().collect::<Vec<_>>())).unwrap();
+        let series = body["series"].as_array().unwrap();
+        // credit: 3 metrics with 2 points each; fraud: 3 with one.
+        assert_eq!(series.len(), 6, "{body}");
+        assert_eq!(series[0]["metric"], "algorithmia.risk_score");
+        assert_eq!(
+            series[0]["points"],
+            json!([{"timestamp": 1796169601i64, "value": 0.25}, {"timestamp": 1796169607i64, "value": 0.5}])
+        );
+        assert_eq!(series[3]["tags"][0], "algorithm_name:fraud");
+        assert_eq!(series[3]["points"].as_array().unwrap().len(), 1);
+        let bound: usize = parts.iter().map(|p| p.len).sum();
+        assert!(json_body(&parts.iter().collect::<Vec<_>>()).len() <= bound + 13);
     }
 }

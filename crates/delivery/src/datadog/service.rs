@@ -330,7 +330,7 @@ impl DeliveryThread {
                             why.label(),
                         );
                     }
-                    if e.series.is_empty() {
+                    if e.points.is_empty() {
                         empty.push(e.seq);
                     } else {
                         by_seq.insert(e.seq, record);
