@@ -173,11 +173,14 @@ pub(super) struct Body {
     pub uncompressed_len: usize,
 }
 
+/// One series of a body: its metric, its tags (a JSON array) and its points (time, value).
+type Series<'a> = (&'a str, &'a [u8], Vec<(i64, f64)>);
+
 /// The uncompressed JSON body of `parts`: the points of one metric with the same tags (one
 /// algorithm version's, without identifier tags) go in one series, in the order they came.
 pub(super) fn json_body(parts: &[&Encoded]) -> Vec<u8> {
     let mut index: HashMap<(&str, &[u8]), usize> = HashMap::new();
-    let mut series: Vec<(&str, &[u8], Vec<(i64, f64)>)> = Vec::new();
+    let mut series: Vec<Series<'_>> = Vec::new();
     for p in parts {
         for (metric, value) in &p.points {
             let key = (metric.as_str(), p.tags.as_slice());
