@@ -183,7 +183,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .open(config.data_dir.join("lock"))
             .map_err(|e| data_err(format!("creating its lock file: {e}")))?
     };
-    match lock.try_lock() {
+    // A forking process (starting a worker) holds a copy of the lock's descriptor until its
+    // child calls exec: a restart at that instant would find the lock taken. Tried for two
+    // seconds before the directory is taken to be another server's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut attempt = lock.try_lock();
+    while matches!(attempt, Err(std::fs::TryLockError::WouldBlock))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        attempt = lock.try_lock();
+    }
+    match attempt {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(data_err(

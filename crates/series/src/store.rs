@@ -626,12 +626,26 @@ fn lock(dir: &Path) -> Result<File, SeriesError> {
         .mode(0o600)
         .open(&path)
         .map_err(SeriesError::io("creating", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(SeriesError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(SeriesError::io("locking", &path)(e)),
+    // A process that forks (a worker being started, by this process or a test beside it)
+    // holds a copy of every descriptor, the lock's included, until its child calls exec; a
+    // store reopened at that instant would find its own directory locked. So the lock is
+    // tried for up to two seconds before the directory is taken to be another store's.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SeriesError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(SeriesError::io("locking", &path)(e));
+            }
+        }
     }
 }
 
