@@ -412,14 +412,16 @@ async fn main() {
         "throughput ≥ 0.95, p99 ≤ 1.1",
     );
     ratio(
-        "background at normal priority: on / off",
+        "background at nice 5: on / off",
         6,
         2,
         "(the effect of the priority)",
     );
+    ratio("background at nice 5: on / off, with a report", 7, 4, "");
+    ratio("background at normal priority: on / off", 8, 2, "");
     ratio(
         "background at normal priority: on / off, with a report",
-        7,
+        9,
         4,
         "",
     );
