@@ -187,6 +187,31 @@ impl std::fmt::Display for DropReason {
     }
 }
 
+/// The write of a remote sink whose spool is owned by a thread of its own (Kafka, Datadog):
+/// `send` hands the batch and a reply channel to that thread (false: it has stopped), which
+/// answers once the batch is in the spool. From there the thread delivers each payload within
+/// its window or counts it dropped, so the batch is `WillRetry`; a spool that cannot be written
+/// or a stopped thread drops the batch with `reason`.
+pub(crate) async fn append_to_spool(
+    sink: &'static str,
+    reason: DropReason,
+    send: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), String>>) -> bool,
+) -> Outcome {
+    let fail = |message: String| Outcome::Dropped {
+        reason,
+        error: SinkError { sink, message },
+    };
+    let (reply, done) = tokio::sync::oneshot::channel();
+    if !send(reply) {
+        return fail("the delivery thread has stopped".into());
+    }
+    match done.await {
+        Ok(Ok(())) => Outcome::WillRetry,
+        Ok(Err(e)) => fail(format!("the spool could not be written: {e}")),
+        Err(_) => fail("the delivery thread has stopped".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DropReason;

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::service::{DeliveryThread, Event, health::Problem, redact};
 use super::{DatadogConfig, DatadogSettings};
 use crate::spool::{Spool, SpoolConfig};
-use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
+use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink};
 
 /// The state of Datadog delivery, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -139,22 +139,10 @@ impl PayloadSink for DatadogDelivery {
             if !self.configured.load(Ordering::Acquire) {
                 return Outcome::Skipped;
             }
-            let fail = |message: String| Outcome::Dropped {
-                reason: DropReason::DatadogError,
-                error: SinkError {
-                    sink: "datadog",
-                    message,
-                },
-            };
-            let (reply, done) = oneshot::channel();
-            if self.events.send(Event::Append { batch, reply }).is_err() {
-                return fail("the delivery thread has stopped".into());
-            }
-            match done.await {
-                Ok(Ok(())) => Outcome::WillRetry,
-                Ok(Err(e)) => fail(format!("the spool could not be written: {e}")),
-                Err(_) => fail("the delivery thread has stopped".into()),
-            }
+            crate::sink::append_to_spool("datadog", DropReason::DatadogError, |reply| {
+                self.events.send(Event::Append { batch, reply }).is_ok()
+            })
+            .await
         })
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::KafkaConfig;
 use super::service::{Event, ProducerThread};
 use crate::spool::{Spool, SpoolConfig};
-use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
+use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink};
 
 /// The state of the connection, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,22 +109,10 @@ impl PayloadSink for KafkaDelivery {
             if !self.configured.load(Ordering::Acquire) {
                 return Outcome::Skipped;
             }
-            let fail = |message: String| Outcome::Dropped {
-                reason: DropReason::KafkaError,
-                error: SinkError {
-                    sink: "kafka",
-                    message,
-                },
-            };
-            let (reply, done) = oneshot::channel();
-            if self.events.send(Event::Append { batch, reply }).is_err() {
-                return fail("the delivery thread has stopped".into());
-            }
-            match done.await {
-                Ok(Ok(())) => Outcome::WillRetry,
-                Ok(Err(e)) => fail(format!("the spool could not be written: {e}")),
-                Err(_) => fail("the delivery thread has stopped".into()),
-            }
+            crate::sink::append_to_spool("kafka", DropReason::KafkaError, |reply| {
+                self.events.send(Event::Append { batch, reply }).is_ok()
+            })
+            .await
         })
     }
 }
