@@ -153,22 +153,23 @@ async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path
     pipeline_beside(brokers, payloads, spool, None).await
 }
 
-/// Part 1's path; with `datadog` (the stand-in's URL), the Datadog sink is given every payload
-/// too, as in a server sending to both. The rate is Kafka's.
+/// Part 1's path; with `datadog` (a URL and whether an intake answers there), the Datadog sink
+/// is given every payload too, as in a server sending to both. The rate is Kafka's; the Datadog
+/// sink is then checked to have delivered everything (intake up) or spooled everything (down).
 async fn pipeline_beside(
     brokers: &str,
     payloads: Vec<Payload>,
     spool: &std::path::Path,
-    datadog: Option<&str>,
+    datadog: Option<(&str, Intake)>,
 ) -> f64 {
     let n = payloads.len() as u64;
     let _ = std::fs::remove_dir_all(spool);
     let dd_spool = spool.with_extension("datadog");
     let _ = std::fs::remove_dir_all(&dd_spool);
-    let dd = datadog.map(|url| {
+    let dd = datadog.map(|(url, intake)| {
         let d = Arc::new(DatadogDelivery::start(DatadogConfig::new(dd_spool.clone())).unwrap());
         d.configure(Some(datadog_settings(url)));
-        d
+        (d, intake)
     });
     let kafka = Arc::new(KafkaDelivery::start(KafkaConfig::new(spool.to_path_buf())).unwrap());
     let (settings, _) = ConnectionRequest {
@@ -183,7 +184,7 @@ async fn pipeline_beside(
     let (handoff, rx) = Handoff::channel(payloads.len());
     let shutdown = CancellationToken::new();
     let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
-    if let Some(d) = &dd {
+    if let Some((d, _)) = &dd {
         sinks.push(d.clone());
     }
     let dispatcher =
@@ -199,7 +200,7 @@ async fn pipeline_beside(
     let rate = n as f64 / start.elapsed().as_secs_f64();
     let status = kafka.status();
     assert_eq!((status.dropped, status.waiting), (0, 0));
-    if let Some(d) = &dd {
+    if let Some((d, Intake::Up)) = &dd {
         while d.status().delivered < n {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -208,7 +209,20 @@ async fn pipeline_beside(
     shutdown.cancel();
     dispatcher.await.unwrap();
     kafka.stop().await;
-    if let Some(d) = dd {
+    if let Some((d, intake)) = dd {
+        if intake == Intake::Down {
+            // The last append's status is published just after its answer.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while d.status().waiting < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let s = d.status();
+            assert_eq!(
+                (s.waiting, s.delivered, s.dropped),
+                (n, 0, 0),
+                "all spooled, none lost"
+            );
+        }
         d.stop().await;
     }
     rate
@@ -404,16 +418,57 @@ async fn datadog_parts(a: &Args, brokers: &str, dir: &std::path::Path) {
     );
 
     // 3. Kafka with the Datadog sink beside it, versus without.
+    kafka_beside_datadog(a, brokers, dir, &intake.url, Intake::Up).await;
+
+    // 3b. The same with the intake down (nothing listening): the Datadog sink spools every
+    // payload and retries with backoff, and Kafka must not wait for it.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    kafka_beside_datadog(a, brokers, dir, &format!("http://{down}"), Intake::Down).await;
+}
+
+/// Whether the Datadog stand-in answers (`Up`) or nothing listens at its address (`Down`).
+#[derive(Clone, Copy, PartialEq)]
+enum Intake {
+    Up,
+    Down,
+}
+
+/// Kafka's rate with a Datadog sink beside it (sending to `url`) against without, in paired
+/// rounds whose order alternates; prints the table.
+async fn kafka_beside_datadog(
+    a: &Args,
+    brokers: &str,
+    dir: &std::path::Path,
+    url: &str,
+    intake: Intake,
+) {
+    let n = a.datadog_payloads;
+    let (what, row, goal) = match intake {
+        Intake::Up => (
+            "Kafka with Datadog on vs off",
+            "Datadog on (same payloads to the stand-in)",
+            " (goal ≥ 0.95)",
+        ),
+        Intake::Down => (
+            "Kafka with the Datadog intake down vs no Datadog sink",
+            "Datadog on, intake down (spooling, retrying)",
+            "",
+        ),
+    };
     let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..a.rounds {
-        let spool = dir.join(format!("kdd-spool-{round}"));
+        let spool = dir.join(format!(
+            "{}-spool-{round}",
+            if intake == Intake::Up { "kdd" } else { "kdown" }
+        ));
         let run = |with: bool| {
             let payloads: Vec<Payload> = (0..n).map(payload).collect();
             let spool = spool.clone();
-            let url = intake.url.clone();
-            let brokers = brokers.to_string();
             async move {
-                pipeline_beside(&brokers, payloads, &spool, with.then_some(url.as_str())).await
+                pipeline_beside(brokers, payloads, &spool, with.then_some((url, intake))).await
             }
         };
         let (k_off, k_on) = if round % 2 == 0 {
@@ -424,7 +479,7 @@ async fn datadog_parts(a: &Args, brokers: &str, dir: &std::path::Path) {
             (run(false).await, on)
         };
         eprintln!(
-            "kafka round {}: Datadog off {k_off:.0}/s, on {k_on:.0}/s, ratio {:.3}",
+            "{what}, round {}: off {k_off:.0}/s, on {k_on:.0}/s, ratio {:.3}",
             round + 1,
             k_on / k_off
         );
@@ -432,10 +487,7 @@ async fn datadog_parts(a: &Args, brokers: &str, dir: &std::path::Path) {
         on.push(k_on);
         ratios.push(k_on / k_off);
     }
-    println!(
-        "\nKafka with Datadog on vs off: payloads per round: {n}, rounds: {}\n",
-        a.rounds
-    );
+    println!("\n{what}: payloads per round: {n}, rounds: {}\n", a.rounds);
     println!("| Kafka path | payloads/s, median | min–max |");
     println!("| --- | ---: | ---: |");
     println!(
@@ -444,136 +496,16 @@ async fn datadog_parts(a: &Args, brokers: &str, dir: &std::path::Path) {
         min_max(&off)
     );
     println!(
-        "| Datadog on (same payloads to the stand-in) | {:.0} | {} |",
+        "| {row} | {:.0} | {} |",
         median(&mut on.clone()),
         min_max(&on)
     );
     println!(
-        "| ratio on/off, median of the paired rounds (goal ≥ 0.95) | {:.3} | {:.3}–{:.3} |",
+        "| ratio on/off, median of the paired rounds{goal} | {:.3} | {:.3}–{:.3} |",
         median(&mut ratios.clone()),
         ratios.iter().copied().fold(f64::INFINITY, f64::min),
         ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     );
-
-    // 3b. The same with the intake down (nothing listening): the Datadog sink spools every
-    // payload and retries with backoff, and Kafka must not wait for it.
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let down_url = format!("http://{down}");
-    let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..a.rounds {
-        let spool = dir.join(format!("kdown-spool-{round}"));
-        let run = |with: bool| {
-            let payloads: Vec<Payload> = (0..n).map(payload).collect();
-            let spool = spool.clone();
-            let url = down_url.clone();
-            let brokers = brokers.to_string();
-            async move { pipeline_down(&brokers, payloads, &spool, with.then_some(url.as_str())).await }
-        };
-        let (k_off, k_on) = if round % 2 == 0 {
-            let off = run(false).await;
-            (off, run(true).await)
-        } else {
-            let on = run(true).await;
-            (run(false).await, on)
-        };
-        eprintln!(
-            "kafka round {} (Datadog down): off {k_off:.0}/s, on {k_on:.0}/s, ratio {:.3}",
-            round + 1,
-            k_on / k_off
-        );
-        off.push(k_off);
-        on.push(k_on);
-        ratios.push(k_on / k_off);
-    }
-    println!(
-        "\nKafka with the Datadog intake down vs no Datadog sink: payloads per round: {n}, rounds: {}\n",
-        a.rounds
-    );
-    println!("| Kafka path | payloads/s, median | min–max |");
-    println!("| --- | ---: | ---: |");
-    println!(
-        "| Datadog off | {:.0} | {} |",
-        median(&mut off.clone()),
-        min_max(&off)
-    );
-    println!(
-        "| Datadog on, intake down (spooling, retrying) | {:.0} | {} |",
-        median(&mut on.clone()),
-        min_max(&on)
-    );
-    println!(
-        "| ratio on/off, median of the paired rounds | {:.3} | {:.3}–{:.3} |",
-        median(&mut ratios.clone()),
-        ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-    );
-}
-
-/// Part 1's path beside a Datadog sink whose intake is down: Kafka's rate; the Datadog sink
-/// is only checked to have spooled everything.
-async fn pipeline_down(
-    brokers: &str,
-    payloads: Vec<Payload>,
-    spool: &std::path::Path,
-    datadog: Option<&str>,
-) -> f64 {
-    let n = payloads.len() as u64;
-    let _ = std::fs::remove_dir_all(spool);
-    let dd_spool = spool.with_extension("datadog");
-    let _ = std::fs::remove_dir_all(&dd_spool);
-    let dd = datadog.map(|url| {
-        let d = Arc::new(DatadogDelivery::start(DatadogConfig::new(dd_spool.clone())).unwrap());
-        d.configure(Some(datadog_settings(url)));
-        d
-    });
-    let kafka = Arc::new(KafkaDelivery::start(KafkaConfig::new(spool.to_path_buf())).unwrap());
-    let (settings, _) = ConnectionRequest {
-        topic: "bench-pipeline".into(),
-        brokers: brokers.into(),
-        connection_type: "plaintext".into(),
-        ..Default::default()
-    }
-    .validate(None)
-    .unwrap();
-    kafka.connect(Some(settings));
-    let (handoff, rx) = Handoff::channel(payloads.len());
-    let shutdown = CancellationToken::new();
-    let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
-    if let Some(d) = &dd {
-        sinks.push(d.clone());
-    }
-    let dispatcher =
-        tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
-    let start = Instant::now();
-    for p in payloads {
-        handoff.offer(p);
-        tokio::task::yield_now().await;
-    }
-    while kafka.status().delivered < n {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    shutdown.cancel();
-    dispatcher.await.unwrap();
-    kafka.stop().await;
-    if let Some(d) = dd {
-        // The last append's status is published just after its answer.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while d.status().waiting < n && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let s = d.status();
-        assert_eq!(
-            (s.waiting, s.delivered, s.dropped),
-            (n, 0, 0),
-            "all spooled, none lost"
-        );
-        d.stop().await;
-    }
-    rate
 }
 
 fn rss_kib(pid: u32) -> u64 {
