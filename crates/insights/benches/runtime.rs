@@ -21,12 +21,16 @@
 //! `--rounds` times, interleaved, and the median round is reported.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use insights::serve::{ServerConfig, start};
+use support::echo_worker;
+
+#[path = "support.rs"]
+mod support;
 use serde_json::json;
 
 struct Args {
@@ -71,19 +75,6 @@ fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Sample {
         p50_us: q(0.50).as_secs_f64() * 1e6,
         p99_us: q(0.99).as_secs_f64() * 1e6,
     }
-}
-
-fn echo_worker() -> PathBuf {
-    let p = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("echo_worker");
-    assert!(
-        p.exists(),
-        "build the echo_worker example first (scripts/bench-runtime does)"
-    );
-    p
 }
 
 /// The raw baseline: `concurrency` echo processes, each driven by one thread.
@@ -200,46 +191,16 @@ async fn setup(
     concurrency: usize,
     brokers: &str,
 ) -> String {
-    let admin = |path: &str, body: serde_json::Value| {
-        client
-            .post(format!("{url}{path}"))
-            .bearer_auth("bench")
-            .json(&body)
-            .send()
-    };
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let echo = echo_worker();
-    for (name, command) in [
-        ("echo", json!([echo])),
-        (
-            "echo_report",
-            json!(["/usr/bin/env", "ECHO_REPORT=1", echo]),
-        ),
-    ] {
-        let r = admin(
-            "/v1/algorithms/bench",
-            json!({"name": name, "source": {"path": src, "command": command}, "settings": {"pool_size": concurrency}}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status(), 201);
-        for insights in [false, true] {
-            let r = admin(
-                &format!("/v1/algorithms/bench/{name}/versions"),
-                json!({"version_info": {"version_type": "minor"}, "settings": {"insights_enabled": insights}}),
-            )
-            .await
-            .unwrap();
-            assert_eq!(r.status(), 201);
-        }
-    }
-    let key: serde_json::Value = admin("/v1/admin/api-keys", json!({"name": "bench"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = support::echo_algorithms(
+        client,
+        url,
+        "bench",
+        "bench",
+        dir,
+        concurrency,
+        &[false, true],
+    )
+    .await;
     let r = client
         .put(format!("{url}/v1/admin/insights/connection"))
         .bearer_auth("bench")
@@ -248,7 +209,7 @@ async fn setup(
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    key["key"].as_str().unwrap().to_string()
+    key
 }
 
 #[tokio::main]

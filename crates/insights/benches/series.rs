@@ -25,6 +25,9 @@
 //!   reported metric) on a server with the series sink vs one without it (`series_enabled`),
 //!   interleaved, `--algo-rounds` rounds, median round.
 
+#[path = "support.rs"]
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -386,19 +389,6 @@ async fn load(
     }
 }
 
-fn echo_worker() -> std::path::PathBuf {
-    let p = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("echo_worker");
-    assert!(
-        p.exists(),
-        "build the echo_worker example first (scripts/bench-series does)"
-    );
-    p
-}
-
 /// A server with an echo algorithm (`echo`, and `echo_report` reporting one metric per call),
 /// Insights on; returns it, its URL and an API key.
 async fn algo_server(
@@ -414,46 +404,16 @@ async fn algo_server(
     config.series_enabled = series_enabled;
     let server = start(config).await.unwrap();
     let url = server.url();
-    let client = reqwest::Client::new();
-    let admin = |path: &str, body: serde_json::Value| {
-        client
-            .post(format!("{url}{path}"))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-    };
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let echo = echo_worker();
-    for (name, command) in [
-        ("echo", json!([echo])),
-        (
-            "echo_report",
-            json!(["/usr/bin/env", "ECHO_REPORT=1", echo]),
-        ),
-    ] {
-        let r = admin(
-            &format!("/v1/algorithms/{OWNER}"),
-            json!({"name": name, "source": {"path": src, "command": command}, "settings": {"pool_size": concurrency}}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status(), 201);
-        let r = admin(
-            &format!("/v1/algorithms/{OWNER}/{name}/versions"),
-            json!({"version_info": {"version_type": "minor"}, "settings": {"insights_enabled": true}}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let key: serde_json::Value = admin("/v1/admin/api-keys", json!({"name": "bench"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap().to_string();
+    let key = support::echo_algorithms(
+        &reqwest::Client::new(),
+        &url,
+        ADMIN,
+        OWNER,
+        dir,
+        concurrency,
+        &[true],
+    )
+    .await;
     (server, url, key)
 }
 
