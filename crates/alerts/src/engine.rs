@@ -22,7 +22,7 @@ use crate::check::{AlgorithmSelector, Check, CheckKind, NoData};
 use crate::endpoint::EndpointKind;
 use crate::error::Result;
 use crate::level::Level;
-use crate::notification::{Notification, dedup_key};
+use crate::notification::{Notification, dedup_key, value_text};
 use crate::rule::Rule;
 use crate::template::Vars;
 use crate::time_fmt::{rfc3339, to_datetime};
@@ -450,12 +450,7 @@ fn render(
     v.insert("check", check.name.clone());
     v.insert("level", state.level.as_str().to_string());
     v.insert("previous_level", previous.as_str().to_string());
-    v.insert(
-        "value",
-        state
-            .value
-            .map_or_else(|| "no data".to_string(), format_value),
-    );
+    v.insert("value", value_text(state.value));
     v.insert("algorithm", algorithm.to_string());
     v.insert("version", version.to_string());
     v.insert("time", rfc3339(end_us));
@@ -474,17 +469,6 @@ fn render(
         }
     }
     template.render(&vars)
-}
-
-/// Up to 6 significant digits, without trailing zeros: 0.7123456 → 0.712346.
-pub(crate) fn format_value(v: f64) -> String {
-    if v.is_finite() && v.abs() >= 1e-4 && v.abs() < 1e15 {
-        let s = format!("{v:.6}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    } else {
-        format!("{v}")
-    }
 }
 
 impl Loaded {

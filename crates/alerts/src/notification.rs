@@ -68,3 +68,30 @@ pub fn dedup_key(check_id: &str, algorithm: &str, version: &str) -> String {
     }
     hex::encode(&h.finalize()[..16])
 }
+
+/// A value as every message shows it: up to 6 decimals without trailing zeros (`0.75`,
+/// `0.712346`, `12`), or `no data` for a window without points.
+pub(crate) fn value_text(value: Option<f64>) -> String {
+    match value {
+        None => "no data".to_string(),
+        Some(v) if v.is_finite() && v.abs() >= 1e-4 && v.abs() < 1e15 => {
+            let s = format!("{v:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        Some(v) => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_text;
+
+    #[test]
+    fn values_read_as_people_write_them() {
+        assert_eq!(value_text(Some(0.75)), "0.75");
+        assert_eq!(value_text(Some(0.7123456)), "0.712346");
+        assert_eq!(value_text(Some(12.0)), "12");
+        assert_eq!(value_text(Some(1e-9)), "0.000000001");
+        assert_eq!(value_text(None), "no data");
+    }
+}

@@ -8,8 +8,9 @@
 use serde_json::{Map, Value, json};
 use time::Duration;
 
-use super::{Call, SendError, Sent, format_time, parse_time, value_text};
+use super::{Call, SendError, Sent, format_time, parse_time};
 use crate::notification::Notification;
+use crate::notification::value_text;
 
 /// How long a firing alert lasts unless it is sent again. Insights re-sends a lasting problem
 /// within an hour; without `endsAt`, Alertmanager would resolve the alert by itself after its

@@ -6,9 +6,10 @@ use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{SendError, Sent, TOTAL_TIMEOUT, cause, tls_failure, value_text};
+use super::{SendError, Sent, TOTAL_TIMEOUT, cause, tls_failure};
 use crate::endpoint::TlsMode;
 use crate::notification::Notification;
+use crate::notification::value_text;
 
 pub(super) struct Server<'a> {
     pub(super) host: &'a str,

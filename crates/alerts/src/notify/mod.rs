@@ -403,14 +403,6 @@ fn scrub(words: &str, secrets: &[String]) -> String {
     out
 }
 
-/// A number as the messages show it: `0.75`, `12`, or `none` (a window without data).
-fn value_text(value: Option<f64>) -> String {
-    match value {
-        Some(v) => v.to_string(),
-        None => "none".to_string(),
-    }
-}
-
 /// An RFC 3339 time of the notification, or now if it does not parse (it was made by us).
 fn parse_time(t: &str) -> OffsetDateTime {
     OffsetDateTime::parse(t, &Rfc3339).unwrap_or_else(|_| OffsetDateTime::now_utc())
