@@ -30,39 +30,14 @@ impl Span {
         self.0 == 0
     }
 
-    /// Reads `10s`, `1m`, `1h30m`, `2d`, `1w`; `0s` is zero.
+    /// Reads `10s`, `1m`, `1h30m`, `2d`, `1w` (the series API's form); `0s` is zero.
     pub fn parse(s: &str) -> Result<Span, &'static str> {
-        if s.is_empty() {
-            return Err("is empty; write a duration such as 30s, 5m or 1h");
+        match insights_series::parse_seconds(s) {
+            Ok(t) if t <= 400 * 86_400 => Ok(Span(t)),
+            Ok(_) | Err("is too large") => Err("must be at most 400d"),
+            Err("is empty") => Err("is empty; write a duration such as 30s, 5m or 1h"),
+            Err(problem) => Err(problem),
         }
-        let mut total: u64 = 0;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return Err("needs a number before each unit, as in 30s, 5m or 1h");
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| "is too long")?;
-            rest = &rest[digits..];
-            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let unit = match &rest[..unit_len] {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86_400,
-                "w" => 7 * 86_400,
-                "" => return Err("needs a unit after the number: s, m, h, d or w"),
-                "ms" | "us" | "ns" => return Err("must be whole seconds"),
-                _ => return Err("has an unknown unit; use s, m, h, d or w"),
-            };
-            rest = &rest[unit_len..];
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .filter(|&t| t <= 400 * 86_400)
-                .ok_or("must be at most 400d")?;
-        }
-        Ok(Span(total))
     }
 }
 

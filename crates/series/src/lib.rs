@@ -73,7 +73,7 @@ pub use config::{Clock, ManualClock, Retention, SeriesConfig};
 pub use error::SeriesError;
 pub use ingest::{Incoming, IngestReport, MAX_PAYLOAD_BYTES, Outcome, Refusal, Refused};
 pub use model::{Level, PerLevel};
-pub use params::{AlgorithmPath, Every, Function};
+pub use params::{AlgorithmPath, Every, Function, parse_seconds};
 pub use query::{Point, Query, QueryResult, Source, VersionSeries};
 pub use sketch::RELATIVE_ERROR;
 pub use state::{EXECUTIONS, FAILURES};

@@ -162,6 +162,42 @@ fn format_seconds(mut s: u64) -> String {
     out
 }
 
+/// Reads a duration as users write it — numbers each followed by a unit `s`, `m`, `h`, `d` or
+/// `w` (`10s`, `1h30m`, `2d`, `0s`) — as whole seconds; the callers set the bounds. The error
+/// says what is wrong, to follow the name of the field.
+pub fn parse_seconds(s: &str) -> Result<u64, &'static str> {
+    if s.is_empty() {
+        return Err("is empty");
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err("needs a number before each unit");
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| "is too long")?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "" => return Err("needs a unit after the number: s, m, h, d or w"),
+            "ms" | "us" | "µs" | "ns" => return Err("must be whole seconds"),
+            _ => return Err("has an unknown unit; use s, m, h, d or w"),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or("is too large")?;
+    }
+    Ok(total)
+}
+
 impl FromStr for Every {
     type Err = SeriesError;
 
@@ -172,35 +208,10 @@ impl FromStr for Every {
             given: shorten(s),
             problem,
         };
-        if s.is_empty() {
-            return Err(bad("is empty"));
-        }
-        let mut total: u64 = 0;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return Err(bad("needs a number before each unit"));
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| bad("is too long"))?;
-            rest = &rest[digits..];
-            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let unit = match &rest[..unit_len] {
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86_400,
-                "w" => 7 * 86_400,
-                "" => return Err(bad("needs a unit after the number: s, m, h, d or w")),
-                "ms" | "us" | "µs" | "ns" => return Err(bad("must be whole seconds")),
-                _ => return Err(bad("has an unknown unit; use s, m, h, d or w")),
-            };
-            rest = &rest[unit_len..];
-            total = n
-                .checked_mul(unit)
-                .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| bad("must be at most 366d"))?;
-        }
+        let total = parse_seconds(s).map_err(|problem| match problem {
+            "is too large" => bad("must be at most 366d"),
+            p => bad(p),
+        })?;
         Every::new(Duration::from_secs(total)).map_err(|e| match e {
             SeriesError::BadEvery { problem, .. } => bad(problem),
             other => other,

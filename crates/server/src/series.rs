@@ -280,29 +280,12 @@ pub(crate) fn instant(
     })
 }
 
-/// `15m`, `1h30m`, `7d` as a duration; at most 10 years.
+/// `15m`, `1h30m`, `7d` as a duration; more than zero, at most 10 years.
 fn relative(s: &str) -> Option<Duration> {
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return None,
-        };
-        let n: u64 = digits.parse().ok()?;
-        digits.clear();
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    (digits.is_empty() && total > 0 && total <= 10 * 366 * 86_400)
-        .then(|| Duration::from_secs(total))
+    insights_series::parse_seconds(s)
+        .ok()
+        .filter(|&t| t > 0 && t <= 10 * 366 * 86_400)
+        .map(Duration::from_secs)
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
