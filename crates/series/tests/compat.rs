@@ -3,9 +3,10 @@
 //! `fixtures/format1/` is a directory written by the store of snapshot format 1 (before the
 //! small windows of format 2 existed): a snapshot taken after the first batches, then a log
 //! of the batches after it. Opening it must replay both and answer every query exactly as a
-//! store that was given the same batches now. The fixture was made by the ignored test below
-//! (`cargo test -p insights-series --test compat -- --ignored`) with that version's code; it is
-//! not to be remade with a later one.
+//! store that was given the same batches now. The fixture was made with that version's code
+//! (commit `b50613e`, by the `write_the_format_1_fixture` function that commit has in this file:
+//! the batches below, a checkpoint before batch `IN_SNAPSHOT`, no checkpoint after the last);
+//! it is not to be remade with a later version, so no test here writes it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -111,23 +112,4 @@ fn a_directory_of_snapshot_format_1_opens_and_answers_as_before() {
     assert!(s.stats().recovery.snapshot_loaded);
     assert_eq!(s.stats().recovery.replayed_payloads, 0);
     assert_eq!(view(&s), view(&r));
-}
-
-/// Writes `fixtures/format1` (see the module documentation): only with the code of format 1.
-#[test]
-#[ignore = "writes the fixture; run only with the version whose format it records"]
-fn write_the_format_1_fixture() {
-    let batches = batches();
-    let out = fixture();
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let s = SeriesStore::open(&out, config()).unwrap();
-    for (i, b) in batches.iter().enumerate() {
-        if i == IN_SNAPSHOT {
-            s.checkpoint().unwrap();
-        }
-        ingest(&s, b);
-    }
-    drop(s); // no checkpoint: the later batches stay in the log
-    std::fs::remove_file(out.join("series/lock")).unwrap();
 }
