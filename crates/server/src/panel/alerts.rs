@@ -47,6 +47,31 @@ fn level_options(with_ok: bool, selected: &str) -> Markup {
     }
 }
 
+/// A card listing one kind of thing (`checks`, `endpoints`, `rules`): its heading, a "New …"
+/// button, a table that alerts.js fills (with an actions column), and the line shown when the
+/// list is empty.
+fn list_card(id: &str, title: &str, one: &str, columns: &[&str]) -> Markup {
+    let heading = format!("{id}-heading");
+    html! {
+        section.card aria-labelledby=(heading) {
+            div.card-head {
+                h2 id=(heading) { (title) }
+                button type="button" id=(format!("new-{one}")) aria-haspopup="dialog" { "New " (one) }
+            }
+            div.table-wrap {
+                table id=(id) {
+                    thead { tr {
+                        @for c in columns { th scope="col" { (c) } }
+                        th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
+                    tbody {}
+                }
+            }
+            p id=(format!("no-{id}")) hidden { "No " (one) " yet." }
+        }
+    }
+}
+
 pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): Page) -> Response {
     let algorithms = state.runtime.catalog().algorithms();
     let durations = ["10s", "30s", "1m", "5m", "10m", "15m", "1h", "6h", "1d"];
@@ -61,57 +86,9 @@ pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): 
         }
         p.hint id="updated" role="status" aria-live="polite" {}
 
-        section.card aria-labelledby="checks-heading" {
-            div.card-head {
-                h2 id="checks-heading" { "Checks" }
-                button type="button" id="new-check" aria-haspopup="dialog" { "New check" }
-            }
-            div.table-wrap {
-                table id="checks" {
-                    thead { tr {
-                        th scope="col" { "Name" } th scope="col" { "What" } th scope="col" { "Series: level since" }
-                        th scope="col" { span.visually-hidden { "Actions" } }
-                    } }
-                    tbody {}
-                }
-            }
-            p id="no-checks" hidden { "No check yet." }
-        }
-
-        section.card aria-labelledby="endpoints-heading" {
-            div.card-head {
-                h2 id="endpoints-heading" { "Notification endpoints" }
-                button type="button" id="new-endpoint" aria-haspopup="dialog" { "New endpoint" }
-            }
-            div.table-wrap {
-                table id="endpoints" {
-                    thead { tr {
-                        th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Where" }
-                        th scope="col" { "Test" } th scope="col" { span.visually-hidden { "Actions" } }
-                    } }
-                    tbody {}
-                }
-            }
-            p id="no-endpoints" hidden { "No endpoint yet." }
-        }
-
-        section.card aria-labelledby="rules-heading" {
-            div.card-head {
-                h2 id="rules-heading" { "Notification rules" }
-                button type="button" id="new-rule" aria-haspopup="dialog" { "New rule" }
-            }
-            div.table-wrap {
-                table id="rules" {
-                    thead { tr {
-                        th scope="col" { "Name" } th scope="col" { "Endpoint" } th scope="col" { "Checks" }
-                        th scope="col" { "When" } th scope="col" { "Suppressed" }
-                        th scope="col" { span.visually-hidden { "Actions" } }
-                    } }
-                    tbody {}
-                }
-            }
-            p id="no-rules" hidden { "No rule yet." }
-        }
+        (list_card("checks", "Checks", "check", &["Name", "What", "Series: level since"]))
+        (list_card("endpoints", "Notification endpoints", "endpoint", &["Name", "Kind", "Where", "Test"]))
+        (list_card("rules", "Notification rules", "rule", &["Name", "Endpoint", "Checks", "When", "Suppressed"]))
 
         section.card aria-labelledby="history-heading" {
             h2 id="history-heading" { "History" }
