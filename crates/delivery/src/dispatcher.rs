@@ -35,7 +35,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{EncodedPayload, Outcome, PayloadSink};
+use crate::{EncodedPayload, HandoffReceiver, Outcome, PayloadSink};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -57,14 +57,14 @@ impl Default for DispatcherConfig {
 
 /// Drains the hand-off into every sink, batch by batch.
 pub struct Dispatcher {
-    rx: mpsc::Receiver<Payload>,
+    rx: HandoffReceiver,
     sinks: Vec<Arc<dyn PayloadSink>>,
     config: DispatcherConfig,
 }
 
 impl Dispatcher {
     pub fn new(
-        rx: mpsc::Receiver<Payload>,
+        rx: HandoffReceiver,
         sinks: Vec<Arc<dyn PayloadSink>>,
         config: DispatcherConfig,
     ) -> Self {
@@ -117,17 +117,10 @@ impl Dispatcher {
     }
 }
 
-/// Lets a batch fill for up to `linger`.
-async fn linger(rx: &mut mpsc::Receiver<Payload>, batch: &mut Vec<Payload>, c: &DispatcherConfig) {
-    let max = c.max_batch;
+/// Lets a batch fill for up to `linger` (woken early only when it is full).
+async fn linger(rx: &mut HandoffReceiver, batch: &mut Vec<Payload>, c: &DispatcherConfig) {
     let deadline = tokio::time::Instant::now() + c.linger;
-    while batch.len() < max {
-        let room = max - batch.len();
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    rx.fill(batch, c.max_batch, deadline).await;
 }
 
 fn encode(batch: &[Payload]) -> Arc<[EncodedPayload]> {
@@ -410,6 +403,40 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
         assert_eq!(*sink.0.lock().unwrap(), [5, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_is_written_at_once_not_at_the_end_of_the_linger() {
+        let (handoff, rx) = Handoff::channel(100);
+        let (sink, mut began) = Blocked::new();
+        let shutdown = CancellationToken::new();
+        let config = DispatcherConfig {
+            max_batch: 4,
+            linger: Duration::from_secs(3600),
+        };
+        let task =
+            tokio::spawn(Dispatcher::new(rx, vec![sink.clone()], config).run(shutdown.clone()));
+        let start = tokio::time::Instant::now();
+        // The first payload starts the linger; the fourth fills the batch and rings the bell.
+        let mut first = vec![offer(&handoff)];
+        while handoff.depth() > 0 {
+            tokio::task::yield_now().await; // until the dispatcher has taken it and lingers
+        }
+        first.extend((0..3).map(|_| offer(&handoff)));
+        assert_eq!(began.recv().await.unwrap(), first);
+        // Under paused time a missed bell would have let the clock jump to the linger's end.
+        assert!(
+            start.elapsed() < Duration::from_secs(3600),
+            "waited for the linger"
+        );
+        sink.release.add_permits(1);
+        // A batch that does not fill still waits for the whole linger.
+        let last = offer(&handoff);
+        assert_eq!(began.recv().await.unwrap(), [last]);
+        assert!(start.elapsed() >= Duration::from_secs(3600));
+        sink.release.add_permits(1);
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     struct Batches(Mutex<Vec<usize>>);

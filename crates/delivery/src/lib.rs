@@ -39,7 +39,7 @@ mod store_sink;
 
 pub use datadog::{DatadogConfig, DatadogDelivery, DatadogSettings, DatadogStatus};
 pub use dispatcher::{Dispatcher, DispatcherConfig};
-pub use handoff::Handoff;
+pub use handoff::{Handoff, HandoffReceiver};
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
 pub use series_sink::SeriesSink;
 pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
