@@ -58,7 +58,16 @@ impl Reporter {
         }
     }
 
+    /// Reports once; on a connection the server closed while it was idle (its keep-alive
+    /// timeout), connects again and repeats, as the official client's HTTP library does.
     fn report(&mut self, len: usize) {
+        if self.try_report(len).is_err() {
+            *self = Reporter::connect();
+            self.try_report(len).expect("report on a new connection");
+        }
+    }
+
+    fn try_report(&mut self, len: usize) -> std::io::Result<()> {
         let body = format!("[{{\"insight_key\":\"echo_len\",\"insight_value\":{len}}}]");
         let request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -66,12 +75,14 @@ impl Reporter {
             self.host,
             body.len()
         );
-        self.stream.get_mut().write_all(request.as_bytes()).unwrap();
+        self.stream.get_mut().write_all(request.as_bytes())?;
         let mut content_length = 0;
         loop {
             let mut header = String::new();
-            self.stream.read_line(&mut header).unwrap();
-            if header == "\r\n" || header.is_empty() {
+            if self.stream.read_line(&mut header)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if header == "\r\n" {
                 break;
             }
             if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
@@ -79,6 +90,6 @@ impl Reporter {
             }
         }
         let mut body = vec![0; content_length];
-        self.stream.read_exact(&mut body).unwrap();
+        self.stream.read_exact(&mut body)
     }
 }

@@ -31,6 +31,8 @@ use support::echo_worker;
 
 #[path = "support.rs"]
 mod support;
+#[path = "threads.rs"]
+mod threads;
 use serde_json::json;
 
 struct Args {
@@ -318,8 +320,16 @@ async fn main() {
     for (_, u, k) in &configs {
         http(&client, u, k, 1000, a.concurrency).await; // warm-up: workers started, connections open
     }
+    let idle = threads::idle_background_ns().await;
+    eprintln!(
+        "background threads at rest: {:.2} ms of CPU per 100 ms",
+        idle as f64 / 1e6
+    );
     let raw_dir = Arc::new(dir.path().to_path_buf());
     let mut results: Vec<Vec<Sample>> = vec![Vec::new(); configs.len() + 1];
+    // Per configuration: the CPU its rounds used, by thread group, including the background
+    // work they left behind (measured until it settled, outside the timed window).
+    let mut used: Vec<Vec<threads::ThreadUse>> = vec![Vec::new(); configs.len()];
     for round in 0..a.rounds {
         let (calls, conc, d) = (a.calls, a.concurrency, raw_dir.clone());
         results[0].push(
@@ -327,8 +337,13 @@ async fn main() {
                 .await
                 .unwrap(),
         );
-        for (i, (_, u, k)) in configs.iter().enumerate() {
-            results[i + 1].push(http(&client, u, k, a.calls, a.concurrency).await);
+        for (i, (name, u, k)) in configs.iter().enumerate() {
+            let before = threads::ThreadUse::now();
+            let sample = http(&client, u, k, a.calls, a.concurrency).await;
+            eprintln!("  {name}: {:.0} calls/s", sample.throughput);
+            results[i + 1].push(sample);
+            threads::background_settled(idle).await;
+            used[i].push(threads::ThreadUse::now().since(&before));
         }
         eprintln!("round {} of {} done", round + 1, a.rounds);
     }
@@ -388,6 +403,7 @@ async fn main() {
     );
     ratio("HTTP + runtime (off) / raw round trip", 2, 0, "(within 2x)");
     ratio("HTTP + runtime (off) / HTTP echo", 2, 1, "≥ 0.6");
+    cpu_table(&names[1..], &used, a.calls);
     let m: Vec<Sample> = results.iter_mut().map(|r| median(r)).collect();
     println!(
         "\nper call at p50: raw round trip {:.0} µs, HTTP alone {:.0} µs, runtime on top of HTTP {:.0} µs",
@@ -414,6 +430,57 @@ async fn main() {
     server.shutdown().await;
     mid.shutdown().await;
     flat.shutdown().await;
+}
+
+/// CPU per call by thread group, over all rounds of each configuration (the echo workers are
+/// other processes and not counted).
+fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], calls: usize) {
+    const GROUPS: [(&str, &str); 5] = [
+        (
+            threads::TOKIO_WORKER,
+            "client + request path (tokio workers)",
+        ),
+        (
+            "insights-backgr",
+            "dispatcher, store, series, spool (insights-background)",
+        ),
+        ("kafka-producer", "kafka-producer"),
+        ("rdk:", "librdkafka + mock broker (rdk:*)"),
+        ("series-mainten", "series-maintenance"),
+    ];
+    println!(
+        "\nCPU µs per call by thread, all rounds (the leftover background work of a round is counted with it):\n"
+    );
+    print!("| configuration | total |");
+    for (_, label) in GROUPS {
+        print!(" {label} |");
+    }
+    println!(" other | process total (exited threads too) | context switches per call |");
+    println!("| --- |{}", " ---: |".repeat(GROUPS.len() + 4));
+    for (name, rounds) in names.iter().zip(used) {
+        let n = (calls * rounds.len()) as f64;
+        let mut per = [0u64; GROUPS.len() + 1];
+        let (mut total, mut switches) = (0u64, 0u64);
+        let process: u64 = rounds.iter().map(|u| u.process_ns()).sum();
+        for (group, cpu, sw) in rounds.iter().flat_map(|u| u.groups()) {
+            let slot = GROUPS
+                .iter()
+                .position(|(prefix, _)| group.starts_with(prefix))
+                .unwrap_or(GROUPS.len());
+            per[slot] += cpu;
+            total += cpu;
+            switches += sw;
+        }
+        print!("| {name} | {:.1} |", total as f64 / n / 1e3);
+        for v in per {
+            print!(" {:.1} |", v as f64 / n / 1e3);
+        }
+        println!(
+            " {:.1} | {:.2} |",
+            process as f64 / n / 1e3,
+            switches as f64 / n
+        );
+    }
 }
 
 /// `median (min–max)` of the values.
