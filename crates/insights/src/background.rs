@@ -13,11 +13,24 @@
 //! A thread inherits the priority of the thread that creates it, so threads that libraries
 //! start (librdkafka's, the series store's) are created from a background thread
 //! ([`on_background_thread`]).
+//!
+//! Datadog delivery runs five steps lower still ([`datadog_nice`]): when the cores are short,
+//! Kafka (the pipeline the bridge and the exports read) goes first, and Datadog, whose spool
+//! holds an hour, catches up once the load passes.
 
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
 /// The niceness background threads get by default.
 pub const BACKGROUND_NICE: u8 = 10;
+
+/// How many steps of niceness Datadog delivery runs below the rest of the background work.
+pub const DATADOG_BELOW_BACKGROUND: u8 = 5;
+
+/// The niceness of Datadog delivery's thread when the rest of the background runs at
+/// `background` (also when that is 0: Kafka goes first either way).
+pub fn datadog_nice(background: u8) -> u8 {
+    background.saturating_add(DATADOG_BELOW_BACKGROUND).min(19)
+}
 
 /// Sets the current thread's niceness to `nice` (1..=19; 0 leaves it as it is, the request
 /// path's priority).
@@ -74,21 +87,23 @@ pub fn on_background_thread<T: Send>(nice: u8, f: impl FnOnce() -> T + Send) -> 
     })
 }
 
+/// The niceness in a thread's `/proc/…/stat` line (field 19, counted after the command name's
+/// closing parenthesis, since the name may hold spaces): what the tests check threads with.
+pub fn niceness_in_stat(stat: &str) -> Option<i32> {
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn nice_of_current_thread() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        // Field 19 (nice), counted after the command name's closing parenthesis.
-        stat.rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .nth(16)
-            .unwrap()
-            .parse()
-            .unwrap()
+        niceness_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()).unwrap()
     }
 
     #[test]

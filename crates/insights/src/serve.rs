@@ -26,7 +26,7 @@ use insights_server::{
 };
 use insights_store::{ConfigStore, Store};
 
-use crate::background::{BackgroundRuntime, on_background_thread};
+use crate::background::{BackgroundRuntime, datadog_nice, on_background_thread};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -284,16 +284,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     // Its own thread, spool and queue: a slow intake delays neither Kafka, the store nor the
-    // series.
+    // series; and a lower priority still, so that it does not take their CPU either.
     let datadog = Arc::new(
-        on_background_thread(low, || DatadogDelivery::start(config.datadog.clone())).map_err(
-            |e| {
-                data_err(format!(
-                    "opening the Datadog spool {}: {e}",
-                    config.datadog.spool_dir.display()
-                ))
-            },
-        )?,
+        on_background_thread(datadog_nice(low), || {
+            DatadogDelivery::start(config.datadog.clone())
+        })
+        .map_err(|e| {
+            data_err(format!(
+                "opening the Datadog spool {}: {e}",
+                config.datadog.spool_dir.display()
+            ))
+        })?,
     );
     match datadog_settings.load() {
         Ok(settings) => datadog.configure(settings),

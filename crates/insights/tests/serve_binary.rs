@@ -269,3 +269,40 @@ async fn a_metric_name_cannot_forge_a_log_line_or_reach_the_terminal() {
         "no line of the log was forged:\n{log}"
     );
 }
+
+/// Each thread's niceness in process `pid`, by thread name (`/proc/<pid>/task/*/stat`, field 19).
+fn niceness_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<i32>> {
+    let mut out = std::collections::BTreeMap::<String, HashSet<i32>>::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended in between
+        };
+        let nice = insights::background::niceness_in_stat(&stat).expect("a stat line");
+        out.entry(comm.trim().to_string()).or_default().insert(nice);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_request_path() {
+    let data = tempfile::tempdir().unwrap();
+    // The defaults, as `insights serve` runs without a config file.
+    let s = start(data.path());
+    let threads = niceness_by_thread(s.child.id());
+    let nice = |name: &str| {
+        threads
+            .get(name)
+            .unwrap_or_else(|| panic!("no thread named {name}: {threads:?}"))
+            .clone()
+    };
+    // Thread names are cut at 15 bytes by the kernel.
+    assert_eq!(nice("tokio-rt-worker"), HashSet::from([0]), "{threads:?}");
+    assert_eq!(nice("insights-backgr"), HashSet::from([10]), "{threads:?}");
+    assert_eq!(nice("series-maintena"), HashSet::from([10]), "{threads:?}");
+    assert_eq!(nice("kafka-producer"), HashSet::from([10]), "{threads:?}");
+    assert_eq!(nice("datadog-deliver"), HashSet::from([15]), "{threads:?}");
+}
