@@ -99,6 +99,8 @@ impl Dispatcher {
                     linger(&mut rx, &mut batch, &config).await;
                     deliver(&mut queues, &room, &batch).await;
                     batch.clear();
+                    let fullest = queues.iter().map(SinkQueue::held).max().unwrap_or(0);
+                    rx.backlog.settle(fullest.max(rx.len()), capacity);
                 }
             }
         }
@@ -179,6 +181,11 @@ impl SinkQueue {
             unlogged: 0,
             last_log: None,
         }
+    }
+
+    /// Payloads queued or being written.
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
     }
 
     /// Room for `n` more payloads. (A task that has stopped has room: `push` counts what it
@@ -435,6 +442,37 @@ mod tests {
         assert_eq!(began.recv().await.unwrap(), [last]);
         assert!(start.elapsed() >= Duration::from_secs(3600));
         sink.release.add_permits(1);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_half_full_puts_delivery_behind_until_it_drains_under_a_quarter() {
+        let (handoff, rx) = Handoff::channel(8);
+        let backlog = handoff.backlog();
+        let (sink, mut began) = Blocked::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(
+            Dispatcher::new(rx, vec![sink.clone()], one_at_a_time()).run(shutdown.clone()),
+        );
+        // One write stuck in the sink, three waiting behind it: half of the 8 it may hold.
+        for _ in 0..3 {
+            offer(&handoff);
+            settle().await;
+            assert!(!backlog.is_behind());
+        }
+        offer(&handoff);
+        settle().await;
+        assert!(backlog.is_behind());
+        began.recv().await.unwrap();
+        sink.release.add_permits(4);
+        settle().await;
+        // The dispatcher sees the queue drained with the next batch it hands over.
+        offer(&handoff);
+        settle().await;
+        sink.release.add_permits(1);
+        settle().await;
+        assert!(!backlog.is_behind());
         shutdown.cancel();
         task.await.unwrap();
     }

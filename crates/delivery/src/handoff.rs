@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use insights_payload::Payload;
 use tokio::sync::{Notify, mpsc};
 
-use crate::DropReason;
+use crate::{Backlog, DropReason};
 
 /// The request path's end of the hand-off. Cheap to clone.
 #[derive(Clone)]
 pub struct Handoff {
     tx: mpsc::Sender<Payload>,
     bell: Arc<Bell>,
+    backlog: Arc<Backlog>,
 }
 
 /// Rung by `offer` when the hand-off holds as many payloads as the dispatcher waits for.
@@ -29,6 +30,7 @@ struct Bell {
 pub struct HandoffReceiver {
     rx: mpsc::Receiver<Payload>,
     bell: Arc<Bell>,
+    pub(crate) backlog: Arc<Backlog>,
 }
 
 impl Handoff {
@@ -39,13 +41,20 @@ impl Handoff {
             wanted: AtomicUsize::new(0),
             notify: Notify::new(),
         });
+        let backlog = Arc::new(Backlog::default());
         (
             Handoff {
                 tx,
                 bell: bell.clone(),
+                backlog: backlog.clone(),
             },
-            HandoffReceiver { rx, bell },
+            HandoffReceiver { rx, bell, backlog },
         )
+    }
+
+    /// Whether delivery is falling behind (this hand-off or a sink's queue half full).
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Hands a payload over without waiting. (The caller counts what it emits, in
@@ -54,9 +63,11 @@ impl Handoff {
     pub fn offer(&self, payload: Payload) {
         match self.tx.try_send(payload) {
             Ok(()) => {
+                let depth = self.depth();
+                self.backlog.note(depth, self.tx.max_capacity());
                 let wanted = self.bell.wanted.load(Ordering::Acquire);
                 if wanted != 0
-                    && self.depth() >= wanted
+                    && depth >= wanted
                     && self
                         .bell
                         .wanted
@@ -127,6 +138,11 @@ impl HandoffReceiver {
     /// taken.
     pub(crate) fn close(&mut self) {
         self.rx.close();
+    }
+
+    /// Payloads waiting in the hand-off.
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
     }
 
     pub(crate) fn max_capacity(&self) -> usize {

@@ -28,6 +28,7 @@
 //!   recovery, a bound in bytes), shared machinery for any remote sink; the Kafka sink keeps
 //!   its payloads there until the broker acknowledges them.
 
+mod backlog;
 pub mod datadog;
 mod dispatcher;
 mod handoff;
@@ -37,6 +38,7 @@ mod sink;
 mod spool;
 mod store_sink;
 
+pub use backlog::Backlog;
 pub use datadog::{DatadogConfig, DatadogDelivery, DatadogSettings, DatadogStatus};
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use handoff::{Handoff, HandoffReceiver};

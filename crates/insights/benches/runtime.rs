@@ -12,7 +12,8 @@
 //!   through its insights endpoint, as `client.report_insights` does.
 //! - Every sink is on: the embedded store, the series store, and Kafka (connected to
 //!   librdkafka's mock cluster in this process, a broker sharing the machine).
-//! - `on, nice 5`: the same on a server whose background work runs at nice 5 instead of 10.
+//! - `on, nice 10`: the same on a server whose background work stays at nice 10 instead of
+//!   SCHED_IDLE (`ServerConfig::background_idle = false`, the default before SCHED_IDLE).
 //! - `on, flat` / `on+report, flat`: the same on a server whose background work runs at
 //!   the request path's priority (`ServerConfig::background_nice = 0`): the effect of
 //!   running delivery at a lower priority, measured in the same run.
@@ -237,10 +238,10 @@ async fn main() {
     let flat = start(flat_config).await.unwrap();
     let mut mid_config = ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("data-nice5"),
+        dir.path().join("data-nice10"),
         "bench".into(),
     );
-    mid_config.background_nice = 5;
+    mid_config.background_idle = false;
     let mid = start(mid_config).await.unwrap();
     let mid_url = mid.url();
     let url = server.url();
@@ -250,7 +251,7 @@ async fn main() {
     let mid_key = setup(
         &client,
         &mid_url,
-        &dir.path().join("nice5"),
+        &dir.path().join("nice10"),
         a.concurrency,
         &brokers,
     )
@@ -297,12 +298,12 @@ async fn main() {
             key.clone(),
         ),
         (
-            "on, nice 5",
+            "on, nice 10",
             format!("{mid_url}/v1/algo/bench/echo/1.1.0"),
             mid_key.clone(),
         ),
         (
-            "on+report, nice 5",
+            "on+report, nice 10",
             format!("{mid_url}/v1/algo/bench/echo_report/1.1.0"),
             mid_key.clone(),
         ),
@@ -330,6 +331,9 @@ async fn main() {
     // Per configuration: the CPU its rounds used, by thread group, including the background
     // work they left behind (measured until it settled, outside the timed window).
     let mut used: Vec<Vec<threads::ThreadUse>> = vec![Vec::new(); configs.len()];
+    // Payloads dropped during each configuration's rounds (the registry is the process's).
+    let mut dropped = vec![0u64; configs.len()];
+    let metrics_url = format!("{url}/metrics");
     for round in 0..a.rounds {
         let (calls, conc, d) = (a.calls, a.concurrency, raw_dir.clone());
         results[0].push(
@@ -337,6 +341,7 @@ async fn main() {
                 .await
                 .unwrap(),
         );
+        let mut dropped_before = dropped_so_far(&client, &metrics_url).await;
         for (i, (name, u, k)) in configs.iter().enumerate() {
             let before = threads::ThreadUse::now();
             let sample = http(&client, u, k, a.calls, a.concurrency).await;
@@ -344,6 +349,9 @@ async fn main() {
             results[i + 1].push(sample);
             threads::background_settled(idle).await;
             used[i].push(threads::ThreadUse::now().since(&before));
+            let now = dropped_so_far(&client, &metrics_url).await;
+            dropped[i] += now - dropped_before;
+            dropped_before = now;
         }
         eprintln!("round {} of {} done", round + 1, a.rounds);
     }
@@ -351,11 +359,11 @@ async fn main() {
         "raw round trip",
         "HTTP echo (no runtime)",
         "/v1/algo, Insights off",
-        "/v1/algo, Insights on (every sink; background at nice 10)",
+        "/v1/algo, Insights on (every sink; background idle, nice 10 when behind)",
         "/v1/algo + 1 report, Insights off",
-        "/v1/algo + 1 report, Insights on (every sink; background at nice 10)",
-        "/v1/algo, Insights on, background at nice 5",
-        "/v1/algo + 1 report, Insights on, background at nice 5",
+        "/v1/algo + 1 report, Insights on (every sink; background idle, nice 10 when behind)",
+        "/v1/algo, Insights on, background at nice 10 (no SCHED_IDLE)",
+        "/v1/algo + 1 report, Insights on, background at nice 10 (no SCHED_IDLE)",
         "/v1/algo, Insights on, background at normal priority",
         "/v1/algo + 1 report, Insights on, background at normal priority",
     ];
@@ -388,12 +396,17 @@ async fn main() {
         "throughput ≥ 0.95, p99 ≤ 1.1",
     );
     ratio(
-        "background at nice 5: on / off",
+        "background at nice 10 without SCHED_IDLE: on / off",
         6,
         2,
         "(the effect of the priority)",
     );
-    ratio("background at nice 5: on / off, with a report", 7, 4, "");
+    ratio(
+        "background at nice 10 without SCHED_IDLE: on / off, with a report",
+        7,
+        4,
+        "",
+    );
     ratio("background at normal priority: on / off", 8, 2, "");
     ratio(
         "background at normal priority: on / off, with a report",
@@ -403,7 +416,7 @@ async fn main() {
     );
     ratio("HTTP + runtime (off) / raw round trip", 2, 0, "(within 2x)");
     ratio("HTTP + runtime (off) / HTTP echo", 2, 1, "≥ 0.6");
-    cpu_table(&names[1..], &used, a.calls);
+    cpu_table(&names[1..], &used, &dropped, a.calls);
     let m: Vec<Sample> = results.iter_mut().map(|r| median(r)).collect();
     println!(
         "\nper call at p50: raw round trip {:.0} µs, HTTP alone {:.0} µs, runtime on top of HTTP {:.0} µs",
@@ -432,9 +445,18 @@ async fn main() {
     flat.shutdown().await;
 }
 
+/// `insights_payloads_dropped_total`, every reason, as `/metrics` says now.
+async fn dropped_so_far(client: &reqwest::Client, url: &str) -> u64 {
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("insights_payloads_dropped_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// CPU per call by thread group, over all rounds of each configuration (the echo workers are
 /// other processes and not counted).
-fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], calls: usize) {
+fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], dropped: &[u64], calls: usize) {
     const GROUPS: [(&str, &str); 5] = [
         (
             threads::TOKIO_WORKER,
@@ -455,9 +477,11 @@ fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], calls: usize) {
     for (_, label) in GROUPS {
         print!(" {label} |");
     }
-    println!(" other | process total (exited threads too) | context switches per call |");
-    println!("| --- |{}", " ---: |".repeat(GROUPS.len() + 4));
-    for (name, rounds) in names.iter().zip(used) {
+    println!(
+        " other | process total (exited threads too) | context switches per call | payloads dropped |"
+    );
+    println!("| --- |{}", " ---: |".repeat(GROUPS.len() + 5));
+    for ((name, rounds), dropped) in names.iter().zip(used).zip(dropped) {
         let n = (calls * rounds.len()) as f64;
         let mut per = [0u64; GROUPS.len() + 1];
         let (mut total, mut switches) = (0u64, 0u64);
@@ -476,7 +500,7 @@ fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], calls: usize) {
             print!(" {:.1} |", v as f64 / n / 1e3);
         }
         println!(
-            " {:.1} | {:.2} |",
+            " {:.1} | {:.2} | {dropped} |",
             process as f64 / n / 1e3,
             switches as f64 / n
         );

@@ -10,6 +10,17 @@
 //! (`insights_payloads_dropped_total{reason="handoff_full"}`): the callers are served first,
 //! by design.
 //!
+//! The background runtime's own threads (the dispatcher, the store's and the series' writes,
+//! alerting) go further while delivery keeps up: they run under SCHED_IDLE, which takes only
+//! CPU that nothing else wants and gives way at once when a call's thread wakes. At nice 10 the
+//! scheduler still lets a background thread finish its slice (milliseconds on Linux 6.6+'s
+//! EEVDF) before a woken call runs, and that was the p99 of a call with Insights on (4x that of
+//! Insights off in `scripts/bench-runtime`). Starving them is what SCHED_IDLE risks, so the
+//! hand-off and the dispatcher say when delivery falls behind ([`Backlog`]: a queue half full)
+//! and [`BackgroundRuntime::follow`] brings the threads back to their niceness until every
+//! queue is under a quarter. A process that could not come back from SCHED_IDLE (an
+//! unprivileged one with RLIMIT_NICE 0) does not use it.
+//!
 //! A thread inherits the priority of the thread that creates it, so threads that libraries
 //! start (librdkafka's, the series store's) are created from a background thread
 //! ([`on_background_thread`]).
@@ -18,7 +29,13 @@
 //! Kafka (the pipeline the bridge and the exports read) goes first, and Datadog, whose spool
 //! holds an hour, catches up once the load passes.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use insights_delivery::Backlog;
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+
+mod sched;
 
 /// The niceness background threads get by default.
 pub const BACKGROUND_NICE: u8 = 10;
@@ -47,28 +64,124 @@ fn lower_current_thread(nice: u8) {
     }
 }
 
-/// A tokio runtime for background tasks (one worker thread and its blocking pool, all at the
-/// lower priority). Dropped in an async context without blocking.
-pub struct BackgroundRuntime(Option<tokio::runtime::Runtime>);
+/// The background runtime's threads (kernel ids) and whether they run under SCHED_IDLE now.
+#[derive(Default)]
+struct Threads(Mutex<(HashSet<i32>, bool)>);
+
+impl Threads {
+    /// The calling thread joins, under the current policy.
+    fn register(&self) {
+        let tid = sched::current_tid();
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.insert(tid);
+        if g.1 {
+            let _ = sched::set_idle(tid, true);
+        }
+    }
+
+    /// The calling thread leaves, before it exits (so no id in the set is a stranger's).
+    fn unregister(&self) {
+        let tid = sched::current_tid();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .remove(&tid);
+    }
+
+    fn set_idle(&self, idle: bool) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if g.1 == idle {
+            return;
+        }
+        g.1 = idle;
+        for &tid in &g.0 {
+            if let Err(e) = sched::set_idle(tid, idle) {
+                tracing::warn!(error = %e, idle, "cannot change a background thread's scheduling policy");
+            }
+        }
+    }
+}
+
+/// A tokio runtime for background tasks (one worker thread and its blocking pool), all at the
+/// lower priority; with `idle`, under SCHED_IDLE too while delivery keeps up ([`Self::follow`]).
+/// Dropped in an async context without blocking.
+pub struct BackgroundRuntime {
+    rt: Option<tokio::runtime::Runtime>,
+    threads: Arc<Threads>,
+    follower: Option<tokio::task::JoinHandle<()>>,
+}
 
 impl BackgroundRuntime {
-    pub fn new(nice: u8) -> std::io::Result<Self> {
+    pub fn new(nice: u8, idle: bool) -> std::io::Result<Self> {
+        let idle = idle
+            && nice > 0
+            && {
+                let can = sched::can_leave_idle();
+                if !can {
+                    tracing::warn!(
+                        "background work runs at nice {nice} without SCHED_IDLE: this process could not bring a thread back from SCHED_IDLE (RLIMIT_NICE), so it could not raise work that falls behind"
+                    );
+                }
+                can
+            };
+        let threads = Arc::new(Threads(Mutex::new((HashSet::new(), idle))));
+        let (start, stop) = (threads.clone(), threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1)
             .thread_name("insights-background")
             .enable_all()
-            .on_thread_start(move || lower_current_thread(nice));
-        Ok(BackgroundRuntime(Some(b.build()?)))
+            .on_thread_start(move || {
+                lower_current_thread(nice);
+                start.register();
+            })
+            .on_thread_stop(move || stop.unregister());
+        Ok(BackgroundRuntime {
+            rt: Some(b.build()?),
+            threads,
+            follower: None,
+        })
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("present until dropped").handle()
+        self.rt.as_ref().expect("present until dropped").handle()
+    }
+
+    /// Whether the runtime's threads run under SCHED_IDLE now.
+    pub fn is_idle(&self) -> bool {
+        self.threads.0.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// From now on, the runtime's threads run under SCHED_IDLE while delivery keeps up and at
+    /// their niceness while it is behind (`backlog`); without `idle` at `new`, they stay at their
+    /// niceness. The task that follows runs on the caller's runtime (the request path's), so
+    /// that background work starved of CPU is raised all the same.
+    pub fn follow(&mut self, backlog: Arc<Backlog>) {
+        if !self.is_idle() {
+            return;
+        }
+        let threads = self.threads.clone();
+        self.follower = Some(tokio::spawn(async move {
+            loop {
+                backlog.changed().await;
+                let behind = backlog.is_behind();
+                if behind {
+                    tracing::info!(
+                        "delivery fell behind: background work runs at its niceness, not under SCHED_IDLE, until it catches up"
+                    );
+                }
+                threads.set_idle(!behind);
+            }
+        }));
     }
 }
 
 impl Drop for BackgroundRuntime {
     fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
+        if let Some(f) = self.follower.take() {
+            f.abort();
+        }
+        if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
     }
@@ -87,6 +200,17 @@ pub fn on_background_thread<T: Send>(nice: u8, f: impl FnOnce() -> T + Send) -> 
     })
 }
 
+/// The scheduling policy in a thread's `/proc/…/stat` line (field 41: 0 SCHED_OTHER, 5
+/// SCHED_IDLE).
+pub fn policy_in_stat(stat: &str) -> Option<i32> {
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(38)?
+        .parse()
+        .ok()
+}
+
 /// The niceness in a thread's `/proc/…/stat` line (field 19, counted after the command name's
 /// closing parenthesis, since the name may hold spaces): what the tests check threads with.
 pub fn niceness_in_stat(stat: &str) -> Option<i32> {
@@ -102,8 +226,21 @@ pub fn niceness_in_stat(stat: &str) -> Option<i32> {
 mod tests {
     use super::*;
 
+    fn stat_of_current_thread() -> String {
+        std::fs::read_to_string("/proc/thread-self/stat").unwrap()
+    }
+
     fn nice_of_current_thread() -> i32 {
-        niceness_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()).unwrap()
+        niceness_in_stat(&stat_of_current_thread()).unwrap()
+    }
+
+    /// (niceness, scheduling policy: 0 SCHED_OTHER, 5 SCHED_IDLE) of the calling thread.
+    fn priority_of_current_thread() -> (i32, i32) {
+        let stat = stat_of_current_thread();
+        (
+            niceness_in_stat(&stat).unwrap(),
+            policy_in_stat(&stat).unwrap(),
+        )
     }
 
     #[test]
@@ -119,21 +256,83 @@ mod tests {
         });
         let want = i32::from(BACKGROUND_NICE);
         assert_eq!((own, child), (want, want));
-        let rt = BackgroundRuntime::new(BACKGROUND_NICE).unwrap();
+        let rt = BackgroundRuntime::new(BACKGROUND_NICE, false).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         rt.handle().spawn(async move {
-            tx.send(nice_of_current_thread()).unwrap();
+            tx.send(priority_of_current_thread()).unwrap();
         });
-        assert_eq!(rx.recv().unwrap(), want);
+        assert_eq!(rx.recv().unwrap(), (want, 0));
         let blocking = std::sync::mpsc::channel();
         let t = blocking.0;
         rt.handle()
-            .spawn_blocking(move || t.send(nice_of_current_thread()).unwrap());
-        assert_eq!(blocking.1.recv().unwrap(), want);
+            .spawn_blocking(move || t.send(priority_of_current_thread()).unwrap());
+        assert_eq!(blocking.1.recv().unwrap(), (want, 0));
         assert_eq!(
             nice_of_current_thread(),
             0,
             "the caller's thread is untouched"
         );
+    }
+
+    /// The priority of a task and of a blocking closure on `rt`, as they run.
+    async fn priorities_on(rt: &BackgroundRuntime) -> [(i32, i32); 2] {
+        let task = rt.handle().spawn(async { priority_of_current_thread() });
+        let blocking = rt.handle().spawn_blocking(priority_of_current_thread);
+        [task.await.unwrap(), blocking.await.unwrap()]
+    }
+
+    fn payload() -> insights_payload::Payload {
+        insights_payload::Payload {
+            algorithm: insights_payload::AlgorithmRef {
+                owner: "o".into(),
+                name: "n".into(),
+                version: "1.0.0".into(),
+            },
+            session_id: insights_payload::SessionId::new(),
+            request_id: insights_payload::RequestId::new(),
+            duration_milliseconds: 1,
+            time: time::OffsetDateTime::now_utc(),
+            metrics: insights_payload::MetricSet::new(),
+            status: None,
+            failed: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_while_delivery_keeps_up_at_its_niceness_while_behind() {
+        assert!(
+            sched::can_leave_idle(),
+            "this test runs where a thread may come back from SCHED_IDLE (root, or RLIMIT_NICE)"
+        );
+        let mut rt = BackgroundRuntime::new(BACKGROUND_NICE, true).unwrap();
+        let (handoff, rx) = insights_delivery::Handoff::channel(2);
+        rt.follow(handoff.backlog());
+        assert_eq!(
+            priorities_on(&rt).await,
+            [(10, 5); 2],
+            "SCHED_IDLE, nice kept"
+        );
+        // One payload in a hand-off of two, nobody taking it: half full, behind.
+        handoff.offer(payload());
+        while rt.is_idle() {
+            tokio::task::yield_now().await; // the follower's turn
+        }
+        assert_eq!(
+            priorities_on(&rt).await,
+            [(10, 0); 2],
+            "SCHED_OTHER at nice 10"
+        );
+        // A dispatcher takes it: caught up.
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let dispatcher = rt.handle().spawn(
+            insights_delivery::Dispatcher::new(rx, vec![], Default::default())
+                .run(shutdown.clone()),
+        );
+        while !rt.is_idle() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(priorities_on(&rt).await, [(10, 5); 2]);
+        shutdown.cancel();
+        dispatcher.await.unwrap();
     }
 }

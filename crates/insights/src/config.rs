@@ -64,6 +64,8 @@ pub(crate) struct Limits {
     /// Niceness of background work (delivery, the series store, alerting): 1 to 19 below the
     /// request path, 0 at its priority (default 10).
     background_nice: Option<u8>,
+    /// Background work under SCHED_IDLE while delivery keeps up (default true).
+    background_idle: Option<bool>,
 }
 
 impl Limits {
@@ -88,6 +90,9 @@ impl Limits {
         }
         if let Some(n) = self.background_nice {
             c.background_nice = n;
+        }
+        if let Some(b) = self.background_idle {
+            c.background_idle = b;
         }
     }
 

@@ -79,6 +79,11 @@ pub struct ServerConfig {
     /// 1..=19 runs it at a lower CPU priority than the request path, 0 at the same (default 10;
     /// see `background.rs`).
     pub background_nice: u8,
+    /// Whether the background runtime's threads (the dispatcher, the store's and the series'
+    /// writes, alerting) run under SCHED_IDLE while delivery keeps up, taking only CPU the
+    /// request path leaves idle; they return to `background_nice` while it is behind (default
+    /// on; see `background.rs`).
+    pub background_idle: bool,
 }
 
 impl ServerConfig {
@@ -104,6 +109,7 @@ impl ServerConfig {
             series_enabled: true,
             alerts: insights_alerts::AlertsConfig::default(),
             background_nice: crate::background::BACKGROUND_NICE,
+            background_idle: true,
         }
     }
 }
@@ -265,7 +271,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
-    let background = BackgroundRuntime::new(config.background_nice)
+    let mut background = BackgroundRuntime::new(config.background_nice, config.background_idle)
         .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
     let low = config.background_nice;
     let kafka = Arc::new(
@@ -304,6 +310,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
+    background.follow(handoff.backlog());
     let series = Arc::new(
         on_background_thread(low, || {
             insights_series::SeriesStore::open(&config.data_dir, config.series.clone())

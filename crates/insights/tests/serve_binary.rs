@@ -270,9 +270,10 @@ async fn a_metric_name_cannot_forge_a_log_line_or_reach_the_terminal() {
     );
 }
 
-/// Each thread's niceness in process `pid`, by thread name (`/proc/<pid>/task/*/stat`, field 19).
-fn niceness_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<i32>> {
-    let mut out = std::collections::BTreeMap::<String, HashSet<i32>>::new();
+/// Each thread's (niceness, scheduling policy) in process `pid`, by thread name
+/// (`/proc/<pid>/task/*/stat`; policy 0 is SCHED_OTHER, 5 SCHED_IDLE).
+fn priority_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<(i32, i32)>> {
+    let mut out = std::collections::BTreeMap::<String, HashSet<(i32, i32)>>::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let dir = task.unwrap().path();
         let (Ok(comm), Ok(stat)) = (
@@ -282,17 +283,20 @@ fn niceness_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<i3
             continue; // the thread ended in between
         };
         let nice = insights::background::niceness_in_stat(&stat).expect("a stat line");
-        out.entry(comm.trim().to_string()).or_default().insert(nice);
+        let policy = insights::background::policy_in_stat(&stat).expect("a stat line");
+        out.entry(comm.trim().to_string())
+            .or_default()
+            .insert((nice, policy));
     }
     out
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_request_path() {
+async fn background_work_runs_idle_or_at_nice_10_and_datadog_at_nice_15_below_the_request_path() {
     let data = tempfile::tempdir().unwrap();
     // The defaults, as `insights serve` runs without a config file.
     let s = start(data.path());
-    let threads = niceness_by_thread(s.child.id());
+    let threads = priority_by_thread(s.child.id());
     let nice = |name: &str| {
         threads
             .get(name)
@@ -300,9 +304,30 @@ async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_reques
             .clone()
     };
     // Thread names are cut at 15 bytes by the kernel.
-    assert_eq!(nice("tokio-rt-worker"), HashSet::from([0]), "{threads:?}");
-    assert_eq!(nice("insights-backgr"), HashSet::from([10]), "{threads:?}");
-    assert_eq!(nice("series-maintena"), HashSet::from([10]), "{threads:?}");
-    assert_eq!(nice("kafka-producer"), HashSet::from([10]), "{threads:?}");
-    assert_eq!(nice("datadog-deliver"), HashSet::from([15]), "{threads:?}");
+    // (nice, policy): the background runtime under SCHED_IDLE (5) while nothing is behind.
+    assert_eq!(
+        nice("tokio-rt-worker"),
+        HashSet::from([(0, 0)]),
+        "{threads:?}"
+    );
+    assert_eq!(
+        nice("insights-backgr"),
+        HashSet::from([(10, 5)]),
+        "{threads:?}"
+    );
+    assert_eq!(
+        nice("series-maintena"),
+        HashSet::from([(10, 0)]),
+        "{threads:?}"
+    );
+    assert_eq!(
+        nice("kafka-producer"),
+        HashSet::from([(10, 0)]),
+        "{threads:?}"
+    );
+    assert_eq!(
+        nice("datadog-deliver"),
+        HashSet::from([(15, 0)]),
+        "{threads:?}"
+    );
 }

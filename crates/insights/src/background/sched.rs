@@ -1,0 +1,41 @@
+//! The kernel calls behind SCHED_IDLE: switching a thread of this process between SCHED_IDLE
+//! and SCHED_OTHER by its thread id (its niceness is kept across the switch). The second place
+//! in the tree with `unsafe` (after the runtime's `isolation`): no crate wraps
+//! `sched_setscheduler` for another thread (thread-priority's cross-thread call also resets the
+//! calling thread's niceness).
+#![allow(unsafe_code)]
+
+/// This thread's kernel id.
+pub(super) fn current_tid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Puts thread `tid` under SCHED_IDLE (`idle`) or back under SCHED_OTHER. The caller makes sure
+/// `tid` is a live thread of this process (threads unregister before they exit).
+pub(super) fn set_idle(tid: i32, idle: bool) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    let policy = if idle {
+        libc::SCHED_IDLE
+    } else {
+        libc::SCHED_OTHER
+    };
+    // SAFETY: `param` is a valid sched_param that outlives the call, which only reads it.
+    let rc = unsafe { libc::sched_setscheduler(tid, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether a thread of this process that went under SCHED_IDLE may come back (an unprivileged
+/// process may not when its RLIMIT_NICE is 0): tried on a thread of its own.
+pub(super) fn can_leave_idle() -> bool {
+    std::thread::spawn(|| {
+        let tid = current_tid();
+        set_idle(tid, true).is_ok() && set_idle(tid, false).is_ok()
+    })
+    .join()
+    .unwrap_or(false)
+}
