@@ -17,8 +17,11 @@
 //! EEVDF) before a woken call runs, and that was the p99 of a call with Insights on (4x that of
 //! Insights off in `scripts/bench-runtime`). Starving them is what SCHED_IDLE risks, so the
 //! hand-off and the dispatcher say when delivery falls behind ([`Backlog`]: a queue half full)
-//! and [`BackgroundRuntime::follow`] brings the threads back to their niceness until every
-//! queue is under a quarter. A process that could not come back from SCHED_IDLE (an
+//! and [`BackgroundRuntime::follow`] raises the threads to the request path's priority until
+//! every queue is under a quarter: under overload the backlog drains on equal terms with the
+//! calls (their tail suffers) rather than overflowing its bound (payloads lost). At nice 10 it
+//! did not always: a server whose background had sat idle through a burst dropped payloads in
+//! `scripts/bench-runtime` when only raised to nice 10. A process that could not come back from SCHED_IDLE (an
 //! unprivileged one with RLIMIT_NICE 0) does not use it.
 //!
 //! A thread inherits the priority of the thread that creates it, so threads that libraries
@@ -64,41 +67,59 @@ fn lower_current_thread(nice: u8) {
     }
 }
 
-/// The background runtime's threads (kernel ids) and whether they run under SCHED_IDLE now.
-#[derive(Default)]
-struct Threads(Mutex<(HashSet<i32>, bool)>);
+/// The background runtime's threads (kernel ids), their niceness, and whether they run under
+/// SCHED_IDLE now (delivery keeps up) or at the request path's priority (it is behind).
+struct Threads {
+    nice: i32,
+    /// Whether they follow the backlog at all (without it they stay at `nice`).
+    follows: bool,
+    state: Mutex<(HashSet<i32>, bool)>,
+}
 
 impl Threads {
-    /// The calling thread joins, under the current policy.
+    /// The calling thread joins, in the current state.
     fn register(&self) {
         let tid = sched::current_tid();
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         g.0.insert(tid);
-        if g.1 {
-            let _ = sched::set_idle(tid, true);
+        if self.follows {
+            self.apply(tid, g.1);
         }
     }
 
     /// The calling thread leaves, before it exits (so no id in the set is a stranger's).
     fn unregister(&self) {
         let tid = sched::current_tid();
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .remove(&tid);
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.remove(&tid);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     fn set_idle(&self, idle: bool) {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if g.1 == idle {
             return;
         }
         g.1 = idle;
         for &tid in &g.0 {
-            if let Err(e) = sched::set_idle(tid, idle) {
-                tracing::warn!(error = %e, idle, "cannot change a background thread's scheduling policy");
-            }
+            self.apply(tid, idle);
+        }
+    }
+
+    /// Idle: SCHED_IDLE at the background niceness. Behind: SCHED_OTHER at nice 0, so that the
+    /// backlog drains on equal terms with the calls instead of overflowing its bound (where
+    /// that is not permitted, at the background niceness).
+    fn apply(&self, tid: i32, idle: bool) {
+        let result = if idle {
+            sched::set_nice(tid, self.nice).and_then(|()| sched::set_idle(tid, true))
+        } else {
+            sched::set_idle(tid, false).and_then(|()| sched::set_nice(tid, 0))
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, idle, "cannot change a background thread's priority");
         }
     }
 }
@@ -125,7 +146,11 @@ impl BackgroundRuntime {
                 }
                 can
             };
-        let threads = Arc::new(Threads(Mutex::new((HashSet::new(), idle))));
+        let threads = Arc::new(Threads {
+            nice: i32::from(nice),
+            follows: idle,
+            state: Mutex::new((HashSet::new(), idle)),
+        });
         let (start, stop) = (threads.clone(), threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1)
@@ -149,12 +174,12 @@ impl BackgroundRuntime {
 
     /// Whether the runtime's threads run under SCHED_IDLE now.
     pub fn is_idle(&self) -> bool {
-        self.threads.0.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.threads.is_idle()
     }
 
     /// From now on, the runtime's threads run under SCHED_IDLE while delivery keeps up and at
-    /// their niceness while it is behind (`backlog`); without `idle` at `new`, they stay at their
-    /// niceness. The task that follows runs on the caller's runtime (the request path's), so
+    /// the request path's priority while it is behind (`backlog`); without `idle` at `new`, they
+    /// stay at their niceness. The task that follows runs on the caller's runtime (the request path's), so
     /// that background work starved of CPU is raised all the same.
     pub fn follow(&mut self, backlog: Arc<Backlog>) {
         if !self.is_idle() {
@@ -299,7 +324,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn idle_while_delivery_keeps_up_at_its_niceness_while_behind() {
+    async fn idle_while_delivery_keeps_up_at_the_request_paths_priority_while_behind() {
         assert!(
             sched::can_leave_idle(),
             "this test runs where a thread may come back from SCHED_IDLE (root, or RLIMIT_NICE)"
@@ -319,8 +344,8 @@ mod tests {
         }
         assert_eq!(
             priorities_on(&rt).await,
-            [(10, 0); 2],
-            "SCHED_OTHER at nice 10"
+            [(0, 0); 2],
+            "SCHED_OTHER at nice 0"
         );
         // A dispatcher takes it: caught up.
         let shutdown = tokio_util::sync::CancellationToken::new();

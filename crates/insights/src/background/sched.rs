@@ -1,7 +1,7 @@
 //! The kernel calls behind SCHED_IDLE: switching a thread of this process between SCHED_IDLE
-//! and SCHED_OTHER by its thread id (its niceness is kept across the switch). The second place
+//! and SCHED_OTHER, and setting its niceness, by its thread id. The second place
 //! in the tree with `unsafe` (after the runtime's `isolation`): no crate wraps
-//! `sched_setscheduler` for another thread (thread-priority's cross-thread call also resets the
+//! `sched_setscheduler` or `setpriority` for another thread (thread-priority's cross-thread call also resets the
 //! calling thread's niceness).
 #![allow(unsafe_code)]
 
@@ -22,6 +22,18 @@ pub(super) fn set_idle(tid: i32, idle: bool) -> std::io::Result<()> {
     };
     // SAFETY: `param` is a valid sched_param that outlives the call, which only reads it.
     let rc = unsafe { libc::sched_setscheduler(tid, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Sets thread `tid`'s niceness (the caller makes sure it is a live thread of this process).
+pub(super) fn set_nice(tid: i32, nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority takes plain integers; on Linux PRIO_PROCESS with a thread id sets that
+    // thread's niceness.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
     if rc == 0 {
         Ok(())
     } else {
