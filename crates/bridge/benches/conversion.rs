@@ -36,9 +36,7 @@ fn conversion(c: &mut Criterion) {
     group.bench_function("parse_to_ignored_any", |b| {
         b.iter(|| {
             for m in &messages {
-                std::hint::black_box(
-                    serde_json::from_str::<serde::de::IgnoredAny>(m).unwrap(),
-                );
+                std::hint::black_box(serde_json::from_str::<serde::de::IgnoredAny>(m).unwrap());
             }
         })
     });
