@@ -10,8 +10,9 @@
 //! (`insights_payloads_dropped_total{reason="handoff_full"}`): the callers are served first,
 //! by design.
 //!
-//! The background runtime's own threads (the dispatcher, the store's and the series' writes,
-//! alerting) go further while delivery keeps up: they run under SCHED_IDLE, which takes only
+//! With `ServerConfig::background_idle` (opt-in, see below), the background runtime's own
+//! threads (the dispatcher, the store's and the series' writes, alerting) go further while
+//! delivery keeps up: they run under SCHED_IDLE, which takes only
 //! CPU that nothing else wants and gives way at once when a call's thread wakes. At nice 10 the
 //! scheduler still lets a background thread finish its slice (milliseconds on Linux 6.6+'s
 //! EEVDF) before a woken call runs, and that was the p99 of a call with Insights on (4x that of
@@ -21,8 +22,14 @@
 //! every queue is under a quarter: under overload the backlog drains on equal terms with the
 //! calls (their tail suffers) rather than overflowing its bound (payloads lost). At nice 10 it
 //! did not always: a server whose background had sat idle through a burst dropped payloads in
-//! `scripts/bench-runtime` when only raised to nice 10. A process that could not come back from SCHED_IDLE (an
-//! unprivileged one with RLIMIT_NICE 0) does not use it.
+//! `scripts/bench-runtime` when only raised to nice 10. A process that could not come back
+//! from SCHED_IDLE (an unprivileged one with RLIMIT_NICE 0) does not use it.
+//!
+//! It is not the default: the valve watches how full the queues are, not how long work has
+//! waited, so when the algorithms' own processes keep every core busy at a low call rate, the
+//! queues never fill and delivery, the series and alerting (whose deadman checks read the
+//! series) wait for idle CPU. Raising the threads when work has waited longer than a bound, not
+//! only when queues fill, is what would make it the default.
 //!
 //! A thread inherits the priority of the thread that creates it, so threads that libraries
 //! start (librdkafka's, the series store's) are created from a background thread

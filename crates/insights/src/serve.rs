@@ -81,8 +81,8 @@ pub struct ServerConfig {
     pub background_nice: u8,
     /// Whether the background runtime's threads (the dispatcher, the store's and the series'
     /// writes, alerting) run under SCHED_IDLE while delivery keeps up, taking only CPU the
-    /// request path leaves idle; they return to `background_nice` while it is behind (default
-    /// on; see `background.rs`).
+    /// request path leaves idle, and at the request path's priority while it is behind
+    /// (default off; see `background.rs` for why it is not the default yet).
     pub background_idle: bool,
 }
 
@@ -109,7 +109,7 @@ impl ServerConfig {
             series_enabled: true,
             alerts: insights_alerts::AlertsConfig::default(),
             background_nice: crate::background::BACKGROUND_NICE,
-            background_idle: true,
+            background_idle: false,
         }
     }
 }
