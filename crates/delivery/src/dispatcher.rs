@@ -35,7 +35,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{EncodedPayload, HandoffReceiver, Outcome, PayloadSink};
+use crate::{Backlog, EncodedPayload, HandoffReceiver, Outcome, PayloadSink};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -85,7 +85,7 @@ impl Dispatcher {
         let capacity = rx.max_capacity();
         let mut queues: Vec<SinkQueue> = sinks
             .into_iter()
-            .map(|sink| SinkQueue::start(sink, capacity, max, room.clone()))
+            .map(|sink| SinkQueue::start(sink, capacity, max, room.clone(), rx.backlog.clone()))
             .collect();
         let mut batch = Vec::with_capacity(max);
         loop {
@@ -100,7 +100,7 @@ impl Dispatcher {
                     deliver(&mut queues, &room, &batch).await;
                     batch.clear();
                     let fullest = queues.iter().map(SinkQueue::held).max().unwrap_or(0);
-                    rx.backlog.settle(fullest.max(rx.len()), capacity);
+                    rx.backlog.settle(rx.len(), fullest, capacity);
                 }
             }
         }
@@ -156,6 +156,8 @@ struct SinkQueue {
     held: Arc<AtomicUsize>,
     capacity: usize,
     task: JoinHandle<()>,
+    /// Told when this queue starts holding payloads and when a write finishes.
+    backlog: Arc<Backlog>,
     /// Drops for a full queue not logged yet: a sink that is stuck loses a batch every few
     /// milliseconds, and one line each would bury the rest of the log.
     unlogged: u64,
@@ -168,14 +170,23 @@ impl SinkQueue {
         capacity: usize,
         max_batch: usize,
         room: Arc<Notify>,
+        backlog: Arc<Backlog>,
     ) -> SinkQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_all(sink.clone(), rx, held.clone(), max_batch, room));
+        let task = tokio::spawn(write_all(
+            sink.clone(),
+            rx,
+            held.clone(),
+            max_batch,
+            room,
+            backlog.clone(),
+        ));
         SinkQueue {
             sink,
             tx,
             held,
+            backlog,
             capacity,
             task,
             unlogged: 0,
@@ -196,9 +207,12 @@ impl SinkQueue {
     }
 
     fn push(&mut self, batch: &Arc<[EncodedPayload]>) {
-        self.held.fetch_add(batch.len(), Ordering::AcqRel);
+        if self.held.fetch_add(batch.len(), Ordering::AcqRel) == 0 {
+            self.backlog.sink_busy();
+        }
         if self.tx.send(batch.clone()).is_err() {
-            self.held.fetch_sub(batch.len(), Ordering::AcqRel);
+            let left = self.held.fetch_sub(batch.len(), Ordering::AcqRel) - batch.len();
+            self.backlog.written(left == 0);
             self.dropped(batch.len(), "its task has stopped (a write panicked)");
         }
     }
@@ -239,6 +253,7 @@ async fn write_all(
     held: Arc<AtomicUsize>,
     max_batch: usize,
     room: Arc<Notify>,
+    backlog: Arc<Backlog>,
 ) {
     // Also when a write panics: the dispatcher may be waiting for room in this queue.
     let _wake = WakeOnDrop(room.clone());
@@ -262,7 +277,8 @@ async fn write_all(
                 tracing::error!(error = %error, payloads = n, "payloads dropped by a sink");
             }
         }
-        held.fetch_sub(n, Ordering::AcqRel);
+        let left = held.fetch_sub(n, Ordering::AcqRel) - n;
+        backlog.written(left == 0);
         room.notify_one();
     }
 }

@@ -10,12 +10,11 @@
 //!   for a version with Insights off / on (on: payload built, handed off, written to SQLite).
 //! - `off+report` / `on+report`: the same, with the algorithm reporting one metric per call
 //!   through its insights endpoint, as `client.report_insights` does.
-//! - `on`: the server runs its background under SCHED_IDLE with the backlog valve
-//!   (`background_idle = true`, opt-in).
+//! - `on`: the server runs delivery under SCHED_IDLE with the backlog valve (the default).
 //! - Every sink is on: the embedded store, the series store, and Kafka (connected to
 //!   librdkafka's mock cluster in this process, a broker sharing the machine).
 //! - `on, nice 10`: the same on a server whose background work stays at nice 10 instead of
-//!   SCHED_IDLE (`ServerConfig::background_idle = false`, the default).
+//!   SCHED_IDLE (`ServerConfig::background_idle = false`).
 //! - `on, flat` / `on+report, flat`: the same on a server whose background work runs at
 //!   the request path's priority (`ServerConfig::background_nice = 0`): the effect of
 //!   running delivery at a lower priority, measured in the same run.
@@ -224,13 +223,13 @@ async fn main() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     mock.create_topic("insights", 1, 1).expect("topic");
     let brokers = mock.bootstrap_servers();
-    let mut idle_config = ServerConfig::new(
+    let server = start(ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         dir.path().join("data"),
         "bench".into(),
-    );
-    idle_config.background_idle = true;
-    let server = start(idle_config).await.unwrap();
+    ))
+    .await
+    .unwrap();
     let mut flat_config = ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         dir.path().join("data-flat"),
@@ -361,11 +360,11 @@ async fn main() {
         "raw round trip",
         "HTTP echo (no runtime)",
         "/v1/algo, Insights off",
-        "/v1/algo, Insights on (every sink; background_idle: SCHED_IDLE, nice 0 when behind)",
+        "/v1/algo, Insights on (every sink; default: SCHED_IDLE, nice 0 when behind)",
         "/v1/algo + 1 report, Insights off",
-        "/v1/algo + 1 report, Insights on (every sink; background_idle: SCHED_IDLE, nice 0 when behind)",
-        "/v1/algo, Insights on, background at nice 10 (the default)",
-        "/v1/algo + 1 report, Insights on, background at nice 10 (the default)",
+        "/v1/algo + 1 report, Insights on (every sink; default: SCHED_IDLE, nice 0 when behind)",
+        "/v1/algo, Insights on, background at nice 10 (background_idle = false)",
+        "/v1/algo + 1 report, Insights on, background at nice 10 (background_idle = false)",
         "/v1/algo, Insights on, background at normal priority",
         "/v1/algo + 1 report, Insights on, background at normal priority",
     ];

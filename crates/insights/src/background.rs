@@ -25,11 +25,12 @@
 //! `scripts/bench-runtime` when only raised to nice 10. A process that could not come back
 //! from SCHED_IDLE (an unprivileged one with RLIMIT_NICE 0) does not use it.
 //!
-//! It is not the default: the valve watches how full the queues are, not how long work has
-//! waited, so when the algorithms' own processes keep every core busy at a low call rate, the
-//! queues never fill and delivery, the series and alerting (whose deadman checks read the
-//! series) wait for idle CPU. Raising the threads when work has waited longer than a bound, not
-//! only when queues fill, is what would make it the default.
+//! Full queues are not the only sign: when the algorithms' own processes keep every core busy
+//! at a low call rate, the queues never fill, and delivery, the series and alerting (whose
+//! deadman checks read the series) would wait for idle CPU. So work that has waited
+//! [`Backlog::STALL`] (250 ms) without progress counts as behind too: the follower checks it
+//! twice per stall, from the request path's runtime, and background work never waits much
+//! longer than that for CPU.
 //!
 //! A thread inherits the priority of the thread that creates it, so threads that libraries
 //! start (librdkafka's, the series store's) are created from a background thread
@@ -105,15 +106,17 @@ impl Threads {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
-    fn set_idle(&self, idle: bool) {
+    /// Puts every thread in the state; answers whether that was a change.
+    fn set_idle(&self, idle: bool) -> bool {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if g.1 == idle {
-            return;
+            return false;
         }
         g.1 = idle;
         for &tid in &g.0 {
             self.apply(tid, idle);
         }
+        true
     }
 
     /// Idle: SCHED_IDLE at the background niceness. Behind: SCHED_OTHER at nice 0, so that the
@@ -141,7 +144,8 @@ pub struct BackgroundRuntime {
 }
 
 impl BackgroundRuntime {
-    pub fn new(nice: u8, idle: bool) -> std::io::Result<Self> {
+    /// `name` is its threads' name.
+    pub fn new(name: &str, nice: u8, idle: bool) -> std::io::Result<Self> {
         let idle = idle
             && nice > 0
             && {
@@ -161,7 +165,7 @@ impl BackgroundRuntime {
         let (start, stop) = (threads.clone(), threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1)
-            .thread_name("insights-background")
+            .thread_name(name)
             .enable_all()
             .on_thread_start(move || {
                 lower_current_thread(nice);
@@ -194,15 +198,24 @@ impl BackgroundRuntime {
         }
         let threads = self.threads.clone();
         self.follower = Some(tokio::spawn(async move {
+            // Work that waits without progress is noticed here, on a thread of the request
+            // path's priority: the threads that would notice it may be the starved ones.
+            let mut tick = tokio::time::interval(Backlog::STALL / 2);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                backlog.changed().await;
+                tokio::select! {
+                    () = backlog.changed() => {}
+                    _ = tick.tick() => {
+                        backlog.check_stalled();
+                    }
+                }
                 let behind = backlog.is_behind();
-                if behind {
-                    tracing::info!(
-                        "delivery fell behind: background work runs at its niceness, not under SCHED_IDLE, until it catches up"
+                if threads.set_idle(!behind) {
+                    tracing::debug!(
+                        behind,
+                        "background work's priority follows delivery's backlog"
                     );
                 }
-                threads.set_idle(!behind);
             }
         }));
     }
@@ -288,7 +301,7 @@ mod tests {
         });
         let want = i32::from(BACKGROUND_NICE);
         assert_eq!((own, child), (want, want));
-        let rt = BackgroundRuntime::new(BACKGROUND_NICE, false).unwrap();
+        let rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, false).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         rt.handle().spawn(async move {
             tx.send(priority_of_current_thread()).unwrap();
@@ -330,13 +343,29 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn work_that_waits_past_the_stall_raises_the_threads_at_a_low_rate_too() {
+        assert!(sched::can_leave_idle(), "see the test below");
+        let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
+        // A hand-off of 100: one payload is nowhere near half full.
+        let (handoff, _rx) = insights_delivery::Handoff::channel(100);
+        rt.follow(handoff.backlog());
+        handoff.offer(payload());
+        // Nobody takes it. Under paused time the clock moves when every task waits.
+        tokio::time::sleep(insights_delivery::Backlog::STALL / 2).await;
+        assert!(rt.is_idle(), "not stalled yet");
+        tokio::time::sleep(insights_delivery::Backlog::STALL * 2).await;
+        assert!(!rt.is_idle(), "stalled: raised");
+        assert_eq!(priorities_on(&rt).await, [(0, 0); 2]);
+    }
+
     #[tokio::test]
     async fn idle_while_delivery_keeps_up_at_the_request_paths_priority_while_behind() {
         assert!(
             sched::can_leave_idle(),
             "this test runs where a thread may come back from SCHED_IDLE (root, or RLIMIT_NICE)"
         );
-        let mut rt = BackgroundRuntime::new(BACKGROUND_NICE, true).unwrap();
+        let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         let (handoff, rx) = insights_delivery::Handoff::channel(2);
         rt.follow(handoff.backlog());
         assert_eq!(

@@ -81,8 +81,8 @@ pub struct ServerConfig {
     pub background_nice: u8,
     /// Whether the background runtime's threads (the dispatcher, the store's and the series'
     /// writes, alerting) run under SCHED_IDLE while delivery keeps up, taking only CPU the
-    /// request path leaves idle, and at the request path's priority while it is behind
-    /// (default off; see `background.rs` for why it is not the default yet).
+    /// request path leaves idle, and at the request path's priority while delivery is behind or
+    /// work has waited past `Backlog::STALL` (default on; see `background.rs`).
     pub background_idle: bool,
 }
 
@@ -109,7 +109,7 @@ impl ServerConfig {
             series_enabled: true,
             alerts: insights_alerts::AlertsConfig::default(),
             background_nice: crate::background::BACKGROUND_NICE,
-            background_idle: false,
+            background_idle: true,
         }
     }
 }
@@ -123,9 +123,13 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
     alerts_tasks: insights_alerts::AlertsTasks,
-    /// Delivery's dispatcher and sinks and alerting run here, at the background priority;
-    /// dropped (after everything it ran has stopped) with the server.
+    /// Delivery's dispatcher and sinks run here, at the background priority (and under
+    /// SCHED_IDLE with `background_idle`); dropped (after everything it ran has stopped) with
+    /// the server.
     background: BackgroundRuntime,
+    /// Alerting runs here, at the background priority but never under SCHED_IDLE: a deadman
+    /// check must run when no payloads come, which is when nothing would raise it.
+    alerting: BackgroundRuntime,
     /// Held (locked) while the server runs; released when it is dropped.
     _data_dir_lock: std::fs::File,
 }
@@ -271,8 +275,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
-    let mut background = BackgroundRuntime::new(config.background_nice, config.background_idle)
-        .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
+    let mut background = BackgroundRuntime::new(
+        "insights-background",
+        config.background_nice,
+        config.background_idle,
+    )
+    .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
     let low = config.background_nice;
     let kafka = Arc::new(
         on_background_thread(low, || KafkaDelivery::start(config.kafka.clone())).map_err(|e| {
@@ -353,8 +361,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         insights_series::Clock::system(),
     )
     .map_err(|e| data_err(format!("opening the alerts database: {e}")))?;
+    let alerting = BackgroundRuntime::new("insights-alerting", config.background_nice, false)
+        .map_err(|e| StartError::Config(format!("cannot start the alerting runtime: {e}")))?;
     let alerts_tasks = {
-        let _background = background.handle().enter();
+        let _alerting = alerting.handle().enter();
         alerts.start()
     };
     let state = AppState {
@@ -391,6 +401,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dispatcher,
         alerts_tasks,
         background,
+        alerting,
         _data_dir_lock: lock,
     })
 }
@@ -487,7 +498,8 @@ impl RunningServer {
         self.state.kafka.stop().await;
         // Likewise what Datadog has not accepted.
         self.state.datadog.stop().await;
-        // Everything that ran on it has stopped.
+        // Everything that ran on them has stopped.
+        drop(self.alerting);
         drop(self.background);
         tracing::info!("stopped");
     }

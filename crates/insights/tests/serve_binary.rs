@@ -292,7 +292,7 @@ fn priority_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<(i
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_request_path() {
+async fn delivery_runs_idle_alerting_at_nice_10_and_datadog_at_nice_15_below_the_request_path() {
     let data = tempfile::tempdir().unwrap();
     // The defaults, as `insights serve` runs without a config file.
     let s = start(data.path());
@@ -304,7 +304,7 @@ async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_reques
             .clone()
     };
     // Thread names are cut at 15 bytes by the kernel.
-    // (nice, policy 0: SCHED_OTHER); SCHED_IDLE (`background_idle`) is opt-in.
+    // (nice, policy): 0 is SCHED_OTHER, 5 SCHED_IDLE (delivery's runtime, while it keeps up).
     assert_eq!(
         nice("tokio-rt-worker"),
         HashSet::from([(0, 0)]),
@@ -312,6 +312,11 @@ async fn background_work_runs_at_nice_10_and_datadog_at_nice_15_below_the_reques
     );
     assert_eq!(
         nice("insights-backgr"),
+        HashSet::from([(10, 5)]),
+        "{threads:?}"
+    );
+    assert_eq!(
+        nice("insights-alerti"),
         HashSet::from([(10, 0)]),
         "{threads:?}"
     );
