@@ -82,6 +82,8 @@ struct Threads {
     /// Whether they follow the backlog at all (without it they stay at `nice`).
     follows: bool,
     state: Mutex<(HashSet<i32>, bool)>,
+    /// Said once: a failure to change a thread's priority repeats at every change.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl Threads {
@@ -128,8 +130,12 @@ impl Threads {
         } else {
             sched::set_idle(tid, false).and_then(|()| sched::set_nice(tid, 0))
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, idle, "cannot change a background thread's priority");
+        if let Err(e) = result
+            && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // Where nice 0 is not permitted (RLIMIT_NICE allows leaving SCHED_IDLE but not
+            // nice 0), a thread that is behind stays at its niceness under SCHED_OTHER.
+            tracing::warn!(error = %e, idle, "cannot change a background thread's priority (said once)");
         }
     }
 }
@@ -161,6 +167,7 @@ impl BackgroundRuntime {
             nice: i32::from(nice),
             follows: idle,
             state: Mutex::new((HashSet::new(), idle)),
+            warned: Default::default(),
         });
         let (start, stop) = (threads.clone(), threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
