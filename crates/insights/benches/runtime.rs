@@ -223,48 +223,27 @@ async fn main() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     mock.create_topic("insights", 1, 1).expect("topic");
     let brokers = mock.bootstrap_servers();
-    let server = start(ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("data"),
-        "bench".into(),
-    ))
-    .await
-    .unwrap();
-    let mut flat_config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("data-flat"),
-        "bench".into(),
-    );
-    flat_config.background_nice = 0;
-    let flat = start(flat_config).await.unwrap();
-    let mut mid_config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().join("data-nice10"),
-        "bench".into(),
-    );
-    mid_config.background_idle = false;
-    let mid = start(mid_config).await.unwrap();
-    let mid_url = mid.url();
-    let url = server.url();
-    let flat_url = flat.url();
     let client = reqwest::Client::new();
-    let key = setup(&client, &url, dir.path(), a.concurrency, &brokers).await;
-    let mid_key = setup(
-        &client,
-        &mid_url,
-        &dir.path().join("nice10"),
-        a.concurrency,
-        &brokers,
-    )
-    .await;
-    let flat_key = setup(
-        &client,
-        &flat_url,
-        &dir.path().join("flat"),
-        a.concurrency,
-        &brokers,
-    )
-    .await;
+    // The server under test (the defaults), and two that differ in one setting, each with its
+    // data and algorithms under `dir/<name>`.
+    let server_with = |name: &'static str, change: fn(&mut ServerConfig)| {
+        let (client, root, brokers) = (&client, dir.path().join(name), &brokers);
+        async move {
+            let mut config = ServerConfig::new(
+                "127.0.0.1:0".parse().unwrap(),
+                root.join("data"),
+                "bench".into(),
+            );
+            change(&mut config);
+            let server = start(config).await.unwrap();
+            let url = server.url();
+            let key = setup(client, &url, &root, a.concurrency, brokers).await;
+            (server, url, key)
+        }
+    };
+    let (server, url, key) = server_with("default", |_| {}).await;
+    let (mid, mid_url, mid_key) = server_with("nice10", |c| c.background_idle = false).await;
+    let (flat, flat_url, flat_key) = server_with("flat", |c| c.background_nice = 0).await;
 
     // A bare HTTP baseline on the same stack.
     let echo_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,17 +11,9 @@ pub(crate) struct ThreadUse(std::collections::BTreeMap<String, (u64, u64)>, u64)
 /// The process's user + system CPU in nanoseconds, threads that exited included.
 fn process_cpu_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(11) // utime and stime are fields 14 and 15
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // Linux reports them in USER_HZ, 100 per second on every architecture it runs here.
-    fields.iter().sum::<u64>() * 10_000_000
+    let field = |n| insights::background::stat_field(&stat, n).unwrap_or(0) as u64;
+    // utime and stime, in USER_HZ: 100 per second on every architecture Linux runs here.
+    (field(14) + field(15)) * 10_000_000
 }
 
 impl ThreadUse {

@@ -10,10 +10,11 @@
 //! (`insights_payloads_dropped_total{reason="handoff_full"}`): the callers are served first,
 //! by design.
 //!
-//! With `ServerConfig::background_idle` (opt-in, see below), the background runtime's own
-//! threads (the dispatcher, the store's and the series' writes, alerting) go further while
-//! delivery keeps up: they run under SCHED_IDLE, which takes only
-//! CPU that nothing else wants and gives way at once when a call's thread wakes. At nice 10 the
+//! With `ServerConfig::background_idle` (the default), delivery's runtime (the dispatcher, the
+//! store's and the series' writes) goes further while delivery keeps up: its threads run under
+//! SCHED_IDLE, which takes only CPU that nothing else wants and gives way at once when a call's
+//! thread wakes. Alerting has a runtime of its own that never does: a deadman check must run
+//! when no payloads come, which is when nothing would raise it. At nice 10 the
 //! scheduler still lets a background thread finish its slice (milliseconds on Linux 6.6+'s
 //! EEVDF) before a woken call runs, and that was the p99 of a call with Insights on (4x that of
 //! Insights off in `scripts/bench-runtime`). Starving them is what SCHED_IDLE risks, so the
@@ -26,8 +27,8 @@
 //! from SCHED_IDLE (an unprivileged one with RLIMIT_NICE 0) does not use it.
 //!
 //! Full queues are not the only sign: when the algorithms' own processes keep every core busy
-//! at a low call rate, the queues never fill, and delivery, the series and alerting (whose
-//! deadman checks read the series) would wait for idle CPU. So work that has waited
+//! at a low call rate, the queues never fill, and delivery and the series (which alerting
+//! reads) would wait for idle CPU. So work that has waited
 //! [`Backlog::STALL`] (250 ms) without progress counts as behind too: the follower checks it
 //! twice per stall, from the request path's runtime, and background work never waits much
 //! longer than that for CPU.
@@ -44,7 +45,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use insights_delivery::Backlog;
-use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 
 mod sched;
 
@@ -66,12 +66,8 @@ fn lower_current_thread(nice: u8) {
     if nice == 0 {
         return;
     }
-    // thread-priority maps 0..=99 onto niceness 19..=-20, truncating: this value lands exactly
-    // on `nice` (checked by the test below for the values used).
-    let value = ((19 - i32::from(nice.min(19))) * 99 / 39) as u8;
-    let priority = ThreadPriorityValue::try_from(value).expect("within 0..=99");
-    if let Err(e) = set_current_thread_priority(ThreadPriority::Crossplatform(priority)) {
-        tracing::warn!(error = ?e, "cannot lower a background thread's CPU priority; it competes with calls on equal terms");
+    if let Err(e) = sched::set_nice(sched::current_tid(), i32::from(nice.min(19))) {
+        tracing::warn!(error = %e, "cannot lower a background thread's CPU priority; it competes with calls on equal terms");
     }
 }
 
@@ -197,10 +193,10 @@ impl BackgroundRuntime {
 
     /// From now on, the runtime's threads run under SCHED_IDLE while delivery keeps up and at
     /// the request path's priority while it is behind (`backlog`); without `idle` at `new`, they
-    /// stay at their niceness. The task that follows runs on the caller's runtime (the request path's), so
-    /// that background work starved of CPU is raised all the same.
+    /// stay at their niceness. The task that follows runs on the caller's runtime (the request
+    /// path's), so that background work starved of CPU is raised all the same.
     pub fn follow(&mut self, backlog: Arc<Backlog>) {
-        if !self.is_idle() {
+        if !self.threads.follows {
             return;
         }
         let threads = self.threads.clone();
@@ -252,26 +248,27 @@ pub fn on_background_thread<T: Send>(nice: u8, f: impl FnOnce() -> T + Send) -> 
     })
 }
 
-/// The scheduling policy in a thread's `/proc/…/stat` line (field 41: 0 SCHED_OTHER, 5
-/// SCHED_IDLE).
-pub fn policy_in_stat(stat: &str) -> Option<i32> {
+/// Field `n` (numbered as in proc(5), from 1) of a `/proc/…/stat` line, counted after the
+/// command name's closing parenthesis since the name may hold spaces (field 2): what the tests
+/// check threads with, and the benchmarks read CPU times from.
+pub fn stat_field(stat: &str, n: usize) -> Option<i64> {
     stat.rsplit(')')
         .next()?
         .split_whitespace()
-        .nth(38)?
+        .nth(n.checked_sub(3)?)?
         .parse()
         .ok()
 }
 
-/// The niceness in a thread's `/proc/…/stat` line (field 19, counted after the command name's
-/// closing parenthesis, since the name may hold spaces): what the tests check threads with.
+/// The scheduling policy in a thread's `/proc/…/stat` line (field 41: 0 SCHED_OTHER, 5
+/// SCHED_IDLE).
+pub fn policy_in_stat(stat: &str) -> Option<i32> {
+    stat_field(stat, 41).map(|v| v as i32)
+}
+
+/// The niceness in a thread's `/proc/…/stat` line (field 19).
 pub fn niceness_in_stat(stat: &str) -> Option<i32> {
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(16)?
-        .parse()
-        .ok()
+    stat_field(stat, 19).map(|v| v as i32)
 }
 
 #[cfg(test)]

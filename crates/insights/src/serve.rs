@@ -79,8 +79,8 @@ pub struct ServerConfig {
     /// 1..=19 runs it at a lower CPU priority than the request path, 0 at the same (default 10;
     /// see `background.rs`).
     pub background_nice: u8,
-    /// Whether the background runtime's threads (the dispatcher, the store's and the series'
-    /// writes, alerting) run under SCHED_IDLE while delivery keeps up, taking only CPU the
+    /// Whether delivery's runtime (the dispatcher, the store's and the series' writes; not
+    /// alerting) runs under SCHED_IDLE while delivery keeps up, taking only CPU the
     /// request path leaves idle, and at the request path's priority while delivery is behind or
     /// work has waited past `Backlog::STALL` (default on; see `background.rs`).
     pub background_idle: bool,

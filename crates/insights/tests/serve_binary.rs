@@ -297,42 +297,19 @@ async fn delivery_runs_idle_alerting_at_nice_10_and_datadog_at_nice_15_below_the
     // The defaults, as `insights serve` runs without a config file.
     let s = start(data.path());
     let threads = priority_by_thread(s.child.id());
-    let nice = |name: &str| {
-        threads
+    // Thread names are cut at 15 bytes by the kernel. (nice, policy): 0 is SCHED_OTHER, 5
+    // SCHED_IDLE (delivery's runtime, while it keeps up).
+    for (name, want) in [
+        ("tokio-rt-worker", (0, 0)),
+        ("insights-backgr", (10, 5)),
+        ("insights-alerti", (10, 0)),
+        ("series-maintena", (10, 0)),
+        ("kafka-producer", (10, 0)),
+        ("datadog-deliver", (15, 0)),
+    ] {
+        let got = threads
             .get(name)
-            .unwrap_or_else(|| panic!("no thread named {name}: {threads:?}"))
-            .clone()
-    };
-    // Thread names are cut at 15 bytes by the kernel.
-    // (nice, policy): 0 is SCHED_OTHER, 5 SCHED_IDLE (delivery's runtime, while it keeps up).
-    assert_eq!(
-        nice("tokio-rt-worker"),
-        HashSet::from([(0, 0)]),
-        "{threads:?}"
-    );
-    assert_eq!(
-        nice("insights-backgr"),
-        HashSet::from([(10, 5)]),
-        "{threads:?}"
-    );
-    assert_eq!(
-        nice("insights-alerti"),
-        HashSet::from([(10, 0)]),
-        "{threads:?}"
-    );
-    assert_eq!(
-        nice("series-maintena"),
-        HashSet::from([(10, 0)]),
-        "{threads:?}"
-    );
-    assert_eq!(
-        nice("kafka-producer"),
-        HashSet::from([(10, 0)]),
-        "{threads:?}"
-    );
-    assert_eq!(
-        nice("datadog-deliver"),
-        HashSet::from([(15, 0)]),
-        "{threads:?}"
-    );
+            .unwrap_or_else(|| panic!("no thread named {name}: {threads:?}"));
+        assert_eq!(*got, HashSet::from([want]), "{name}: {threads:?}");
+    }
 }

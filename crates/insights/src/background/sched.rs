@@ -1,8 +1,8 @@
-//! The kernel calls behind SCHED_IDLE: switching a thread of this process between SCHED_IDLE
-//! and SCHED_OTHER, and setting its niceness, by its thread id. The second place
-//! in the tree with `unsafe` (after the runtime's `isolation`): no crate wraps
-//! `sched_setscheduler` or `setpriority` for another thread (thread-priority's cross-thread call also resets the
-//! calling thread's niceness).
+//! The kernel calls behind the background's priorities: switching a thread of this process
+//! between SCHED_IDLE and SCHED_OTHER, and setting its niceness, by its thread id. The second
+//! place in the tree with `unsafe` (after the runtime's `isolation`): no crate wraps
+//! `sched_setscheduler` or `setpriority` for another thread (thread-priority's cross-thread
+//! call also resets the calling thread's niceness).
 #![allow(unsafe_code)]
 
 /// This thread's kernel id.
