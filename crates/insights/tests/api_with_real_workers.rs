@@ -214,30 +214,31 @@ async fn reports_after_the_execution_finished_are_refused_with_409() {
     let t = TestServer::start(dir.path()).await;
     t.probe("acme", "late", 1, true).await;
     let key = t.new_key().await;
+    let (go, done) = (dir.path().join("late-go"), dir.path().join("late-done"));
     let (s, _, _) = t
         .call(
             &key,
             "acme/late",
-            json!({"late_report": report(&[("after", json!(1))])}),
+            json!({"late_report": report(&[("after", json!(1))]), "late_go": go, "late_done": done}),
         )
         .await;
     assert_eq!(s, 200);
-    // Ask the worker what its late report was told, once it has been sent. (Not through the
-    // rejection metric: the recorder is shared with the other tests of this process.)
+    // The call has answered: only now may its late report go, and no other call starts until
+    // it was answered (a call in flight would accept it).
+    std::fs::write(&go, "").unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
-        let (_, _, body) = t
-            .call(&key, "acme/late", json!({"late_status": true}))
-            .await;
-        if !body["result"]["late_status"].is_null() {
-            break body;
-        }
+    while !done.exists() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the late report never arrived"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Ask the worker what its late report was told. (Not through the rejection metric: the
+    // recorder is shared with the other tests of this process.)
+    let (_, _, body) = t
+        .call(&key, "acme/late", json!({"late_status": true}))
+        .await;
     assert_eq!(body["result"]["late_status"][0], 409, "{body}");
     assert!(
         body["result"]["late_status"][1]["error"]["message"]

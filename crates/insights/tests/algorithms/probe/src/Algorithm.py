@@ -3,7 +3,9 @@
 Standard library only; speaks the ADK protocol by hand. Input (JSON object), all optional:
   reports:      list of report bodies, each POSTed to $ALGORITHMIA_API/v1/insights in order;
                 the result lists each answer as [status, body]
-  late_report:  a report body sent 0.3 s after answering (its status is kept for `late_status`)
+  late_report:  a report body sent 0.3 s after answering (its status is kept for `late_status`);
+                with `late_go`/`late_done` (paths), sent once `late_go` exists, then `late_done`
+                is written
   late_status:  return the status of the previous late report
   print:        a line to print before answering
   raw_stdout:   base64 bytes written to stdout as they are (any bytes, no newline added)
@@ -91,10 +93,21 @@ def handle(request):
         result["late_status"] = late["status"]
     if "late_report" in data:
         body = data["late_report"]
+        go, done = data.get("late_go"), data.get("late_done")
 
         def later():
-            time.sleep(0.3)
+            # With `late_go`, the report waits until that file exists (the caller creates it
+            # once this execution's answer has reached it), and `late_done` is written once
+            # the report was answered: no timing decides which execution the report meets.
+            if go:
+                while not os.path.exists(go):
+                    time.sleep(0.01)
+            else:
+                time.sleep(0.3)
             late["status"] = post_report(body)
+            if done:
+                with open(done, "w") as f:
+                    f.write(json.dumps(late["status"]))
 
         threading.Thread(target=later, daemon=True).start()
     return {"result": result, "metadata": {"content_type": "json"}}
