@@ -231,12 +231,18 @@ pub async fn produce(brokers: &str, messages: &[String]) {
 
 /// `chromedriver` (Debian's `chromium-driver`) on a free loopback port, in its own process
 /// group so that the Chromium it starts goes with it; returns the driver and its URL.
-pub fn chromedriver() -> (ProcGroup, String) {
+///
+/// Chromium keeps its profile and singleton socket in `$TMPDIR`, and a killed Chromium never
+/// removes them (625 were left in `/tmp` by a few days of test runs), so the driver and its
+/// browsers get a temporary directory of their own that goes with the guard.
+pub fn chromedriver() -> (Driver, String) {
     use std::os::unix::process::CommandExt as _;
+    let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let p = ProcGroup(
+    let group = ProcGroup(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -244,7 +250,20 @@ pub fn chromedriver() -> (ProcGroup, String) {
             .expect("chromedriver runs (scripts/test installs Debian's chromium-driver)"),
     );
     wait_for_port(port);
-    (p, format!("http://127.0.0.1:{port}"))
+    (
+        Driver {
+            _group: group,
+            _tmp: tmp,
+        },
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// A running `chromedriver` and the temporary directory its browsers write in: the group is
+/// killed first, then the directory removed (fields drop in declaration order).
+pub struct Driver {
+    _group: ProcGroup,
+    _tmp: tempfile::TempDir,
 }
 
 /// A child process leading its own process group; the whole group is killed when dropped.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use insights_testkit::{ProcGroup, chromedriver};
+use insights_testkit::{Driver, chromedriver};
 use serde_json::{Value, json};
 
 use super::ADMIN;
@@ -21,7 +21,7 @@ pub struct Browser {
     pub c: Client,
     base: String,
     test: &'static str,
-    _driver: ProcGroup,
+    _driver: Driver,
 }
 
 impl Browser {
