@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use insights_store::PayloadQuery;
+use insights_store::{PayloadQuery, PayloadScope};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -77,17 +77,23 @@ pub(crate) async fn list_payloads(
         let (owner, name) = a.split_once('/').ok_or_else(|| {
             ApiError::invalid("algorithm", format!("must be owner/name (got {a:?})"))
         })?;
-        q.owner = Some(owner.to_string());
-        q.name = Some(name.to_string());
+        q.scope = PayloadScope::Algorithm {
+            owner: owner.to_string(),
+            name: name.to_string(),
+        };
     }
     if let Some(v) = query.get("version").filter(|v| !v.is_empty()) {
-        if q.owner.is_none() {
+        let PayloadScope::Algorithm { owner, name } = std::mem::take(&mut q.scope) else {
             return Err(ApiError::invalid(
                 "version",
                 "needs algorithm=owner/name as well",
             ));
-        }
-        q.version = Some(v.clone());
+        };
+        q.scope = PayloadScope::Version {
+            owner,
+            name,
+            version: v.clone(),
+        };
     }
     if let Some(l) = query.get("limit") {
         q.limit = l

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use insights_store::PayloadQuery;
+use insights_store::{PayloadQuery, PayloadScope};
 use maud::html;
 
 use crate::AppState;
@@ -86,9 +86,11 @@ pub(super) async fn version_page(
     Page(signed_in): Page,
 ) -> Response {
     let q = PayloadQuery {
-        owner: Some(owner.clone()),
-        name: Some(name.clone()),
-        version: Some(version.clone()),
+        scope: PayloadScope::Version {
+            owner: owner.clone(),
+            name: name.clone(),
+            version: version.clone(),
+        },
         limit: PAYLOADS_SHOWN,
     };
     let store = state.store.clone();
