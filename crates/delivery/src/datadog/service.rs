@@ -24,11 +24,11 @@ pub(super) mod health;
 
 use health::{Answer, Problem, classify, transport_problem};
 
-use super::request_builder::{self, Encoded};
+use super::request_builder::{self, Encoded, Shared};
 use super::{DatadogConfig, DatadogSettings, DatadogStatus};
 use crate::DropReason;
 use crate::EncodedPayload;
-use crate::spool::{Record, Spool};
+use crate::spool::{FastHash, Record, Spool};
 
 /// Everything the delivery thread hears of.
 pub(super) enum Event {
@@ -101,9 +101,11 @@ pub(super) struct DeliveryThread {
     retry: VecDeque<Record>,
     in_flight: JoinSet<Sent>,
     /// The sequence numbers of the payloads in `in_flight`.
-    sending: HashSet<u64>,
+    sending: HashSet<u64, FastHash>,
     /// In flight when the spool evicted them: dropped unless the intake accepts them after all.
-    orphans: HashSet<u64>,
+    orphans: HashSet<u64, FastHash>,
+    /// Metric names and tag arrays, made once per settings rather than once per payload.
+    shared: Shared,
     /// No request before this (backoff, `X-RateLimit-Reset`).
     not_before: Option<Instant>,
     failures: u32,
@@ -139,8 +141,9 @@ impl DeliveryThread {
             generation: 0,
             retry: VecDeque::new(),
             in_flight: JoinSet::new(),
-            sending: HashSet::new(),
-            orphans: HashSet::new(),
+            sending: HashSet::default(),
+            orphans: HashSet::default(),
+            shared: Shared::default(),
             not_before: None,
             failures: 0,
             key_refused: false,
@@ -252,6 +255,7 @@ impl DeliveryThread {
                 self.generation = generation;
                 self.counts.generation = generation;
                 self.settings = settings.map(|s| Arc::new(*s));
+                self.shared.clear();
                 self.key_refused = false;
                 self.not_before = None;
                 self.failures = 0;
@@ -305,11 +309,14 @@ impl DeliveryThread {
     /// Encodes `records` into bodies and starts a request for each.
     fn send(&mut self, settings: &Arc<DatadogSettings>, records: Vec<Record>) {
         let cutoff = now_micros() / 1_000_000 - self.config.max_point_age.as_secs() as i64;
+        // Ids into `shared` live until the bodies are made, below.
+        self.shared.trim();
         let mut parts: Vec<Encoded> = Vec::with_capacity(records.len());
-        let mut by_seq: HashMap<u64, Record> = HashMap::with_capacity(records.len());
+        // The records of `parts`, in the same order.
+        let mut kept: Vec<Record> = Vec::with_capacity(records.len());
         let (mut too_old, mut rejected, mut empty) = (Vec::new(), Vec::new(), Vec::new());
         for record in records {
-            match request_builder::encode(&record, settings) {
+            match request_builder::encode(&record, settings, &mut self.shared) {
                 Err(why) => {
                     self.warn(
                         "unreadable",
@@ -330,10 +337,10 @@ impl DeliveryThread {
                             why.label(),
                         );
                     }
-                    if e.points.is_empty() {
+                    if e.is_empty() {
                         empty.push(e.seq);
                     } else {
-                        by_seq.insert(e.seq, record);
+                        kept.push(record);
                         parts.push(e);
                     }
                 }
@@ -344,26 +351,30 @@ impl DeliveryThread {
         // Nothing Datadog can take in it (every name refused): nothing more to do for it.
         self.resolve(&empty);
         let url = settings.series_url();
+        // The bodies' ranges follow one another over `parts`: each takes the next records.
+        let mut kept = kept.into_iter();
         for body in request_builder::bodies(
             &parts,
+            &self.shared,
             self.config.max_request_bytes,
             self.config.max_uncompressed_bytes,
         ) {
-            let records: Vec<Record> = body.seqs.iter().filter_map(|s| by_seq.remove(s)).collect();
+            let records: Vec<Record> = kept.by_ref().take(body.parts.len()).collect();
+            let bytes = body.compressed.len();
             let request = self
                 .client
                 .post(&url)
                 .header("DD-API-KEY", settings.api_key.expose())
                 .header("Content-Type", "application/json")
                 .header("Content-Encoding", "zstd1")
-                .body(body.compressed.clone());
+                .body(body.compressed);
             tracing::trace!(
                 payloads = records.len(),
-                bytes = body.compressed.len(),
+                bytes,
                 uncompressed = body.uncompressed_len,
                 "request to Datadog"
             );
-            self.sending.extend(body.seqs.iter().copied());
+            self.sending.extend(records.iter().map(|r| r.seq));
             let generation = self.generation;
             self.in_flight.spawn(async move {
                 let answer = async {
