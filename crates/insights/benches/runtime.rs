@@ -41,6 +41,9 @@ struct Args {
     calls: usize,
     concurrency: usize,
     rounds: usize,
+    /// `--only NAME`: run that one configuration's rounds and print its throughput, nothing
+    /// else (for a profiler attached to this process: `perf record -p`).
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -48,12 +51,20 @@ fn args() -> Args {
         calls: 20_000,
         concurrency: 2,
         rounds: 3,
+        only: None,
     };
+    let usage =
+        "usage: bench_runtime [--calls N] [--concurrency N] [--rounds N] [--only CONFIGURATION]";
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            panic!("usage: bench_runtime [--calls N] [--concurrency N] [--rounds N]")
-        });
+        if pair[0] == "--only" {
+            a.only = Some(pair.get(1).expect(usage).clone());
+            continue;
+        }
+        let value = pair
+            .get(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{usage}"));
         match pair[0].as_str() {
             "--calls" => a.calls = value,
             "--concurrency" => a.concurrency = value,
@@ -300,6 +311,28 @@ async fn main() {
     ];
     for (_, u, k) in &configs {
         http(&client, u, k, 1000, a.concurrency).await; // warm-up: workers started, connections open
+    }
+    if let Some(only) = &a.only {
+        let (_, u, k) = configs
+            .iter()
+            .find(|(name, _, _)| name == only)
+            .unwrap_or_else(|| {
+                let names: Vec<_> = configs.iter().map(|c| c.0).collect();
+                panic!("--only: no configuration {only:?}; there are {names:?}")
+            });
+        eprintln!("pid {}: running {only}", std::process::id());
+        for _ in 0..a.rounds {
+            let s = http(&client, u, k, a.calls, a.concurrency).await;
+            println!(
+                "{only}: {:.0} calls/s, p50 {:.0} µs, p99 {:.0} µs",
+                s.throughput, s.p50_us, s.p99_us
+            );
+        }
+        drop(mock);
+        for s in [server, mid, flat] {
+            s.shutdown().await;
+        }
+        return;
     }
     let idle = threads::idle_background_ns().await;
     eprintln!(

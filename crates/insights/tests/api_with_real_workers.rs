@@ -711,6 +711,67 @@ async fn failed_executions_produce_payloads_and_status_keys_are_opt_in() {
 }
 
 #[tokio::test]
+async fn a_client_that_disconnects_mid_call_leaves_no_worker_half_way_and_its_payload_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    // One worker: the next call can only be answered once the abandoned one has finished.
+    t.probe("acme", "abandoned", 1, true).await;
+    let key = t.new_key().await;
+    let (started, go) = (dir.path().join("started"), dir.path().join("go"));
+    let call = {
+        let (http, url, key) = (t.http.clone(), t.url.clone(), key.clone());
+        let input = json!({
+            "started": started, "wait_for": go, "echo": "abandoned",
+            "reports": [report(&[("risk_score", json!(0.25))])],
+        });
+        tokio::spawn(async move {
+            http.post(format!("{url}/v1/algo/acme/abandoned"))
+                .header("Authorization", format!("Simple {key}"))
+                .json(&input)
+                .send()
+                .await
+        })
+    };
+    // The execution is in the worker; then the client goes away (its connection closes).
+    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "the execution never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    while t.metric("insights_calls_detached_total").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "the server never saw the client go"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Only now does the algorithm answer: to no one. Its execution still ends whole.
+    std::fs::write(&go, "go").unwrap();
+    let p = &t.wait_payloads("algorithm=acme/abandoned", 1).await[0];
+    assert_eq!(p["risk_score"], 0.25);
+    // The worker is free and in step: the next call gets its own answer, not the abandoned one.
+    let (s, _, body) = t
+        .call(&key, "acme/abandoned", json!({"echo": "next"}))
+        .await;
+    assert_eq!(
+        (s, &body["result"]["echo"]),
+        (200, &json!("next")),
+        "{body}"
+    );
+    assert_eq!(
+        t.wait_payloads("algorithm=acme/abandoned", 2).await.len(),
+        2
+    );
+    assert_eq!(t.metric("insights_calls_detached_total").await, 1.0);
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_calls_across_workers_each_carry_their_own_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let t = TestServer::start(dir.path()).await;

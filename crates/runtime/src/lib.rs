@@ -6,8 +6,9 @@
 //! - `worker`: one process and the protocol it speaks (private `/tmp/algoout` per worker);
 //! - [`Runtime`]: pools per version, calls, metric reports, payloads, shutdown.
 //!
-//! Architecture invariant: a call's execution runs in its own task, so a caller that goes away
-//! (an HTTP client that disconnects) never leaves a worker half-way through a request, and the
+//! Architecture invariant: a call's execution outlives its caller: it runs in the caller's task
+//! while the caller waits and moves into a task of its own when the caller goes away (an HTTP
+//! client that disconnects), so that a worker is never left half-way through a request and the
 //! execution still produces its payload.
 
 pub mod catalog;
@@ -177,6 +178,89 @@ pub enum ReportError {
     /// Some items were refused; every other item was kept.
     #[error("{}", .0.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; "))]
     Rejected(Vec<MetricRejection>),
+}
+
+/// An execution, run in the caller's task while the caller waits for it, and moved into a task
+/// of its own (tracked by the runtime's [`TaskTracker`], so that shutdown waits for it) if the
+/// caller goes away first: a disconnecting client never leaves a worker half-way, and the
+/// execution still produces its payload. Spawning every execution up front kept that invariant
+/// too, at the price of a task and a wake-up per call; detaching on drop keeps it for free in
+/// the common case, where the caller waits.
+struct Detached<F: Future + Send + 'static>
+where
+    F::Output: Send,
+{
+    execution: Option<std::pin::Pin<Box<F>>>,
+    tasks: TaskTracker,
+    /// Counts the execution among the tracker's tasks while it runs here, so that shutdown
+    /// waits for it as for a detached one.
+    _running: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl<F: Future + Send + 'static> Detached<F>
+where
+    F::Output: Send,
+{
+    fn new(tasks: &TaskTracker, execution: F) -> Self {
+        Self {
+            execution: Some(Box::pin(execution)),
+            tasks: tasks.clone(),
+            _running: tasks.token(),
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Future for Detached<F>
+where
+    F::Output: Send,
+{
+    /// The execution's output, or what its panic said (a panic ends this call, not the server).
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let execution = self
+            .execution
+            .as_mut()
+            .expect("a Detached future is not polled after it is ready");
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execution.as_mut().poll(cx)));
+        match polled {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => {
+                self.execution = None;
+                std::task::Poll::Ready(Ok(output))
+            }
+            Err(panic) => {
+                self.execution = None;
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                std::task::Poll::Ready(Err(message))
+            }
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for Detached<F>
+where
+    F::Output: Send,
+{
+    fn drop(&mut self) {
+        let Some(execution) = self.execution.take() else {
+            return;
+        };
+        // Tracked before `_running` goes, so the tracker never sees zero tasks in between.
+        // Dropped outside a runtime (the runtime itself is going away): nothing can run it.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(self.tasks.track_future(execution));
+            metrics::counter!("insights_calls_detached_total").increment(1);
+        }
+    }
 }
 
 type PoolKey = (String, String, String);
@@ -375,8 +459,8 @@ impl Runtime {
         &self.config
     }
 
-    /// Runs one call to completion. The execution runs in its own task: dropping this future
-    /// does not cancel it.
+    /// Runs one call to completion. Dropping this future does not cancel the execution: it
+    /// moves into a task of its own and runs to its end (see [`Detached`]).
     pub async fn call(
         self: &Arc<Self>,
         request: CallRequest,
@@ -409,14 +493,14 @@ impl Runtime {
             ))
         })?;
         let this = self.clone();
-        self.tasks
-            .spawn(async move { this.execute(resolved, request, waiting).await })
+        Detached::new(&self.tasks, this.execute(pool, resolved, request, waiting))
             .await
-            .map_err(|e| RuntimeError::Internal(format!("the execution task failed: {e}")))
+            .map_err(|panic| RuntimeError::Internal(format!("the execution failed: {panic}")))
     }
 
     async fn execute(
         self: Arc<Self>,
+        pool: Arc<Pool>,
         resolved: catalog::ResolvedVersion,
         request: CallRequest,
         waiting: Waiting,
@@ -430,7 +514,6 @@ impl Runtime {
             name: resolved.name.clone(),
             version: version.clone(),
         };
-        let pool = self.pool(&resolved);
         let request_id = request.request_id.clone();
 
         let permit: Option<OwnedSemaphorePermit> =

@@ -508,23 +508,35 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
     let mut log_open = true;
 
+    // Two timers for the worker's life, re-armed when the deadline changes: a timer made in
+    // every turn of the loop was registered and removed again at each turn (two or three per
+    // call).
+    let startup = sleep_until(startup_deadline);
+    let job_timer = sleep_until(startup_deadline);
+    tokio::pin!(startup, job_timer);
+    let mut job_timer_at: Option<Instant> = None;
+
     let failure: Failure = loop {
         let job_deadline = running
             .as_ref()
             .map(|r| r.deadline)
             .or(pending.as_ref().map(|j| j.deadline));
+        if let Some(deadline) = job_deadline.filter(|d| job_timer_at != Some(*d)) {
+            job_timer.as_mut().reset(deadline);
+            job_timer_at = Some(deadline);
+        }
         tokio::select! {
             // Deadlines first: an algorithm that never stops printing must not keep its call
             // from timing out. Then the log: a line the algorithm printed before writing its
             // answer is in the log pipe by the time the answer is in the FIFO, so it is
             // attributed to its call.
             biased;
-            () = sleep_until(startup_deadline), if !ready => {
+            () = &mut startup, if !ready => {
                 break Failure::StartFailed { detail: format!(
                     "the algorithm did not print PIPE_INIT_COMPLETE within {} s of starting",
                     spec.startup_timeout.as_secs()) };
             },
-            () = sleep_until(job_deadline.unwrap_or(startup_deadline)), if job_deadline.is_some() => {
+            () = &mut job_timer, if job_deadline.is_some() => {
                 if let Some(r) = running.take() {
                     let f = Failure::Timeout { while_starting: false };
                     let _ = r.reply.send(JobOutcome::failed(f.clone(), shared.finish()));

@@ -48,6 +48,11 @@ fn describe() {
         "insights_calls_total",
         "Calls of /v1/algo by algorithm, version and outcome (success or the error_type)."
     );
+    describe_counter!(
+        "insights_calls_detached_total",
+        "Calls whose caller went away (a client that disconnected) before the execution ended; \
+         each one ran to its end in a task of its own and still produced its payload."
+    );
     describe_histogram!(
         "insights_call_duration_seconds",
         Unit::Seconds,

@@ -12,6 +12,8 @@ Standard library only; speaks the ADK protocol by hand. Input (JSON object), all
   env:          a list of environment variable names; the result maps each to its value or null
   spam:         print lines as fast as possible, for ever
   sleep:        seconds to sleep before answering
+  started:      a path written as the execution starts
+  wait_for:     a path to wait for (after the reports) before answering
   crash:        exit abruptly with status 3 (after printing "about to crash")
   hang:         never answer
   garbage:      write a line that is not an answer to /tmp/algoout
@@ -66,9 +68,15 @@ def handle(request):
     if "raw_stdout" in data:
         sys.stdout.buffer.write(base64.b64decode(data["raw_stdout"]))
         sys.stdout.buffer.flush()
+    if "started" in data:
+        with open(data["started"], "w") as f:
+            f.write("started")
     if "sleep" in data:
         time.sleep(data["sleep"])
     reports = [post_report(b) for b in data.get("reports", [])]
+    if "wait_for" in data:
+        while not os.path.exists(data["wait_for"]):
+            time.sleep(0.01)
     if data.get("crash"):
         print("about to crash")
         sys.stdout.flush()
