@@ -97,8 +97,7 @@ impl Dispatcher {
                         break; // every Handoff was dropped and the queue is empty
                     }
                     linger(&mut rx, &mut batch, &config).await;
-                    deliver(&mut queues, &room, &batch).await;
-                    batch.clear();
+                    deliver(&mut queues, &room, &mut batch).await;
                     let fullest = queues.iter().map(SinkQueue::held).max().unwrap_or(0);
                     rx.backlog.settle(rx.len(), fullest, capacity);
                 }
@@ -107,11 +106,10 @@ impl Dispatcher {
         // Refuse new offers (they are counted as dropped), then deliver what was accepted.
         rx.close();
         while rx.recv_many(&mut batch, max).await > 0 {
-            let encoded = encode(&batch);
+            let encoded = encode(&mut batch);
             for queue in &mut queues {
                 queue.push(&encoded);
             }
-            batch.clear();
         }
         for queue in queues {
             queue.finish().await;
@@ -125,13 +123,14 @@ async fn linger(rx: &mut HandoffReceiver, batch: &mut Vec<Payload>, c: &Dispatch
     rx.fill(batch, c.max_batch, deadline).await;
 }
 
-fn encode(batch: &[Payload]) -> Arc<[EncodedPayload]> {
-    batch.iter().map(EncodedPayload::new).collect()
+/// Encodes (and empties) the batch: each payload's strings move into its encoding.
+fn encode(batch: &mut Vec<Payload>) -> Arc<[EncodedPayload]> {
+    batch.drain(..).map(EncodedPayload::from_payload).collect()
 }
 
 /// Gives the batch to every sink that has room, and drops it for the others; waits only while
 /// no sink has room (see the module's doc).
-async fn deliver(queues: &mut [SinkQueue], room: &Notify, batch: &[Payload]) {
+async fn deliver(queues: &mut [SinkQueue], room: &Notify, batch: &mut Vec<Payload>) {
     let encoded = encode(batch);
     let n = encoded.len();
     while !queues.is_empty() && !queues.iter().any(|q| q.has_room(n)) {

@@ -28,8 +28,25 @@ pub struct EncodedPayload {
 
 impl EncodedPayload {
     pub fn new(p: &Payload) -> Self {
+        Self::with_algorithm(p, p.algorithm.clone())
+    }
+
+    /// The same as [`EncodedPayload::new`], taking the payload's algorithm instead of copying
+    /// its three strings (the dispatcher owns each payload, and drops it once encoded).
+    pub fn from_payload(p: Payload) -> Self {
+        let none = AlgorithmRef {
+            owner: String::new(),
+            name: String::new(),
+            version: String::new(),
+        };
+        let mut e = Self::with_algorithm(&p, none);
+        e.algorithm = p.algorithm;
+        e
+    }
+
+    fn with_algorithm(p: &Payload, algorithm: AlgorithmRef) -> Self {
         Self {
-            algorithm: p.algorithm.clone(),
+            algorithm,
             request_id: p.request_id.as_str().to_string(),
             time_us: (p.time.unix_timestamp_nanos() / 1000) as i64,
             json: p.to_json().into(),
@@ -214,7 +231,24 @@ pub(crate) async fn append_to_spool(
 
 #[cfg(test)]
 mod tests {
-    use super::DropReason;
+    use super::{DropReason, EncodedPayload};
+
+    #[test]
+    fn a_payload_taken_is_encoded_as_a_payload_borrowed() {
+        let mut p = crate::handoff::tests::payload();
+        p.failed = true;
+        let (a, b) = (
+            EncodedPayload::new(&p),
+            EncodedPayload::from_payload(p.clone()),
+        );
+        assert_eq!(a.algorithm, b.algorithm);
+        assert_eq!(b.algorithm, p.algorithm);
+        assert_eq!(
+            (&a.request_id, a.time_us, &a.json, a.failed),
+            (&b.request_id, b.time_us, &b.json, b.failed)
+        );
+        assert_eq!(*b.json, p.to_json());
+    }
 
     /// The labels as they were when reasons were strings (`<sink>_error` for a sink's error):
     /// dashboards, alerts, docs and tests read them.
