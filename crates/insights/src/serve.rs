@@ -22,7 +22,7 @@ use insights_kafka::ConnectionRequest;
 use insights_runtime::{Catalog, Runtime, RuntimeConfig};
 use insights_server::{
     AdminToken, ApiKeys, AppState, ConnectionLimits, ConnectionStore, DatadogStore, PanelConfig,
-    Sessions,
+    Services, Sessions,
 };
 use insights_store::{ConfigStore, Store};
 
@@ -367,7 +367,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         let _alerting = alerting.handle().enter();
         alerts.start()
     };
-    let state = AppState {
+    let state = AppState::new(Services {
         runtime,
         store,
         keys,
@@ -382,7 +382,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         max_body_bytes: config.max_body_bytes,
         series,
         alerts,
-    };
+    });
 
     let http_shutdown = CancellationToken::new();
     let http = tokio::spawn(insights_server::serve(
