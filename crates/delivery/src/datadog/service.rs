@@ -189,12 +189,21 @@ impl DeliveryThread {
                         self.answered(sent);
                     }
                 }
-                _ = tick.tick() => {}
+                // Not while there is nothing a tick would do (no settings, nothing in the spool
+                // or in flight): an idle server's thread sleeps until an event comes.
+                _ = tick.tick(), if !self.has_nothing_to_do() => {}
             }
             if self.last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep();
             }
         }
+    }
+
+    fn has_nothing_to_do(&self) -> bool {
+        self.settings.is_none()
+            && self.spool.unresolved() == 0
+            && self.in_flight.is_empty()
+            && self.retry.is_empty()
     }
 
     /// Answers still on their way are waited for (a little) and recorded, so that the next

@@ -116,6 +116,11 @@ impl Limiter {
         lines
     }
 
+    /// Whether some kind repeated since its last line (a summary will be due).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.seen.values().any(|s| s.repeated > 0)
+    }
+
     /// A new connection: what was said about the previous one is no reason to keep quiet.
     pub(crate) fn forget(&mut self) {
         self.seen.clear();

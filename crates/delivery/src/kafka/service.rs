@@ -193,17 +193,37 @@ impl ProducerThread {
         Ok(())
     }
 
+    /// Nothing a tick would do: no connection to keep, nothing in the spool or on its way, no
+    /// summary of repeated warnings due.
+    fn has_nothing_to_do(&self) -> bool {
+        self.settings.is_none()
+            && self.producer.is_none()
+            && self.spool.unresolved() == 0
+            && self.in_flight.is_empty()
+            && self.retry.is_empty()
+            && !self.limiter.has_pending()
+    }
+
     fn run(mut self, events: mpsc::Receiver<Event>) {
         // What a previous process left may be past its window already: dropped and counted
         // before anything is sent, not sent once more.
         self.sweep();
         let mut busy = false;
         loop {
-            let wait = if busy { Duration::ZERO } else { TICK };
-            let first = match events.recv_timeout(wait) {
-                Ok(e) => Some(e),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let first = if !busy && self.has_nothing_to_do() {
+                // No connection and nothing unresolved: only an event can give work, so an
+                // idle server's thread sleeps until one comes instead of ticking.
+                match events.recv() {
+                    Ok(e) => Some(e),
+                    Err(_) => return,
+                }
+            } else {
+                let wait = if busy { Duration::ZERO } else { TICK };
+                match events.recv_timeout(wait) {
+                    Ok(e) => Some(e),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             };
             let mut resolved = Vec::new();
             for event in first
