@@ -163,6 +163,13 @@ const MIGRATIONS: [&str; 5] = [
 /// The embedded database.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for the payload readers (the admin API, the panel, readers of a
+    /// time range), opened read-only on the same file: with WAL a reader never waits for the
+    /// writer, but one connection behind one lock made it wait for the whole of a batch insert,
+    /// and for as long as the store sink's thread (SCHED_IDLE while delivery keeps up) was kept
+    /// off the CPU while holding it. `None` in memory, where a second connection would be
+    /// another database.
+    reader: Option<Mutex<Connection>>,
     /// The ids of the algorithms and versions payloads were stored for (see [`payloads`]);
     /// only touched with `conn` held, and only with ids a committed transaction wrote.
     payload_ids: Mutex<payloads::Ids>,
@@ -206,10 +213,18 @@ impl Store {
             detail: format!("setting its mode to 0600: {e}"),
         })?;
         let conn = Connection::open(path).map_err(unusable)?;
-        Self::init(conn).map_err(|e| match e {
+        let mut store = Self::init(conn).map_err(|e| match e {
             StoreError::Sqlite(e) => unusable(e),
             other => other,
-        })
+        })?;
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(unusable)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        store.reader = Some(Mutex::new(reader));
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -247,8 +262,17 @@ impl Store {
         tx.commit()?;
         Ok(Self {
             conn: Mutex::new(conn),
+            reader: None,
             payload_ids: Mutex::default(),
         })
+    }
+
+    /// The connection payload readers use (see [`Store::reader`]).
+    fn read_conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()),
+            None => self.conn(),
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

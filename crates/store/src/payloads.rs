@@ -122,7 +122,7 @@ impl Store {
 
     pub fn payload_count(&self) -> Result<u64> {
         Ok(self
-            .conn()
+            .read_conn()
             .query_row("SELECT COUNT(*) FROM payloads", [], |r| r.get::<_, i64>(0))?
             as u64)
     }
@@ -137,7 +137,7 @@ impl Store {
         to_us: i64,
         limit: usize,
     ) -> Result<Vec<String>> {
-        let conn = self.conn();
+        let conn = self.read_conn();
         let mut stmt = conn.prepare_cached(
             "SELECT json FROM payloads
              WHERE algorithm = (SELECT id FROM payload_algorithms WHERE owner = ?1 AND name = ?2)
@@ -153,7 +153,7 @@ impl Store {
     /// The exact JSON of the matching payloads, newest first.
     pub fn payloads(&self, q: &PayloadQuery) -> Result<Vec<String>> {
         let limit = q.limit as i64;
-        let conn = self.conn();
+        let conn = self.read_conn();
         let mut stmt = conn.prepare_cached(payloads_sql(&q.scope))?;
         let rows = match &q.scope {
             PayloadScope::All => stmt.query_map(params![limit], json)?,
@@ -369,6 +369,38 @@ mod tests {
             .unwrap();
         assert_eq!(c, ["{\"n\":7}"]);
         assert_eq!(s.payload_count().unwrap(), 5);
+    }
+
+    #[test]
+    fn readers_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("insights.sqlite")).unwrap());
+        s.insert_payloads(rows(&[payload("a", "1", 1)])).unwrap();
+        // The writer's connection is held, as by a store sink kept off the CPU mid-insert, and
+        // a payload is written but not committed: readers see what was committed, at once.
+        let writer = s.conn();
+        writer
+            .execute_batch(
+                "BEGIN; INSERT INTO payloads (algorithm, version, time_us, json) VALUES (1, 1, 0, '{\"n\":2}');",
+            )
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = s.clone();
+        std::thread::spawn(move || {
+            let q = PayloadQuery {
+                scope: algorithm("a"),
+                limit: 10,
+            };
+            let _ = tx.send((
+                reader.payloads(&q).unwrap(),
+                reader.payload_count().unwrap(),
+            ));
+        });
+        let read = rx.recv_timeout(std::time::Duration::from_secs(30));
+        writer.execute_batch("ROLLBACK").unwrap();
+        drop(writer);
+        let (payloads, count) = read.expect("the read waited for the writer's lock");
+        assert_eq!((payloads, count), (vec!["{\"n\":1}".to_string()], 1));
     }
 
     #[test]
