@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use common::{TestServer, report};
+use common::{TestServer, eventually, report};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -226,14 +226,7 @@ async fn reports_after_the_execution_finished_are_refused_with_409() {
     // The call has answered: only now may its late report go, and no other call starts until
     // it was answered (a call in flight would accept it).
     std::fs::write(&go, "").unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !done.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the late report never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually("the late report never arrived", async || done.exists()).await;
     // Ask the worker what its late report was told. (Not through the rejection metric: the
     // recorder is shared with the other tests of this process.)
     let (_, _, body) = t
@@ -733,23 +726,13 @@ async fn a_client_that_disconnects_mid_call_leaves_no_worker_half_way_and_its_pa
         })
     };
     // The execution is in the worker; then the client goes away (its connection closes).
-    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !started.exists() {
-        assert!(
-            tokio::time::Instant::now() < patience,
-            "the execution never started"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually("the execution never started", async || started.exists()).await;
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
-    while t.metric("insights_calls_detached_total").await < 1.0 {
-        assert!(
-            tokio::time::Instant::now() < patience,
-            "the server never saw the client go"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually("the server never saw the client go", async || {
+        t.metric("insights_calls_detached_total").await >= 1.0
+    })
+    .await;
     // Only now does the algorithm answer: to no one. Its execution still ends whole.
     std::fs::write(&go, "go").unwrap();
     let p = &t.wait_payloads("algorithm=acme/abandoned", 1).await[0];

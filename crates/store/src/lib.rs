@@ -222,7 +222,9 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(unusable)?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unusable)?;
         store.reader = Some(Mutex::new(reader));
         Ok(store)
     }
@@ -286,6 +288,18 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// A database as a release of schema `version` left it: the base schema and the
+    /// migrations up to that version.
+    fn database_of_schema(path: &Path, version: i32) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        for m in &MIGRATIONS[..version as usize - 1] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+        conn
+    }
+
     #[test]
     fn a_database_of_schema_3_gains_the_time_column_filled_from_its_payloads() {
         let dir = tempfile::tempdir().unwrap();
@@ -293,12 +307,7 @@ mod tests {
         {
             // What the previous release wrote: its schema (the first two migrations), and
             // payloads without a time column.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            for m in &MIGRATIONS[..2] {
-                conn.execute_batch(m).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 3).unwrap();
+            let conn = database_of_schema(&path, 3);
             for (i, time) in ["2021-02-20T01:00:00.000001", "2021-02-20T01:00:59.999999"]
                 .iter()
                 .enumerate()
@@ -353,12 +362,7 @@ mod tests {
         {
             // What the previous release wrote: schema 4 (the first three migrations), with a
             // setting and a payload in it.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            for m in &MIGRATIONS[..3] {
-                conn.execute_batch(m).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 4).unwrap();
+            let conn = database_of_schema(&path, 4);
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('kafka', '{\"topic\":\"t\"}')",
                 [],
@@ -413,12 +417,7 @@ mod tests {
             // Schema 5 (the first four migrations) with payloads of two algorithms, three
             // versions, pruned at both ends: seq 1 and the newest, 6, are gone, so the
             // sequence (6) is above every stored seq.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            for m in &MIGRATIONS[..4] {
-                conn.execute_batch(m).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 5).unwrap();
+            let conn = database_of_schema(&path, 5);
             for (n, (name, version)) in [
                 ("a", "1.0.0"),
                 ("a", "1.0.0"),

@@ -255,6 +255,11 @@ mod tests {
         }
     }
 
+    /// The payloads in `scope`, newest first, at most 10.
+    fn stored(s: &Store, scope: PayloadScope) -> Vec<String> {
+        s.payloads(&PayloadQuery { scope, limit: 10 }).unwrap()
+    }
+
     fn rows(p: &[(String, String, String)]) -> impl Iterator<Item = PayloadRow<'_>> {
         p.iter().map(|(name, version, json)| PayloadRow {
             owner: "o",
@@ -282,26 +287,15 @@ mod tests {
             })
             .unwrap();
         assert_eq!(all, ["{\"n\":3}", "{\"n\":2}", "{\"n\":1}"]);
-        let a = s
-            .payloads(&PayloadQuery {
-                scope: algorithm("a"),
-                limit: 10,
-            })
-            .unwrap();
+        let a = stored(&s, algorithm("a"));
         assert_eq!(a, ["{\"n\":3}", "{\"n\":1}"]);
-        let a10 = s
-            .payloads(&PayloadQuery {
-                scope: version("a", "1.0.0"),
-                limit: 10,
-            })
-            .unwrap();
+        let a10 = stored(&s, version("a", "1.0.0"));
         assert_eq!(a10, ["{\"n\":1}"]);
         for (scope, none) in [
             (algorithm("c"), "an algorithm never stored"),
             (version("a", "2.0.0"), "a version never stored"),
         ] {
-            let q = PayloadQuery { scope, limit: 10 };
-            assert_eq!(s.payloads(&q).unwrap(), Vec::<String>::new(), "{none}");
+            assert_eq!(stored(&s, scope), Vec::<String>::new(), "{none}");
         }
         let one = s
             .payloads(&PayloadQuery {
@@ -361,12 +355,7 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(count("SELECT count(*) FROM payload_algorithms"), 2);
         s.insert_payloads(rows(&[payload("c", "1", 7)])).unwrap();
-        let c = s
-            .payloads(&PayloadQuery {
-                scope: version("c", "1"),
-                limit: 10,
-            })
-            .unwrap();
+        let c = stored(&s, version("c", "1"));
         assert_eq!(c, ["{\"n\":7}"]);
         assert_eq!(s.payload_count().unwrap(), 5);
     }

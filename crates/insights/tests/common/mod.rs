@@ -10,6 +10,16 @@ use serde_json::{Value, json};
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Waits until `ok` holds (something another process or task does: a file written, a counter
+/// raised), checking every 10 ms; fails naming `what` after 30 s.
+pub async fn eventually(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ok().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 pub struct TestServer {
     pub server: RunningServer,
     pub url: String,
