@@ -27,12 +27,15 @@
 //! - `spool.rs`: the durable spool (segments of checksummed records, a resolution log, torn-tail
 //!   recovery, a bound in bytes), shared machinery for any remote sink; the Kafka sink keeps
 //!   its payloads there until the broker acknowledges them.
+//! - `lane.rs`: what a scheduler of a remote sink's threads needs from it ([`ThreadHooks`],
+//!   [`Lag`]); the priorities themselves are the server's (`insights::background`).
 
 mod backlog;
 pub mod datadog;
 mod dispatcher;
 mod handoff;
 pub mod kafka;
+mod lane;
 mod series_sink;
 mod sink;
 mod spool;
@@ -43,6 +46,7 @@ pub use datadog::{DatadogConfig, DatadogDelivery, DatadogSettings, DatadogStatus
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use handoff::{Handoff, HandoffReceiver};
 pub use kafka::{KafkaConfig, KafkaDelivery, KafkaStatus, MessageKey};
+pub use lane::{Lag, ThreadHooks};
 pub use series_sink::SeriesSink;
 pub use sink::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink, SinkError};
 pub use store_sink::StoreSink;

@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use insights::background::{datadog_nice, on_background_thread};
+use insights::background::{DATADOG_MAX_LAG, Lane, follow};
 use insights_delivery::datadog::DatadogRequest;
 use insights_delivery::{
     DatadogConfig, DatadogDelivery, Dispatcher, DispatcherConfig, Handoff, KafkaConfig,
@@ -168,15 +168,19 @@ async fn pipeline_beside(
     let dd_spool = spool.with_extension("datadog");
     let _ = std::fs::remove_dir_all(&dd_spool);
     let dd = datadog.map(|(url, intake)| {
-        // At the priority the server gives it: below Kafka's (here the bench's, nice 0).
+        // As the server runs it: below Kafka's priority (here the bench's, nice 0), under
+        // SCHED_IDLE while delivery keeps up and Datadog lags less than a minute.
+        let lane = Lane::datadog(0, true);
         let d = Arc::new(
-            on_background_thread(datadog_nice(0), || {
-                DatadogDelivery::start(DatadogConfig::new(dd_spool.clone()))
+            DatadogDelivery::start(DatadogConfig {
+                threads: lane.hooks(),
+                ..DatadogConfig::new(dd_spool.clone())
             })
             .unwrap(),
         );
         d.configure(Some(datadog_settings(url)));
-        (d, intake)
+        let lane = lane.with_lag(d.lag(), DATADOG_MAX_LAG);
+        (d, intake, lane)
     });
     let kafka = Arc::new(KafkaDelivery::start(KafkaConfig::new(spool.to_path_buf())).unwrap());
     let (settings, _) = ConnectionRequest {
@@ -191,9 +195,13 @@ async fn pipeline_beside(
     let (handoff, rx) = Handoff::channel(payloads.len());
     let shutdown = CancellationToken::new();
     let mut sinks: Vec<Arc<dyn PayloadSink>> = vec![kafka.clone()];
-    if let Some((d, _)) = &dd {
+    if let Some((d, _, _)) = &dd {
         sinks.push(d.clone());
     }
+    let _follower = follow(
+        handoff.backlog(),
+        dd.iter().map(|(_, _, lane)| lane.clone()).collect(),
+    );
     let dispatcher =
         tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
     let start = Instant::now();
@@ -207,7 +215,7 @@ async fn pipeline_beside(
     let rate = n as f64 / start.elapsed().as_secs_f64();
     let status = kafka.status();
     assert_eq!((status.dropped, status.waiting), (0, 0));
-    if let Some((d, Intake::Up)) = &dd {
+    if let Some((d, Intake::Up, _)) = &dd {
         while d.status().delivered < n {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -216,7 +224,7 @@ async fn pipeline_beside(
     shutdown.cancel();
     dispatcher.await.unwrap();
     kafka.stop().await;
-    if let Some((d, intake)) = dd {
+    if let Some((d, intake, _)) = dd {
         if intake == Intake::Down {
             // The last append's status is published just after its answer.
             let deadline = Instant::now() + Duration::from_secs(5);

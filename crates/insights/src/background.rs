@@ -39,12 +39,19 @@
 //!
 //! Datadog delivery runs five steps lower still ([`datadog_nice`]): when the cores are short,
 //! Kafka (the pipeline the bridge and the exports read) goes first, and Datadog, whose spool
-//! holds an hour, catches up once the load passes.
+//! holds an hour, catches up once the load passes. With `background_idle` it is a [`Lane`] of
+//! its own: under SCHED_IDLE while delivery keeps up and Datadog lags (has payloads it could
+//! send and has not sent them) less than [`DATADOG_MAX_LAG`], a minute; behind either way, at
+//! its niceness under SCHED_OTHER. So beside Kafka under load it takes only CPU nothing else
+//! wants, and it is never kept waiting for more than a minute on a machine that something
+//! else keeps busy. Its threads join the lane through the [`ThreadHooks`] the sink calls on
+//! each one it starts; a thread that is not ours (librdkafka's) cannot be followed that way,
+//! which is why Kafka's threads stay at the background niceness under SCHED_OTHER.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use insights_delivery::Backlog;
+use insights_delivery::{Backlog, Lag, ThreadHooks};
 
 mod sched;
 
@@ -71,11 +78,12 @@ fn lower_current_thread(nice: u8) {
     }
 }
 
-/// The background runtime's threads (kernel ids), their niceness, and whether they run under
-/// SCHED_IDLE now (delivery keeps up) or at the request path's priority (it is behind).
+/// A group of threads (kernel ids) whose priority follows delivery: under SCHED_IDLE at
+/// `idle_nice` while it keeps up, under SCHED_OTHER at `behind_nice` while it is behind.
 struct Threads {
-    nice: i32,
-    /// Whether they follow the backlog at all (without it they stay at `nice`).
+    idle_nice: i32,
+    behind_nice: i32,
+    /// Whether they follow at all (without it they stay at `idle_nice`, set as each starts).
     follows: bool,
     state: Mutex<(HashSet<i32>, bool)>,
     /// Said once: a failure to change a thread's priority repeats at every change.
@@ -117,14 +125,11 @@ impl Threads {
         true
     }
 
-    /// Idle: SCHED_IDLE at the background niceness. Behind: SCHED_OTHER at nice 0, so that the
-    /// backlog drains on equal terms with the calls instead of overflowing its bound (where
-    /// that is not permitted, at the background niceness).
     fn apply(&self, tid: i32, idle: bool) {
         let result = if idle {
-            sched::set_nice(tid, self.nice).and_then(|()| sched::set_idle(tid, true))
+            sched::set_nice(tid, self.idle_nice).and_then(|()| sched::set_idle(tid, true))
         } else {
-            sched::set_idle(tid, false).and_then(|()| sched::set_nice(tid, 0))
+            sched::set_idle(tid, false).and_then(|()| sched::set_nice(tid, self.behind_nice))
         };
         if let Err(e) = result
             && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -136,36 +141,157 @@ impl Threads {
     }
 }
 
+/// Whether threads at `nice` may run under SCHED_IDLE (`idle` asks for it): only below the
+/// request path's priority, and only where a thread can come back from it.
+fn may_idle(idle: bool, nice: u8) -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    idle && nice > 0
+        && *CAN.get_or_init(|| {
+            let can = sched::can_leave_idle();
+            if !can {
+                tracing::warn!(
+                    "background work runs at its niceness without SCHED_IDLE: this process could not bring a thread back from SCHED_IDLE (RLIMIT_NICE), so it could not raise work that falls behind"
+                );
+            }
+            can
+        })
+}
+
+/// How long Datadog delivery may lag (payloads it could send and has not) before it leaves
+/// SCHED_IDLE for its ordinary priority: its points stay good for an hour, and a minute late
+/// on a dashboard is the price of never taking CPU that Kafka or a call wants.
+pub const DATADOG_MAX_LAG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A group of threads that follows delivery's backlog ([`follow`]): the background runtime's,
+/// or a remote sink's (their [`ThreadHooks`] register them), optionally also raised when the
+/// sink's own [`Lag`] passes a bound.
+#[derive(Clone)]
+pub struct Lane {
+    threads: Arc<Threads>,
+    lag: Option<(Arc<Lag>, std::time::Duration)>,
+}
+
+impl Lane {
+    /// Threads at `idle_nice` (SCHED_IDLE too while delivery keeps up, with `idle`) and at
+    /// `behind_nice` under SCHED_OTHER while it is behind.
+    fn new(idle_nice: u8, behind_nice: u8, idle: bool) -> Lane {
+        let follows = may_idle(idle, idle_nice);
+        Lane {
+            threads: Arc::new(Threads {
+                idle_nice: i32::from(idle_nice),
+                behind_nice: i32::from(behind_nice),
+                follows,
+                state: Mutex::new((HashSet::new(), follows)),
+                warned: Default::default(),
+            }),
+            lag: None,
+        }
+    }
+
+    /// Datadog delivery's threads, when the rest of the background runs at `background_nice`:
+    /// at [`datadog_nice`] always, and under SCHED_IDLE (with `idle`) while delivery keeps up
+    /// and Datadog lags less than [`DATADOG_MAX_LAG`] ([`Self::with_lag`]). Behind, they run
+    /// at their niceness under SCHED_OTHER, as they would without SCHED_IDLE: Kafka still
+    /// goes first.
+    pub fn datadog(background_nice: u8, idle: bool) -> Lane {
+        let nice = datadog_nice(background_nice);
+        Lane::new(nice, nice, idle)
+    }
+
+    /// Also behind while `lag` says the sink has waited longer than `max` for its thread.
+    pub fn with_lag(mut self, lag: Arc<Lag>, max: std::time::Duration) -> Lane {
+        self.lag = Some((lag, max));
+        self
+    }
+
+    /// What the sink calls on each of its threads: each joins at the lane's niceness and in
+    /// its current state, and leaves before it exits.
+    pub fn hooks(&self) -> ThreadHooks {
+        let (start, stop) = (self.threads.clone(), self.threads.clone());
+        ThreadHooks::new(
+            move || {
+                lower_current_thread(start.idle_nice as u8);
+                start.register();
+            },
+            move || stop.unregister(),
+        )
+    }
+
+    /// Whether the lane's threads run under SCHED_IDLE now.
+    pub fn is_idle(&self) -> bool {
+        self.threads.is_idle()
+    }
+
+    /// Follows: behind with delivery's backlog, or while its sink lags too long.
+    fn follow(&self, backlog_behind: bool) {
+        let lagging = self
+            .lag
+            .as_ref()
+            .is_some_and(|(lag, max)| lag.lagging_for() > *max);
+        if self.threads.set_idle(!(backlog_behind || lagging)) {
+            tracing::debug!(
+                backlog_behind,
+                lagging,
+                "background work's priority follows delivery"
+            );
+        }
+    }
+}
+
+/// The task that keeps lanes following the backlog; stopped when dropped.
+pub struct Follower(tokio::task::JoinHandle<()>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// From now on, every lane that may run under SCHED_IDLE does while delivery keeps up
+/// (`backlog`) and its sink does not lag too long, and runs at its behind priority otherwise.
+/// The task runs on the caller's runtime (the request path's), so that background work starved
+/// of CPU is raised all the same.
+pub fn follow(backlog: Arc<Backlog>, lanes: Vec<Lane>) -> Follower {
+    let lanes: Vec<Lane> = lanes.into_iter().filter(|l| l.threads.follows).collect();
+    Follower(tokio::spawn(async move {
+        if lanes.is_empty() {
+            return;
+        }
+        // Work that waits without progress is noticed here, on a thread of the request
+        // path's priority: the threads that would notice it may be the starved ones.
+        let mut tick = tokio::time::interval(Backlog::STALL / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = backlog.changed() => {}
+                _ = tick.tick() => {
+                    backlog.check_stalled();
+                }
+            }
+            let behind = backlog.is_behind();
+            for lane in &lanes {
+                lane.follow(behind);
+            }
+        }
+    }))
+}
+
 /// A tokio runtime for background tasks (one worker thread and its blocking pool), all at the
 /// lower priority; with `idle`, under SCHED_IDLE too while delivery keeps up ([`Self::follow`]).
 /// Dropped in an async context without blocking.
 pub struct BackgroundRuntime {
     rt: Option<tokio::runtime::Runtime>,
-    threads: Arc<Threads>,
-    follower: Option<tokio::task::JoinHandle<()>>,
+    lane: Lane,
+    follower: Option<Follower>,
 }
 
 impl BackgroundRuntime {
     /// `name` is its threads' name.
     pub fn new(name: &str, nice: u8, idle: bool) -> std::io::Result<Self> {
-        let idle = idle
-            && nice > 0
-            && {
-                let can = sched::can_leave_idle();
-                if !can {
-                    tracing::warn!(
-                        "background work runs at nice {nice} without SCHED_IDLE: this process could not bring a thread back from SCHED_IDLE (RLIMIT_NICE), so it could not raise work that falls behind"
-                    );
-                }
-                can
-            };
-        let threads = Arc::new(Threads {
-            nice: i32::from(nice),
-            follows: idle,
-            state: Mutex::new((HashSet::new(), idle)),
-            warned: Default::default(),
-        });
-        let (start, stop) = (threads.clone(), threads.clone());
+        // Behind, at the request path's priority: the backlog drains on equal terms with the
+        // calls instead of overflowing its bound.
+        let lane = Lane::new(nice, 0, idle);
+        let (start, stop) = (lane.threads.clone(), lane.threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1)
             .thread_name(name)
@@ -177,7 +303,7 @@ impl BackgroundRuntime {
             .on_thread_stop(move || stop.unregister());
         Ok(BackgroundRuntime {
             rt: Some(b.build()?),
-            threads,
+            lane,
             follower: None,
         })
     }
@@ -188,47 +314,21 @@ impl BackgroundRuntime {
 
     /// Whether the runtime's threads run under SCHED_IDLE now.
     pub fn is_idle(&self) -> bool {
-        self.threads.is_idle()
+        self.lane.is_idle()
     }
 
-    /// From now on, the runtime's threads run under SCHED_IDLE while delivery keeps up and at
-    /// the request path's priority while it is behind (`backlog`); without `idle` at `new`, they
-    /// stay at their niceness. The task that follows runs on the caller's runtime (the request
-    /// path's), so that background work starved of CPU is raised all the same.
-    pub fn follow(&mut self, backlog: Arc<Backlog>) {
-        if !self.threads.follows {
-            return;
-        }
-        let threads = self.threads.clone();
-        self.follower = Some(tokio::spawn(async move {
-            // Work that waits without progress is noticed here, on a thread of the request
-            // path's priority: the threads that would notice it may be the starved ones.
-            let mut tick = tokio::time::interval(Backlog::STALL / 2);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = backlog.changed() => {}
-                    _ = tick.tick() => {
-                        backlog.check_stalled();
-                    }
-                }
-                let behind = backlog.is_behind();
-                if threads.set_idle(!behind) {
-                    tracing::debug!(
-                        behind,
-                        "background work's priority follows delivery's backlog"
-                    );
-                }
-            }
-        }));
+    /// From now on, the runtime's threads (and those of `others`) follow `backlog` ([`follow`]);
+    /// the follower stops with the runtime.
+    pub fn follow(&mut self, backlog: Arc<Backlog>, others: Vec<Lane>) {
+        let mut lanes = vec![self.lane.clone()];
+        lanes.extend(others);
+        self.follower = Some(follow(backlog, lanes));
     }
 }
 
 impl Drop for BackgroundRuntime {
     fn drop(&mut self) {
-        if let Some(f) = self.follower.take() {
-            f.abort();
-        }
+        self.follower.take();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -274,6 +374,7 @@ pub fn niceness_in_stat(stat: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn stat_of_current_thread() -> String {
         std::fs::read_to_string("/proc/thread-self/stat").unwrap()
@@ -353,7 +454,7 @@ mod tests {
         let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         // A hand-off of 100: one payload is nowhere near half full.
         let (handoff, _rx) = insights_delivery::Handoff::channel(100);
-        rt.follow(handoff.backlog());
+        rt.follow(handoff.backlog(), vec![]);
         handoff.offer(payload());
         // Nobody takes it. Under paused time the clock moves when every task waits.
         tokio::time::sleep(insights_delivery::Backlog::STALL / 2).await;
@@ -371,7 +472,7 @@ mod tests {
         );
         let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         let (handoff, rx) = insights_delivery::Handoff::channel(2);
-        rt.follow(handoff.backlog());
+        rt.follow(handoff.backlog(), vec![]);
         assert_eq!(
             priorities_on(&rt).await,
             [(10, 5); 2],
@@ -399,5 +500,61 @@ mod tests {
         assert_eq!(priorities_on(&rt).await, [(10, 5); 2]);
         shutdown.cancel();
         dispatcher.await.unwrap();
+    }
+
+    /// A thread that joins `lane` through its hooks, as a sink's would, and answers its
+    /// priority whenever asked; it leaves when the asking side is dropped.
+    fn thread_of(lane: &Lane) -> std::sync::mpsc::Sender<std::sync::mpsc::Sender<(i32, i32)>> {
+        let (ask, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<(i32, i32)>>();
+        let hooks = lane.hooks();
+        std::thread::spawn(move || {
+            hooks.started();
+            for reply in asked {
+                let _ = reply.send(priority_of_current_thread());
+            }
+            hooks.stopping();
+        });
+        ask
+    }
+
+    fn priority_of(
+        thread: &std::sync::mpsc::Sender<std::sync::mpsc::Sender<(i32, i32)>>,
+    ) -> (i32, i32) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread.send(tx).unwrap();
+        rx.recv().unwrap()
+    }
+
+    #[tokio::test]
+    async fn datadog_runs_under_sched_idle_until_delivery_falls_behind_or_it_lags_too_long() {
+        assert!(sched::can_leave_idle(), "see the test above");
+        let nice = datadog_nice(BACKGROUND_NICE) as i32;
+        let keeping_up = Lane::datadog(BACKGROUND_NICE, true)
+            .with_lag(Arc::new(Lag::default()), DATADOG_MAX_LAG);
+        let lagging = Lane::datadog(BACKGROUND_NICE, true).with_lag(
+            Arc::new(Lag::lagging_since(DATADOG_MAX_LAG + Duration::from_secs(1))),
+            DATADOG_MAX_LAG,
+        );
+        let (a, b) = (thread_of(&keeping_up), thread_of(&lagging));
+        assert_eq!(priority_of(&a), (nice, 5), "joined under SCHED_IDLE");
+        let (handoff, _rx) = insights_delivery::Handoff::channel(2);
+        let _follower = follow(handoff.backlog(), vec![keeping_up.clone(), lagging.clone()]);
+        while lagging.is_idle() {
+            tokio::task::yield_now().await; // the follower's turn
+        }
+        assert_eq!(
+            priority_of(&b),
+            (nice, 0),
+            "lagging past the bound: SCHED_OTHER, at its niceness (Kafka still goes first)"
+        );
+        assert_eq!(priority_of(&a), (nice, 5), "the other lane keeps up");
+        // A thread that starts now joins in the lane's state.
+        assert_eq!(priority_of(&thread_of(&lagging)), (nice, 0));
+        // Delivery falls behind (a hand-off of two, half full): every lane is raised.
+        handoff.offer(payload());
+        while keeping_up.is_idle() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(priority_of(&a), (nice, 0));
     }
 }

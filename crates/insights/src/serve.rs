@@ -26,7 +26,7 @@ use insights_server::{
 };
 use insights_store::{ConfigStore, Store};
 
-use crate::background::{BackgroundRuntime, datadog_nice, on_background_thread};
+use crate::background::{BackgroundRuntime, DATADOG_MAX_LAG, Lane, on_background_thread};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -298,10 +298,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     // Its own thread, spool and queue: a slow intake delays neither Kafka, the store nor the
-    // series; and a lower priority still, so that it does not take their CPU either.
+    // series; and a lower priority still (SCHED_IDLE while it keeps up), so that it does not
+    // take their CPU either.
+    let datadog_lane = Lane::datadog(low, config.background_idle);
     let datadog = Arc::new(
-        on_background_thread(datadog_nice(low), || {
-            DatadogDelivery::start(config.datadog.clone())
+        DatadogDelivery::start(DatadogConfig {
+            threads: datadog_lane.hooks(),
+            ..config.datadog.clone()
         })
         .map_err(|e| {
             data_err(format!(
@@ -310,6 +313,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             ))
         })?,
     );
+    let datadog_lane = datadog_lane.with_lag(datadog.lag(), DATADOG_MAX_LAG);
     match datadog_settings.load() {
         Ok(settings) => datadog.configure(settings),
         Err(e) => {
@@ -318,7 +322,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
-    background.follow(handoff.backlog());
+    background.follow(handoff.backlog(), vec![datadog_lane]);
     let series = Arc::new(
         on_background_thread(low, || {
             insights_series::SeriesStore::open(&config.data_dir, config.series.clone())

@@ -37,6 +37,9 @@ pub struct DatadogConfig {
     pub concurrency: usize,
     /// A warning that repeats (the same kind of failure) is logged at most this often.
     pub log_interval: Duration,
+    /// Called on the delivery thread and its runtime's threads as they start and stop: how
+    /// the server schedules them (none by default).
+    pub threads: crate::ThreadHooks,
 }
 
 impl DatadogConfig {
@@ -55,6 +58,7 @@ impl DatadogConfig {
             max_uncompressed_bytes: 5_242_880,
             concurrency: 4,
             log_interval: Duration::from_secs(30),
+            threads: crate::ThreadHooks::default(),
         }
     }
 

@@ -28,6 +28,7 @@ use super::request_builder::{self, Encoded, Shared};
 use super::{DatadogConfig, DatadogSettings, DatadogStatus};
 use crate::DropReason;
 use crate::EncodedPayload;
+use crate::Lag;
 use crate::spool::{FastHash, Record, Spool};
 
 /// Everything the delivery thread hears of.
@@ -117,6 +118,7 @@ pub(super) struct DeliveryThread {
     last_sweep: Instant,
     /// Per kind of warning: when it was last logged and how many were not logged since.
     said: HashMap<&'static str, (Instant, u64)>,
+    lag: Arc<Lag>,
 }
 
 impl DeliveryThread {
@@ -125,6 +127,7 @@ impl DeliveryThread {
         spool: Spool,
         events: mpsc::UnboundedReceiver<Event>,
         status: Arc<Mutex<DatadogStatus>>,
+        lag: Arc<Lag>,
     ) -> std::io::Result<()> {
         let client = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -151,16 +154,23 @@ impl DeliveryThread {
             counts: DatadogStatus::default(),
             last_sweep: Instant::now(),
             said: HashMap::new(),
+            lag,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let hooks = thread.config.threads.clone();
+        let mut runtime = tokio::runtime::Builder::new_current_thread();
+        // Its blocking threads (name lookups) are the delivery's too.
+        runtime.enable_all().thread_name("datadog-delivery");
+        hooks.apply(&mut runtime);
+        let runtime = runtime.build()?;
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         std::thread::Builder::new()
             .name("datadog-delivery".into())
             .spawn(move || {
+                hooks.started();
                 let _logs = tracing::dispatcher::set_default(&dispatch);
-                runtime.block_on(thread.run(events))
+                runtime.block_on(thread.run(events));
+                drop(runtime);
+                hooks.stopping();
             })?;
         Ok(())
     }
@@ -646,6 +656,14 @@ impl DeliveryThread {
     }
 
     fn publish(&mut self) {
+        // Caught up: nothing it could send now that it has not sent (payloads in flight wait
+        // for the intake, not for this thread). A backoff counts as work left: an outage
+        // longer than the lag a scheduler tolerates raises the thread, which then sleeps.
+        self.lag.turn(
+            self.settings.is_none()
+                || self.key_refused
+                || (self.retry.is_empty() && self.spool.at_end()),
+        );
         self.counts.waiting = self.spool.unresolved();
         metrics::gauge!("insights_datadog_waiting").set(self.counts.waiting as f64);
         metrics::gauge!("insights_datadog_spool_bytes").set(self.spool.bytes() as f64);

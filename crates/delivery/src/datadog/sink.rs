@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::service::{DeliveryThread, Event, health::Problem, redact};
 use super::{DatadogConfig, DatadogSettings};
 use crate::spool::{Spool, SpoolConfig};
-use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink};
+use crate::{BoxFuture, DropReason, EncodedPayload, Lag, Outcome, PayloadSink};
 
 /// The state of Datadog delivery, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -54,6 +54,7 @@ pub struct DatadogDelivery {
     configured: AtomicBool,
     /// `configure` calls so far: a state published for older settings is not shown as theirs.
     requested: AtomicU64,
+    lag: Arc<Lag>,
 }
 
 impl DatadogDelivery {
@@ -73,13 +74,21 @@ impl DatadogDelivery {
             window_seconds: config.effective_window().as_secs(),
             ..Default::default()
         }));
-        DeliveryThread::spawn(config, spool, rx, status.clone())?;
+        let lag = Arc::new(Lag::default());
+        DeliveryThread::spawn(config, spool, rx, status.clone(), lag.clone())?;
         Ok(DatadogDelivery {
             events: tx,
             status,
             configured: AtomicBool::new(false),
             requested: AtomicU64::new(0),
+            lag,
         })
+    }
+
+    /// How long the delivery thread has had payloads it could send and has not caught up: how
+    /// the server tells when Datadog, which runs on idle CPU, has waited for it long enough.
+    pub fn lag(&self) -> Arc<Lag> {
+        self.lag.clone()
     }
 
     /// Uses `settings` from now on (or none: payloads are no longer taken for Datadog; those
