@@ -29,25 +29,39 @@ impl ThreadHooks {
         }
     }
 
-    /// On a thread the sink starts, first thing.
-    pub fn started(&self) {
+    fn started(&self) {
         if let Some(f) = &self.start {
             f();
         }
     }
 
-    /// On a thread the sink started, last thing before it exits.
-    pub fn stopping(&self) {
+    fn stopping(&self) {
         if let Some(f) = &self.stop {
             f();
         }
     }
 
-    /// The hooks as a tokio runtime builder takes them.
-    pub(crate) fn apply(&self, b: &mut tokio::runtime::Builder) {
+    /// On a thread the sink starts, first thing: `start` now, `stop` when the guard drops (as
+    /// the thread ends, also by a panic).
+    pub fn enter(&self) -> Entered<'_> {
+        self.started();
+        Entered(self)
+    }
+
+    /// The hooks on the threads a tokio runtime starts.
+    pub fn apply(&self, b: &mut tokio::runtime::Builder) {
         let (start, stop) = (self.clone(), self.clone());
         b.on_thread_start(move || start.started())
             .on_thread_stop(move || stop.stopping());
+    }
+}
+
+/// A thread inside its [`ThreadHooks`] (see [`ThreadHooks::enter`]).
+pub struct Entered<'a>(&'a ThreadHooks);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.stopping();
     }
 }
 

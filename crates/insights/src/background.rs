@@ -81,7 +81,7 @@ fn lower_current_thread(nice: u8) {
 /// A group of threads (kernel ids) whose priority follows delivery: under SCHED_IDLE at
 /// `idle_nice` while it keeps up, under SCHED_OTHER at `behind_nice` while it is behind.
 struct Threads {
-    idle_nice: i32,
+    idle_nice: u8,
     behind_nice: i32,
     /// Whether they follow at all (without it they stay at `idle_nice`, set as each starts).
     follows: bool,
@@ -127,7 +127,8 @@ impl Threads {
 
     fn apply(&self, tid: i32, idle: bool) {
         let result = if idle {
-            sched::set_nice(tid, self.idle_nice).and_then(|()| sched::set_idle(tid, true))
+            sched::set_nice(tid, i32::from(self.idle_nice))
+                .and_then(|()| sched::set_idle(tid, true))
         } else {
             sched::set_idle(tid, false).and_then(|()| sched::set_nice(tid, self.behind_nice))
         };
@@ -178,7 +179,7 @@ impl Lane {
         let follows = may_idle(idle, idle_nice);
         Lane {
             threads: Arc::new(Threads {
-                idle_nice: i32::from(idle_nice),
+                idle_nice,
                 behind_nice: i32::from(behind_nice),
                 follows,
                 state: Mutex::new((HashSet::new(), follows)),
@@ -210,7 +211,7 @@ impl Lane {
         let (start, stop) = (self.threads.clone(), self.threads.clone());
         ThreadHooks::new(
             move || {
-                lower_current_thread(start.idle_nice as u8);
+                lower_current_thread(start.idle_nice);
                 start.register();
             },
             move || stop.unregister(),
@@ -291,16 +292,9 @@ impl BackgroundRuntime {
         // Behind, at the request path's priority: the backlog drains on equal terms with the
         // calls instead of overflowing its bound.
         let lane = Lane::new(nice, 0, idle);
-        let (start, stop) = (lane.threads.clone(), lane.threads.clone());
         let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(1)
-            .thread_name(name)
-            .enable_all()
-            .on_thread_start(move || {
-                lower_current_thread(nice);
-                start.register();
-            })
-            .on_thread_stop(move || stop.unregister());
+        b.worker_threads(1).thread_name(name).enable_all();
+        lane.hooks().apply(&mut b);
         Ok(BackgroundRuntime {
             rt: Some(b.build()?),
             lane,
@@ -508,11 +502,10 @@ mod tests {
         let (ask, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<(i32, i32)>>();
         let hooks = lane.hooks();
         std::thread::spawn(move || {
-            hooks.started();
+            let _lane = hooks.enter();
             for reply in asked {
                 let _ = reply.send(priority_of_current_thread());
             }
-            hooks.stopping();
         });
         ask
     }

@@ -82,7 +82,9 @@ pub struct ServerConfig {
     /// Whether delivery's runtime (the dispatcher, the store's and the series' writes; not
     /// alerting) runs under SCHED_IDLE while delivery keeps up, taking only CPU the
     /// request path leaves idle, and at the request path's priority while delivery is behind or
-    /// work has waited past `Backlog::STALL` (default on; see `background.rs`).
+    /// work has waited past `Backlog::STALL`; and Datadog's threads likewise, at their own
+    /// niceness when raised, also after lagging `DATADOG_MAX_LAG` (default on; see
+    /// `background.rs`).
     pub background_idle: bool,
 }
 

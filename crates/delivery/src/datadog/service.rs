@@ -166,11 +166,9 @@ impl DeliveryThread {
         std::thread::Builder::new()
             .name("datadog-delivery".into())
             .spawn(move || {
-                hooks.started();
+                let _lane = hooks.enter();
                 let _logs = tracing::dispatcher::set_default(&dispatch);
-                runtime.block_on(thread.run(events));
-                drop(runtime);
-                hooks.stopping();
+                runtime.block_on(thread.run(events))
             })?;
         Ok(())
     }
@@ -656,8 +654,10 @@ impl DeliveryThread {
     }
 
     fn publish(&mut self) {
-        // Caught up: nothing it could send now that it has not sent (payloads in flight wait
-        // for the intake, not for this thread). A backoff counts as work left: an outage
+        // Caught up: everything handed to a request (those in flight wait for the intake,
+        // not for this thread). Payloads held back by a backoff or by `concurrency` requests
+        // in flight count as work left: a thread kept off the CPU would not join the answers
+        // that free them, and cannot be told from one that waits on the intake; an outage
         // longer than the lag a scheduler tolerates raises the thread, which then sleeps.
         self.lag.turn(
             self.settings.is_none()
