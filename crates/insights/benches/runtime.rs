@@ -18,6 +18,10 @@
 //! - `on, flat` / `on+report, flat`: the same on a server whose background work runs at
 //!   the request path's priority (`ServerConfig::background_nice = 0`): the effect of
 //!   running delivery at a lower priority, measured in the same run.
+//! - `…, slice`: the default server, HTTP echo, off and on, with the request path's threads
+//!   (this process's tokio workers, the client's too) and the echo workers in short scheduler
+//!   slices (`insights::background::REQUEST_SLICE`), as the `insights` binary runs its runtime;
+//!   the other configurations run in the kernel's default slice, as a library embedding would.
 //!
 //! The server, the load generator and the workers share the machine; every configuration runs
 //! `--rounds` times, interleaved, and the median round is reported.
@@ -269,9 +273,10 @@ async fn main() {
         axum::serve(echo_listener, app).await.unwrap();
     });
 
-    // 1.0.0 has Insights off, 1.1.0 on.
+    // 1.0.0 has Insights off, 1.1.0 on. The last five run with the request path's threads
+    // (and the echo workers) in short scheduler slices (`request_slice`).
     let configs = [
-        ("http", echo_url, key.clone()),
+        ("http", echo_url.clone(), key.clone()),
         (
             "off",
             format!("{url}/v1/algo/bench/echo/1.0.0"),
@@ -308,7 +313,29 @@ async fn main() {
             format!("{flat_url}/v1/algo/bench/echo_report/1.1.0"),
             flat_key.clone(),
         ),
+        ("http, slice", echo_url.clone(), key.clone()),
+        (
+            "off, slice",
+            format!("{url}/v1/algo/bench/echo/1.0.0"),
+            key.clone(),
+        ),
+        (
+            "on, slice",
+            format!("{url}/v1/algo/bench/echo/1.1.0"),
+            key.clone(),
+        ),
+        (
+            "off+report, slice",
+            format!("{url}/v1/algo/bench/echo_report/1.0.0"),
+            key.clone(),
+        ),
+        (
+            "on+report, slice",
+            format!("{url}/v1/algo/bench/echo_report/1.1.0"),
+            key.clone(),
+        ),
     ];
+    let sliced = |name: &str| name.ends_with(", slice");
     for (_, u, k) in &configs {
         http(&client, u, k, 1000, a.concurrency).await; // warm-up: workers started, connections open
     }
@@ -321,6 +348,7 @@ async fn main() {
                 panic!("--only: no configuration {only:?}; there are {names:?}")
             });
         eprintln!("pid {}: running {only}", std::process::id());
+        request_slice(sliced(only));
         for _ in 0..a.rounds {
             let s = http(&client, u, k, a.calls, a.concurrency).await;
             println!(
@@ -356,6 +384,7 @@ async fn main() {
         );
         let mut dropped_before = dropped_so_far(&client, &metrics_url).await;
         for (i, (name, u, k)) in configs.iter().enumerate() {
+            request_slice(sliced(name));
             let before = threads::ThreadUse::now();
             let sample = http(&client, u, k, a.calls, a.concurrency).await;
             eprintln!("  {name}: {:.0} calls/s", sample.throughput);
@@ -379,6 +408,11 @@ async fn main() {
         "/v1/algo + 1 report, Insights on, background at nice 10 (background_idle = false)",
         "/v1/algo, Insights on, background at normal priority",
         "/v1/algo + 1 report, Insights on, background at normal priority",
+        "HTTP echo, short slice",
+        "/v1/algo, Insights off, short slice",
+        "/v1/algo, Insights on, short slice (as `insights serve` runs)",
+        "/v1/algo + 1 report, Insights off, short slice",
+        "/v1/algo + 1 report, Insights on, short slice (as `insights serve` runs)",
     ];
     println!(
         "calls per configuration and round: {}, concurrency: {}, rounds: {} (median round, and min–max over rounds)\n",
@@ -429,6 +463,26 @@ async fn main() {
     );
     ratio("HTTP + runtime (off) / raw round trip", 2, 0, "(within 2x)");
     ratio("HTTP + runtime (off) / HTTP echo", 2, 1, "≥ 0.6");
+    ratio(
+        "short slice: Insights on / off",
+        12,
+        11,
+        "throughput ≥ 0.95, p99 ≤ 1.1",
+    );
+    ratio(
+        "short slice: Insights on / off, with a report",
+        14,
+        13,
+        "throughput ≥ 0.95, p99 ≤ 1.1",
+    );
+    ratio(
+        "short slice: HTTP + runtime (off) / HTTP echo",
+        11,
+        10,
+        "≥ 0.6",
+    );
+    ratio("short slice / default slice: Insights off", 11, 2, "");
+    ratio("short slice / default slice: Insights on", 12, 3, "");
     cpu_table(&names[1..], &used, &dropped, a.calls);
     let m: Vec<Sample> = results.iter_mut().map(|r| median(r)).collect();
     println!(
@@ -456,6 +510,39 @@ async fn main() {
     server.shutdown().await;
     mid.shutdown().await;
     flat.shutdown().await;
+}
+
+/// Puts the request path in short scheduler slices (`slice`), as `insights serve` does
+/// ([`insights::background::shorten_slice`] on its runtime's threads, which the algorithms'
+/// processes inherit), or back in the default: this process's tokio workers (where the client
+/// runs too) and every process descended from this one (the echo workers, which were started
+/// before, from threads with the default slice).
+fn request_slice(slice: bool) {
+    let slice = slice.then_some(insights::background::REQUEST_SLICE);
+    let mut tids = Vec::new();
+    let mut pids = vec![std::process::id().to_string()];
+    while let Some(pid) = pids.pop() {
+        let own = pid == std::process::id().to_string();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue; // exited
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            pids.extend(read("children").split_whitespace().map(str::to_string));
+            if !own || read("comm").starts_with(threads::TOKIO_WORKER) {
+                tids.extend(
+                    task.file_name()
+                        .to_str()
+                        .and_then(|t| t.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    for tid in tids {
+        // A thread may have exited since it was listed.
+        let _ = insights::background::set_slice(tid, slice);
+    }
 }
 
 /// `insights_payloads_dropped_total`, every reason, as `/metrics` says now.

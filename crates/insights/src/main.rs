@@ -77,7 +77,17 @@ fn main() -> std::process::ExitCode {
         .fmt_fields(escaped_fields())
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The server's runtime is its request path: its threads (and the algorithms' processes,
+    // started from them) run in short scheduler slices, so that a call that wakes preempts
+    // background work at once; background threads go back to the default slice as they start.
+    // The bridge has no request path.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Serve(_)) {
+        insights::background::shorten_slice();
+        builder.on_thread_start(insights::background::shorten_slice);
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

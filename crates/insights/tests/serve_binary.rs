@@ -312,4 +312,43 @@ async fn delivery_and_datadog_run_idle_alerting_at_nice_10_below_the_request_pat
             .unwrap_or_else(|| panic!("no thread named {name}: {threads:?}"));
         assert_eq!(*got, HashSet::from([want]), "{name}: {threads:?}");
     }
+    // The request path runs in short scheduler slices (Linux 6.12+; before, there are none to
+    // read), the background in the default one, which this test's own thread runs in.
+    let default = insights::background::slice_of(insights::background::current_tid()).unwrap();
+    if !default.is_zero() {
+        let slices = slice_by_thread(s.child.id());
+        for (name, want) in [
+            ("insights", insights::background::REQUEST_SLICE),
+            ("tokio-rt-worker", insights::background::REQUEST_SLICE),
+            ("insights-backgr", default),
+            ("insights-alerti", default),
+            ("series-maintena", default),
+            ("kafka-producer", default),
+            ("datadog-deliver", default),
+        ] {
+            let got = slices
+                .get(name)
+                .unwrap_or_else(|| panic!("no thread named {name}: {slices:?}"));
+            assert_eq!(*got, HashSet::from([want]), "{name}: {slices:?}");
+        }
+    }
+}
+
+/// The scheduler slice of each of process `pid`'s threads, by thread name.
+fn slice_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<Duration>> {
+    let mut out = std::collections::BTreeMap::<String, HashSet<Duration>>::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
+        let (Ok(comm), Ok(slice)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            insights::background::slice_of(tid),
+        ) else {
+            continue; // the thread ended in between
+        };
+        out.entry(comm.trim().to_string())
+            .or_default()
+            .insert(slice);
+    }
+    out
 }
