@@ -56,6 +56,88 @@ pub(crate) struct Loaded {
     pub(crate) checks: Vec<Check>,
     pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) rules: Vec<Rule>,
+    /// Stored documents this server could not read back; the rest runs without them.
+    pub(crate) unreadable: Vec<Unreadable>,
+}
+
+/// The endpoint kind notifications to an unreadable endpoint are logged and counted under.
+pub(crate) const UNREADABLE_KIND: &str = "unreadable";
+
+/// A stored check, endpoint or rule that could not be read back when alerting started: an
+/// endpoint whose secrets were sealed with another `secret.key` (a data directory restored
+/// without it), a document a newer version wrote or a damaged row. It stays in the database
+/// as it is, is listed with the reason beside the readable ones (`unreadable`), counted in
+/// `insights_alerts_unreadable_documents`, and is mended by saving it again (`PUT` with its
+/// id, secrets included) or removed (`DELETE`). A rule to an unreadable endpoint keeps
+/// matching, and its notifications fail in the log with the reason: nothing goes unseen.
+/// One bad document used to stop the whole server from starting.
+#[derive(Debug, Clone)]
+pub(crate) struct Unreadable {
+    pub(crate) table: Table,
+    pub(crate) id: String,
+    /// The stored document, if it is JSON (its secrets are sealed; none is shown).
+    doc: Option<Value>,
+    pub(crate) error: String,
+}
+
+impl Unreadable {
+    fn field(&self, key: &str) -> Option<&str> {
+        self.doc.as_ref()?.get(key)?.as_str()
+    }
+
+    /// When it was first made, kept when it is saved again.
+    fn created_at(&self) -> String {
+        self.field("created_at").unwrap_or_default().to_string()
+    }
+
+    /// The endpoint's kind as it was stored (`slack`, `alertmanager`, …).
+    pub(crate) fn kind(&self) -> Option<&str> {
+        self.field("kind")
+    }
+
+    fn view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.field("name"),
+            "kind": self.field("kind"),
+            "error": self.error,
+            "fix": "save it again with PUT on its id (an endpoint with its secrets), or DELETE it",
+        })
+    }
+}
+
+impl Loaded {
+    pub(crate) fn unreadable(&self, table: Table, id: &str) -> Option<&Unreadable> {
+        self.unreadable
+            .iter()
+            .find(|u| u.table == table && u.id == id)
+    }
+
+    fn unreadable_views(&self, table: Table) -> Vec<Value> {
+        self.unreadable
+            .iter()
+            .filter(|u| u.table == table)
+            .map(Unreadable::view)
+            .collect()
+    }
+
+    /// Why `id` of `table` cannot be used: not stored, or stored and unreadable.
+    fn missing(&self, table: Table, id: &str, what: &str) -> AlertError {
+        match self.unreadable(table, id) {
+            Some(u) => AlertError::Conflict(format!(
+                "{what} {id} is stored but cannot be read ({}); save it again with PUT on its id, or DELETE it",
+                u.error
+            )),
+            None => AlertError::NotFound(format!("{what} {id}")),
+        }
+    }
+
+    /// It was saved again or deleted.
+    fn mended(&mut self, table: Table, id: &str) {
+        self.unreadable
+            .retain(|u| !(u.table == table && u.id == id));
+        metrics::gauge!("insights_alerts_unreadable_documents").set(self.unreadable.len() as f64);
+    }
 }
 
 pub struct Alerts {
@@ -126,17 +208,37 @@ impl Alerts {
     ) -> Result<Arc<Alerts>> {
         let db = Db::open(data_dir)?;
         let mut loaded = Loaded::default();
-        for doc in db.documents(Table::Checks)? {
-            loaded.checks.push(stored_check(&doc)?);
+        for table in [Table::Checks, Table::Endpoints, Table::Rules] {
+            for (id, doc) in db.documents(table)? {
+                let unread = match doc {
+                    Err(error) => Some((error, None)),
+                    Ok(doc) => {
+                        let read = match table {
+                            Table::Checks => stored_check(&doc).map(|c| loaded.checks.push(c)),
+                            Table::Endpoints => Endpoint::from_stored(&doc, &secrets)
+                                .map(|e| loaded.endpoints.push(e)),
+                            Table::Rules => stored_rule(&doc).map(|r| loaded.rules.push(r)),
+                        };
+                        read.err().map(|e| (e.to_string(), Some(doc)))
+                    }
+                };
+                if let Some((error, doc)) = unread {
+                    tracing::warn!(
+                        table = table.name(),
+                        id = %id,
+                        error = %error,
+                        "a stored alerting document cannot be read; alerting runs without it until it is saved again or deleted"
+                    );
+                    loaded.unreadable.push(Unreadable {
+                        table,
+                        id,
+                        doc,
+                        error,
+                    });
+                }
+            }
         }
-        for doc in db.documents(Table::Endpoints)? {
-            loaded
-                .endpoints
-                .push(Endpoint::from_stored(&doc, &secrets)?);
-        }
-        for doc in db.documents(Table::Rules)? {
-            loaded.rules.push(stored_rule(&doc)?);
-        }
+        metrics::gauge!("insights_alerts_unreadable_documents").set(loaded.unreadable.len() as f64);
         Ok(Arc::new(Alerts {
             db,
             series,
@@ -171,6 +273,7 @@ impl Alerts {
             checks: guard.checks.clone(),
             endpoints: guard.endpoints.clone(),
             rules: guard.rules.clone(),
+            unreadable: guard.unreadable.clone(),
         };
         f(&mut next);
         *guard = Arc::new(next);
@@ -254,7 +357,7 @@ impl Alerts {
         let loaded = self.loaded();
         let check = loaded
             .check(check_id)
-            .ok_or_else(|| AlertError::NotFound(format!("check {check_id}")))?;
+            .ok_or_else(|| loaded.missing(Table::Checks, check_id, "check"))?;
         self.evaluate(check, micros(scheduled))
     }
 
@@ -268,14 +371,14 @@ impl Alerts {
             d["series"] = self.series_states(&c.id)?;
             out.push(d);
         }
-        Ok(json!({ "checks": out }))
+        Ok(json!({ "checks": out, "unreadable": loaded.unreadable_views(Table::Checks) }))
     }
 
     pub fn check(&self, id: &str) -> Result<Value> {
         let loaded = self.loaded();
         let c = loaded
             .check(id)
-            .ok_or_else(|| AlertError::NotFound(format!("check {id}")))?;
+            .ok_or_else(|| loaded.missing(Table::Checks, id, "check"))?;
         let mut d = c.document();
         d["series"] = self.series_states(id)?;
         Ok(d)
@@ -315,23 +418,23 @@ impl Alerts {
         Ok(doc)
     }
 
+    /// Saves check `id` again; an unreadable one is replaced by it.
     pub fn update_check(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
-        let old = loaded
-            .check(id)
-            .ok_or_else(|| AlertError::NotFound(format!("check {id}")))?;
-        let c = Check::from_document(
-            body,
-            id.to_string(),
-            old.created_at.clone(),
-            rfc3339(self.now_us()),
-        )?;
+        let created_at = match (loaded.check(id), loaded.unreadable(Table::Checks, id)) {
+            (Some(old), _) => old.created_at.clone(),
+            (None, Some(unreadable)) => unreadable.created_at(),
+            (None, None) => return Err(AlertError::NotFound(format!("check {id}"))),
+        };
+        let c = Check::from_document(body, id.to_string(), created_at, rfc3339(self.now_us()))?;
         let doc = c.document();
         self.db.put(Table::Checks, id, &doc)?;
         self.change(|l| {
-            if let Some(slot) = l.checks.iter_mut().find(|x| x.id == id) {
-                *slot = c;
+            match l.checks.iter_mut().find(|x| x.id == id) {
+                Some(slot) => *slot = c,
+                None => l.checks.push(c),
             }
+            l.mended(Table::Checks, id);
         });
         Ok(doc)
     }
@@ -340,7 +443,10 @@ impl Alerts {
         if !self.db.delete(Table::Checks, id)? {
             return Err(AlertError::NotFound(format!("check {id}")));
         }
-        self.change(|l| l.checks.retain(|c| c.id != id));
+        self.change(|l| {
+            l.checks.retain(|c| c.id != id);
+            l.mended(Table::Checks, id);
+        });
         Ok(())
     }
 
@@ -417,16 +523,21 @@ impl Alerts {
     // --- endpoints ----------------------------------------------------------------------
 
     pub fn endpoints(&self) -> Value {
-        json!({ "endpoints": self.loaded().endpoints.iter().map(Endpoint::view).collect::<Vec<_>>() })
+        let loaded = self.loaded();
+        json!({
+            "endpoints": loaded.endpoints.iter().map(Endpoint::view).collect::<Vec<_>>(),
+            "unreadable": loaded.unreadable_views(Table::Endpoints),
+        })
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Value> {
-        self.loaded()
+        let loaded = self.loaded();
+        loaded
             .endpoints
             .iter()
             .find(|e| e.id == id)
             .map(Endpoint::view)
-            .ok_or_else(|| AlertError::NotFound(format!("notification endpoint {id}")))
+            .ok_or_else(|| loaded.missing(Table::Endpoints, id, "notification endpoint"))
     }
 
     pub fn create_endpoint(&self, body: &Value) -> Result<Value> {
@@ -445,27 +556,35 @@ impl Alerts {
         Ok(view)
     }
 
+    /// Saves endpoint `id` again, keeping the secrets the body leaves out; an unreadable one
+    /// is replaced by it, and then the body must carry its secrets (the stored ones cannot
+    /// be opened).
     pub fn update_endpoint(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
-        let old = loaded
-            .endpoints
-            .iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| AlertError::NotFound(format!("notification endpoint {id}")))?;
+        let old = loaded.endpoints.iter().find(|e| e.id == id);
+        let created_at = match (old, loaded.unreadable(Table::Endpoints, id)) {
+            (Some(old), _) => old.created_at.clone(),
+            (None, Some(unreadable)) => unreadable.created_at(),
+            (None, None) => {
+                return Err(AlertError::NotFound(format!("notification endpoint {id}")));
+            }
+        };
         let e = Endpoint::from_document(
             body,
-            Some(old),
+            old,
             id.to_string(),
-            old.created_at.clone(),
+            created_at,
             rfc3339(self.now_us()),
         )?;
         self.db
             .put(Table::Endpoints, id, &e.stored(&self.secrets))?;
         let view = e.view();
         self.change(|l| {
-            if let Some(slot) = l.endpoints.iter_mut().find(|x| x.id == id) {
-                *slot = e;
+            match l.endpoints.iter_mut().find(|x| x.id == id) {
+                Some(slot) => *slot = e,
+                None => l.endpoints.push(e),
             }
+            l.mended(Table::Endpoints, id);
         });
         Ok(view)
     }
@@ -487,20 +606,23 @@ impl Alerts {
         if !self.db.delete(Table::Endpoints, id)? {
             return Err(AlertError::NotFound(format!("notification endpoint {id}")));
         }
-        self.change(|l| l.endpoints.retain(|e| e.id != id));
+        self.change(|l| {
+            l.endpoints.retain(|e| e.id != id);
+            l.mended(Table::Endpoints, id);
+        });
         Ok(())
     }
 
     /// Sends a clearly marked test message to the endpoint now (not through the outbox: the
     /// administrator waits for the verdict) and answers it in words.
     pub async fn test_endpoint(&self, id: &str) -> Result<Value> {
-        let e = self
-            .loaded()
+        let loaded = self.loaded();
+        let e = loaded
             .endpoints
             .iter()
             .find(|e| e.id == id)
             .cloned()
-            .ok_or_else(|| AlertError::NotFound(format!("notification endpoint {id}")))?;
+            .ok_or_else(|| loaded.missing(Table::Endpoints, id, "notification endpoint"))?;
         let n = crate::notify::test_notification(&e, self.clock.now());
         let result = self.sender.send(&e, &n).await;
         Ok(json!({
@@ -531,7 +653,7 @@ impl Alerts {
                 d
             })
             .collect();
-        Ok(json!({ "rules": rules }))
+        Ok(json!({ "rules": rules, "unreadable": self.loaded().unreadable_views(Table::Rules) }))
     }
 
     pub fn rule(&self, id: &str) -> Result<Value> {
@@ -540,7 +662,7 @@ impl Alerts {
             .rules
             .iter()
             .find(|r| r.id == id)
-            .ok_or_else(|| AlertError::NotFound(format!("notification rule {id}")))?;
+            .ok_or_else(|| loaded.missing(Table::Rules, id, "notification rule"))?;
         let mut d = r.document();
         d["suppressed"] = json!(self.count_notifications(id, "suppressed")?);
         Ok(d)
@@ -557,14 +679,17 @@ impl Alerts {
     fn validate_references(&self, r: &Rule) -> Result<()> {
         let loaded = self.loaded();
         let mut errors = Vec::new();
-        if !loaded.endpoints.iter().any(|e| e.id == r.endpoint) {
+        // An unreadable endpoint is still stored: a rule may name it while it is mended.
+        if !loaded.endpoints.iter().any(|e| e.id == r.endpoint)
+            && loaded.unreadable(Table::Endpoints, &r.endpoint).is_none()
+        {
             errors.push(FieldError::new(
                 "endpoint",
                 "names no notification endpoint; create one first (POST /v1/admin/notification-endpoints)",
             ));
         }
         for (i, c) in r.checks.iter().flatten().enumerate() {
-            if loaded.check(c).is_none() {
+            if loaded.check(c).is_none() && loaded.unreadable(Table::Checks, c).is_none() {
                 errors.push(FieldError::new(format!("checks[{i}]"), "names no check"));
             }
         }
@@ -591,26 +716,25 @@ impl Alerts {
         Ok(doc)
     }
 
+    /// Saves rule `id` again; an unreadable one is replaced by it.
     pub fn update_rule(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
-        let old = loaded
-            .rules
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| AlertError::NotFound(format!("notification rule {id}")))?;
-        let r = Rule::from_document(
-            body,
-            id.to_string(),
-            old.created_at.clone(),
-            rfc3339(self.now_us()),
-        )?;
+        let old = loaded.rules.iter().find(|r| r.id == id);
+        let created_at = match (old, loaded.unreadable(Table::Rules, id)) {
+            (Some(old), _) => old.created_at.clone(),
+            (None, Some(unreadable)) => unreadable.created_at(),
+            (None, None) => return Err(AlertError::NotFound(format!("notification rule {id}"))),
+        };
+        let r = Rule::from_document(body, id.to_string(), created_at, rfc3339(self.now_us()))?;
         self.validate_references(&r)?;
         let doc = r.document();
         self.db.put(Table::Rules, id, &doc)?;
         self.change(|l| {
-            if let Some(slot) = l.rules.iter_mut().find(|x| x.id == id) {
-                *slot = r;
+            match l.rules.iter_mut().find(|x| x.id == id) {
+                Some(slot) => *slot = r,
+                None => l.rules.push(r),
             }
+            l.mended(Table::Rules, id);
         });
         Ok(doc)
     }
@@ -619,7 +743,10 @@ impl Alerts {
         if !self.db.delete(Table::Rules, id)? {
             return Err(AlertError::NotFound(format!("notification rule {id}")));
         }
-        self.change(|l| l.rules.retain(|r| r.id != id));
+        self.change(|l| {
+            l.rules.retain(|r| r.id != id);
+            l.mended(Table::Rules, id);
+        });
         Ok(())
     }
 

@@ -108,15 +108,23 @@ impl Db {
     }
 
     /// Every document of a table (`checks`, `endpoints`, `rules`), oldest id first.
-    pub(crate) fn documents(&self, table: Table) -> Result<Vec<serde_json::Value>> {
+    /// Every stored document of `table` by id, in the order they were made; a row that is not
+    /// JSON comes back as the reason, so that one damaged row does not hide the others.
+    pub(crate) fn documents(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, std::result::Result<serde_json::Value, String>)>> {
         let conn = self.conn();
-        let mut st = conn.prepare(&format!("SELECT doc FROM {} ORDER BY rowid", table.name()))?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut st = conn.prepare(&format!(
+            "SELECT id, doc FROM {} ORDER BY rowid",
+            table.name()
+        ))?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
-        for doc in rows {
-            out.push(serde_json::from_str(&doc?).map_err(|e| {
-                crate::AlertError::Internal(format!("a stored {} is not JSON: {e}", table.name()))
-            })?);
+        for row in rows {
+            let (id, doc) = row?;
+            let doc = serde_json::from_str(&doc).map_err(|e| format!("it is not JSON: {e}"));
+            out.push((id, doc));
         }
         Ok(out)
     }
@@ -155,7 +163,7 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Checks => "checks",
             Table::Endpoints => "endpoints",

@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use insights_series::{AlgorithmPath, RangeAggregate};
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::alerts::{Alerts, Loaded};
+use crate::alerts::{Alerts, Loaded, UNREADABLE_KIND};
 use crate::check::{AlgorithmSelector, Check, CheckKind, NoData};
+use crate::db::Table;
 use crate::endpoint::EndpointKind;
 use crate::error::Result;
 use crate::level::Level;
@@ -269,10 +270,24 @@ impl Alerts {
                 .iter()
                 .filter(|r| r.enabled && r.applies_to(&check.id))
             {
-                let Some(endpoint) = loaded.endpoints.iter().find(|e| e.id == rule.endpoint) else {
-                    continue;
-                };
-                let is_alertmanager = matches!(endpoint.kind, EndpointKind::Alertmanager { .. });
+                // A rule to an unreadable endpoint keeps matching: its notifications wait in the
+                // outbox, which says why they cannot go, until the endpoint is saved again.
+                let (endpoint_id, endpoint_kind, is_alertmanager) =
+                    match loaded.endpoints.iter().find(|e| e.id == rule.endpoint) {
+                        Some(e) => (
+                            e.id.as_str(),
+                            e.kind_name(),
+                            matches!(e.kind, EndpointKind::Alertmanager { .. }),
+                        ),
+                        None => match loaded.unreadable(Table::Endpoints, &rule.endpoint) {
+                            Some(u) => (
+                                u.id.as_str(),
+                                UNREADABLE_KIND,
+                                u.kind() == Some("alertmanager"),
+                            ),
+                            None => continue,
+                        },
+                    };
                 let send = if state.level != before {
                     rule.matches_change(before, state.level, &series_tags)
                 } else {
@@ -348,7 +363,7 @@ impl Alerts {
                 crate::outbox::enqueue(
                     &tx,
                     &n,
-                    endpoint,
+                    (endpoint_id, endpoint_kind),
                     now_us,
                     suppressed,
                     self.cfg.max_pending,

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use rusqlite::{Transaction, params};
 
-use crate::alerts::Alerts;
-use crate::endpoint::Endpoint;
+use crate::alerts::{Alerts, UNREADABLE_KIND};
+use crate::db::Table;
 use crate::error::Result;
 use crate::notification::Notification;
 use crate::notify::SendError;
@@ -33,7 +33,7 @@ const CONCURRENCY: usize = 8;
 pub(crate) fn enqueue(
     tx: &Transaction<'_>,
     n: &Notification,
-    endpoint: &Endpoint,
+    (endpoint_id, endpoint_kind): (&str, &'static str),
     now_us: i64,
     suppressed: bool,
     max_pending: usize,
@@ -65,8 +65,8 @@ pub(crate) fn enqueue(
         params![
             n.id,
             n.rule_id,
-            endpoint.id,
-            endpoint.kind_name(),
+            endpoint_id,
+            endpoint_kind,
             n.check_id,
             n.dedup_key,
             now_us,
@@ -78,7 +78,7 @@ pub(crate) fn enqueue(
     )?;
     if state != "pending" {
         let outcome = if suppressed { "suppressed" } else { "dropped" };
-        metrics::counter!("insights_alert_notifications_total", "endpoint_kind" => endpoint.kind_name(), "outcome" => outcome)
+        metrics::counter!("insights_alert_notifications_total", "endpoint_kind" => endpoint_kind, "outcome" => outcome)
             .increment(1);
     }
     Ok(())
@@ -135,21 +135,39 @@ impl Alerts {
             for d in due {
                 let this = self.clone();
                 tasks.spawn(async move {
-                    let endpoint = this
-                        .loaded()
+                    let loaded = this.loaded();
+                    let endpoint = loaded
                         .endpoints
                         .iter()
                         .find(|e| e.id == d.endpoint_id)
                         .cloned();
-                    let result = match &endpoint {
-                        Some(e) => this.sender.send(e, &d.notification).await.map(|_| ()),
-                        None => Err(SendError {
-                            retry: false,
-                            retry_after: None,
-                            words: "its endpoint was deleted".into(),
-                        }),
+                    let unreadable = loaded.unreadable(Table::Endpoints, &d.endpoint_id);
+                    let (result, kind) = match (&endpoint, unreadable) {
+                        (Some(e), _) => (
+                            this.sender.send(e, &d.notification).await.map(|_| ()),
+                            e.kind_name(),
+                        ),
+                        // Retried: saving the endpoint again within the window delivers it.
+                        (None, Some(u)) => (
+                            Err(SendError {
+                                retry: true,
+                                retry_after: None,
+                                words: format!(
+                                    "its endpoint's stored settings cannot be read ({}); save the endpoint again",
+                                    u.error
+                                ),
+                            }),
+                            UNREADABLE_KIND,
+                        ),
+                        (None, None) => (
+                            Err(SendError {
+                                retry: false,
+                                retry_after: None,
+                                words: "its endpoint was deleted".into(),
+                            }),
+                            "deleted",
+                        ),
                     };
-                    let kind = endpoint.as_ref().map_or("deleted", Endpoint::kind_name);
                     let this2 = this.clone();
                     let _ =
                         tokio::task::spawn_blocking(move || this2.record(&d, kind, result)).await;

@@ -406,22 +406,7 @@ async fn checks_states_and_the_outbox_survive_a_restart_influxdb_25040() {
     w.alerts.deliver_due().await.unwrap();
     assert_eq!(w.notifications()[0]["state"], "retrying");
     // A restart between the transition and its delivery: nothing to re-save.
-    let World {
-        dir,
-        clock,
-        series,
-        catalog,
-        alerts,
-    } = w;
-    drop(alerts);
-    let alerts = open(&dir, &clock, &series, &catalog, AlertsConfig::default());
-    let w = World {
-        dir,
-        clock,
-        series,
-        catalog,
-        alerts,
-    };
+    let w = w.restart(|_| {});
     assert_eq!(
         w.alerts.checks().unwrap()["checks"][0]["series"][0]["level"],
         "crit"
@@ -556,4 +541,139 @@ async fn every_bad_field_is_named_and_references_are_checked() {
     w.rule(json!({"name": "uses it", "endpoint": endpoint, "when": [{"is": "crit"}]}));
     let e = w.alerts.delete_endpoint(&endpoint).unwrap_err().to_string();
     assert!(e.contains("uses it"), "{e}");
+}
+
+impl World {
+    /// Closes alerting, runs `between` on the data directory, and opens it again.
+    fn restart(self, between: impl FnOnce(&std::path::Path)) -> World {
+        let World {
+            dir,
+            clock,
+            series,
+            catalog,
+            alerts,
+        } = self;
+        drop(alerts);
+        between(dir.path());
+        let alerts = open(&dir, &clock, &series, &catalog, AlertsConfig::default());
+        World {
+            dir,
+            clock,
+            series,
+            catalog,
+            alerts,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_whose_secrets_cannot_be_opened_is_listed_kept_and_mended_by_saving_it_again() {
+    let w = world();
+    let r = receiver().await;
+    let check = w.check(risk_check(json!({})));
+    let endpoint = w.endpoint(&r.url);
+    w.rule(json!({"name": "r", "endpoint": endpoint, "when": [{"from": "any", "to": "crit"}]}));
+    // The data directory comes back without its secret.key (a backup that left it out): a new
+    // key is made, and the endpoint's sealed URL cannot be opened with it. Alerting used to
+    // refuse to open, and with it the whole server to start.
+    let w = w.restart(|dir| std::fs::remove_file(dir.join("secret.key")).unwrap());
+    let listed = w.alerts.endpoints();
+    assert_eq!(listed["endpoints"], json!([]), "{listed}");
+    let unreadable = &listed["unreadable"][0];
+    assert_eq!(
+        (&unreadable["id"], &unreadable["name"], &unreadable["kind"]),
+        (&json!(endpoint), &json!("hook"), &json!("http")),
+        "{listed}"
+    );
+    assert!(
+        unreadable["error"].as_str().unwrap().contains("secret.key"),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains(&r.url), "no secret is shown");
+    let one = w.alerts.endpoint(&endpoint).unwrap_err().to_string();
+    assert!(one.contains("save it again"), "{one}");
+
+    // The check and the rule still run; the rule's notification waits and says why.
+    w.payload("1.0.0", T0 + time::Duration::seconds(5), 0.9);
+    w.run(&check, T0 + m(1));
+    w.alerts.deliver_due().await.unwrap();
+    let n = w.notifications();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0]["state"], "retrying", "{n:?}");
+    assert!(
+        n[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("save the endpoint again"),
+        "{n:?}"
+    );
+    assert!(r.bodies.lock().unwrap().is_empty());
+
+    // Saved again with its URL, it is an endpoint again, the waiting notification goes, and it
+    // reads back after another restart (sealed with the new key).
+    w.alerts
+        .update_endpoint(
+            &endpoint,
+            &json!({"name": "hook", "kind": "http", "url": r.url}),
+        )
+        .unwrap();
+    assert_eq!(w.alerts.endpoints()["unreadable"], json!([]));
+    w.clock.advance(std::time::Duration::from_secs(60));
+    w.alerts.deliver_due().await.unwrap();
+    assert_eq!(r.bodies.lock().unwrap().len(), 1);
+    assert_eq!(w.notifications()[0]["state"], "sent");
+    let w = w.restart(|_| {});
+    assert_eq!(w.alerts.endpoints()["endpoints"][0]["id"], endpoint);
+    assert_eq!(w.alerts.endpoints()["unreadable"], json!([]));
+}
+
+#[tokio::test]
+async fn a_damaged_check_or_rule_is_listed_and_deleted_while_the_rest_runs() {
+    let w = world();
+    let r = receiver().await;
+    let damaged = w.check(risk_check(json!({"name": "damaged"})));
+    let check = w.check(risk_check(json!({})));
+    let endpoint = w.endpoint(&r.url);
+    let rule =
+        w.rule(json!({"name": "r", "endpoint": endpoint, "when": [{"from": "any", "to": "crit"}]}));
+    let w = w.restart(|dir| {
+        let db = rusqlite::Connection::open(dir.join("alerts.sqlite")).unwrap();
+        db.execute("UPDATE checks SET doc = '{\"name\": 3' WHERE id = ?1", [&damaged])
+            .unwrap();
+        // As a newer version might have written it: a kind this one does not know.
+        db.execute(
+            "UPDATE rules SET doc = json_set(doc, '$.when', json('[{\"from\": \"any\", \"to\": \"unknown\"}]')) WHERE id = ?1",
+            [&rule],
+        )
+        .unwrap();
+    });
+    let checks = w.alerts.checks().unwrap();
+    assert_eq!(checks["checks"].as_array().unwrap().len(), 1, "{checks}");
+    assert_eq!(checks["unreadable"][0]["id"], damaged, "{checks}");
+    assert!(
+        checks["unreadable"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON"),
+        "{checks}"
+    );
+    let rules = w.alerts.rules().unwrap();
+    assert_eq!(rules["rules"], json!([]), "{rules}");
+    assert_eq!(rules["unreadable"][0]["id"], rule, "{rules}");
+    assert_eq!(rules["unreadable"][0]["name"], "r", "{rules}");
+
+    // The readable check runs (with no rule to send it anywhere).
+    w.payload("1.0.0", T0 + time::Duration::seconds(5), 0.9);
+    assert_eq!(w.run(&check, T0 + m(1)).notifications, 0);
+    assert_eq!(
+        w.alerts.checks().unwrap()["checks"][0]["series"][0]["level"],
+        "crit"
+    );
+    // Deleting the damaged ones removes them for good.
+    w.alerts.delete_check(&damaged).unwrap();
+    w.alerts.delete_rule(&rule).unwrap();
+    assert_eq!(w.alerts.checks().unwrap()["unreadable"], json!([]));
+    let w = w.restart(|_| {});
+    assert_eq!(w.alerts.checks().unwrap()["unreadable"], json!([]));
+    assert_eq!(w.alerts.rules().unwrap()["unreadable"], json!([]));
 }

@@ -21,6 +21,10 @@
 //! an `is` condition, a tag condition, a repeat, a limit and a message; an endpoint in use
 //! cannot be deleted, and says by which rule.
 //!
+//! A third restarts the server on a data directory that lost its `secret.key`: the Slack
+//! endpoint whose URL was sealed with it is listed on the page as one the server cannot read,
+//! without its URL, and saved again from its form it sends once more.
+//!
 //! Slack itself cannot be reached from here: a local HTTP receiver (axum on 127.0.0.1:0) stands
 //! in for its incoming-webhook server, and the body it gets is checked field by field against
 //! the attachment format InfluxDB 2 sends (`attachments[0].color`, `text`, `mrkdwn_in`).
@@ -979,6 +983,65 @@ async fn every_endpoint_kind_a_deadman_check_and_a_full_rule_are_made_in_the_for
         3
     );
     b.screenshot("forms").await;
+    b.close().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_the_server_cannot_read_back_is_shown_on_the_page_and_mended_in_its_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    let receiver = SlackReceiver::start().await;
+    let (s, made) = t
+        .admin(
+            Method::POST,
+            "/v1/admin/notification-endpoints",
+            Some(json!({"name": "Team", "kind": "slack", "url": receiver.url})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    t.stop().await;
+
+    // The data directory comes back without its secret.key (a backup that left it out): the
+    // server starts all the same (it used to refuse to), and says what it cannot read.
+    std::fs::remove_file(dir.path().join("secret.key")).unwrap();
+    let t = TestServer::start(dir.path()).await;
+    let b = Browser::open(&t.url, "alerts-unreadable").await;
+    b.sign_in("/admin/alerts").await;
+    let shown = b.wait_text("#unreadable", |s| s.contains("Team")).await;
+    assert!(shown.contains("secret.key"), "{shown}");
+    assert!(!shown.contains(HOOK), "no secret on the page: {shown}");
+    assert!(b.displayed("#no-endpoints").await, "no readable endpoint");
+    b.screenshot("unreadable").await;
+
+    // Edit opens its form with its name and kind; saved with the webhook URL typed again, it is
+    // an endpoint again, and its Test reaches the receiver.
+    b.click(&format!(
+        "#unreadable li[data-unreadable-id='{id}'] button.edit"
+    ))
+    .await;
+    b.find(&format!("#endpoint-dialog[data-ready='{id}']"))
+        .await;
+    b.fill("#endpoint-slack-url", &receiver.url).await;
+    save_endpoint(&b, "Team").await;
+    b.wait_js(
+        "the unreadable list to go",
+        "return document.getElementById('unreadable').hidden",
+    )
+    .await;
+    let e = endpoint_named(&t, "Team").await;
+    assert_eq!((&e["id"], &e["url_set"]), (&json!(id), &json!(true)), "{e}");
+    let (s, test) = t
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/notification-endpoints/{id}/test"),
+            None,
+        )
+        .await;
+    assert_eq!((s, &test["accepted"]), (200, &json!(true)), "{test}");
+    assert_eq!(receiver.bodies().len(), 1);
+
     b.close().await;
     t.stop().await;
 }

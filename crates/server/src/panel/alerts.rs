@@ -78,6 +78,10 @@ pub(super) async fn alerts_page(State(state): State<AppState>, Page(signed_in): 
     let main = html! {
         h1 { "Alerts" }
         p.form-error id="page-error" role="alert" hidden {}
+        div.form-error id="unreadable" role="alert" hidden {
+            p { "Stored, but this server cannot read them back, so alerting runs without them. Save an endpoint again (Edit, with its secrets) or delete what you no longer need." }
+            ul {}
+        }
         p.lead {
             "Checks give each series (an algorithm's version) a level — "
             span.level data-level="crit" { "crit" } " " span.level data-level="warn" { "warn" } " "

@@ -155,7 +155,7 @@ function emptyList(id, rows) {
 function alertsPage() {
   const checksTable = document.getElementById("checks");
   if (!checksTable) return;
-  const state = { checks: [], endpoints: [], rules: [] };
+  const state = { checks: [], endpoints: [], rules: [], unreadableEndpoints: [] };
   /** The last verdict of each endpoint's test, kept across redraws. */
   const verdicts = new Map();
   let inFlight = false;
@@ -247,6 +247,26 @@ function alertsPage() {
     emptyList("endpoints", state.endpoints.length);
   }
 
+  /** Stored documents the server cannot read back (`unreadable` in each list): each with why,
+   * and what mends it: an endpoint saved again (its form, secrets typed anew), or a delete. */
+  function drawUnreadable(items) {
+    const box = document.getElementById("unreadable");
+    box.querySelector("ul").replaceChildren(...items.map(([what, base, u]) => {
+      const name = u.name ?? u.id;
+      const actions = el("span", { className: "row-actions" });
+      if (what === "endpoint") {
+        const edit = el("button", { type: "button", className: "edit", text: "Edit", "aria-label": `Edit endpoint ${name}` });
+        edit.addEventListener("click", () => openEndpoint({ id: u.id, name: u.name ?? "", kind: u.kind ?? "slack" }));
+        actions.append(edit);
+      }
+      const remove = el("button", { type: "button", className: "danger remove", text: "Delete", "aria-label": `Delete ${what} ${name}` });
+      remove.addEventListener("click", () => removeThing(`${what} “${name}”`, `${base}/${u.id}`));
+      actions.append(remove);
+      return el("li", { "data-unreadable-id": u.id }, el("strong", { text: `${what} “${name}”` }), ` (${u.kind ?? "unknown kind"}): ${u.error} `, actions);
+    }));
+    box.hidden = items.length === 0;
+  }
+
   const endpointName = (id) => state.endpoints.find((e) => e.id === id)?.name ?? id;
   const checkName = (id) => state.checks.find((c) => c.id === id)?.name ?? id;
   const whenText = (w) => (w.is ? `is ${w.is}` : `${w.from} → ${w.to}`);
@@ -323,7 +343,12 @@ function alertsPage() {
       const suppressed = await Promise.all(rules.rules.map((r) => get(`/v1/admin/notification-rules/${r.id}`, background).then((x) => x.suppressed).catch(() => null)));
       state.checks = checks.checks;
       state.rules = rules.rules.map((r, i) => ({ ...r, suppressed: suppressed[i] }));
-      if (endpoints) { state.endpoints = endpoints.endpoints; drawEndpoints(); }
+      if (endpoints) { state.endpoints = endpoints.endpoints; state.unreadableEndpoints = endpoints.unreadable ?? []; drawEndpoints(); }
+      drawUnreadable([
+        ...(checks.unreadable ?? []).map((u) => ["check", "/v1/admin/checks", u]),
+        ...state.unreadableEndpoints.map((u) => ["endpoint", "/v1/admin/notification-endpoints", u]),
+        ...(rules.unreadable ?? []).map((u) => ["rule", "/v1/admin/notification-rules", u]),
+      ]);
       drawChecks();
       drawRules();
       drawStatuses(statuses.statuses);
