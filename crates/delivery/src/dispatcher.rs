@@ -85,7 +85,11 @@ impl Dispatcher {
         let capacity = rx.max_capacity();
         let mut queues: Vec<SinkQueue> = sinks
             .into_iter()
-            .map(|sink| SinkQueue::start(sink, capacity, max, room.clone(), rx.backlog.clone()))
+            .map(|sink| {
+                let own = sink.backlog();
+                let backlog = own.clone().unwrap_or_else(|| rx.backlog.clone());
+                SinkQueue::start(sink, capacity, max, room.clone(), backlog, own.is_some())
+            })
             .collect();
         let mut batch = Vec::with_capacity(max);
         loop {
@@ -98,8 +102,16 @@ impl Dispatcher {
                     }
                     linger(&mut rx, &mut batch, &config).await;
                     deliver(&mut queues, &room, &mut batch).await;
-                    let fullest = queues.iter().map(SinkQueue::held).max().unwrap_or(0);
+                    let fullest = queues
+                        .iter()
+                        .filter(|q| !q.own_backlog)
+                        .map(SinkQueue::held)
+                        .max()
+                        .unwrap_or(0);
                     rx.backlog.settle(rx.len(), fullest, capacity);
+                    for q in queues.iter().filter(|q| q.own_backlog) {
+                        q.backlog.settle(0, q.held(), capacity);
+                    }
                 }
             }
         }
@@ -157,6 +169,8 @@ struct SinkQueue {
     task: JoinHandle<()>,
     /// Told when this queue starts holding payloads and when a write finishes.
     backlog: Arc<Backlog>,
+    /// `backlog` is the sink's own ([`PayloadSink::backlog`]), not delivery's.
+    own_backlog: bool,
     /// Drops for a full queue not logged yet: a sink that is stuck loses a batch every few
     /// milliseconds, and one line each would bury the rest of the log.
     unlogged: u64,
@@ -170,6 +184,7 @@ impl SinkQueue {
         max_batch: usize,
         room: Arc<Notify>,
         backlog: Arc<Backlog>,
+        own_backlog: bool,
     ) -> SinkQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
@@ -186,6 +201,7 @@ impl SinkQueue {
             tx,
             held,
             backlog,
+            own_backlog,
             capacity,
             task,
             unlogged: 0,
@@ -457,6 +473,73 @@ mod tests {
         assert_eq!(began.recv().await.unwrap(), [last]);
         assert!(start.elapsed() >= Duration::from_secs(3600));
         sink.release.add_permits(1);
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    /// A sink whose queue reports to a backlog of its own (as Datadog's does).
+    struct OwnBacklog<S>(Arc<S>, Arc<Backlog>);
+
+    impl<S: PayloadSink> PayloadSink for OwnBacklog<S> {
+        fn name(&self) -> &'static str {
+            "own"
+        }
+        fn queue_full(&self) -> DropReason {
+            DropReason::DatadogQueueFull
+        }
+        fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Outcome> {
+            self.0.write(batch)
+        }
+        fn backlog(&self) -> Option<Arc<Backlog>> {
+            Some(self.1.clone())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sink_with_a_backlog_of_its_own_puts_only_that_one_behind_and_is_not_put_behind_by_others()
+     {
+        // Its queue half full: its own backlog is behind, delivery's is not.
+        let (handoff, rx) = Handoff::channel(8);
+        let (blocked, mut began) = Blocked::new();
+        let own = Arc::new(Backlog::default());
+        let sinks: Vec<Arc<dyn PayloadSink>> = vec![
+            Arc::new(OwnBacklog(blocked.clone(), own.clone())),
+            Arc::new(Recording::default()),
+        ];
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(Dispatcher::new(rx, sinks, one_at_a_time()).run(shutdown.clone()));
+        for _ in 0..4 {
+            offer(&handoff);
+            settle().await;
+        }
+        assert!(own.is_behind(), "its queue holds 4 of 8");
+        assert!(!handoff.backlog().is_behind(), "the others keep up");
+        began.recv().await.unwrap();
+        blocked.release.add_permits(5);
+        offer(&handoff);
+        settle().await;
+        assert!(!own.is_behind(), "drained under a quarter");
+        shutdown.cancel();
+        task.await.unwrap();
+
+        // Another sink half full puts delivery behind, and not the sink with its own backlog.
+        let (handoff, rx) = Handoff::channel(8);
+        let (blocked, mut began) = Blocked::new();
+        let own = Arc::new(Backlog::default());
+        let sinks: Vec<Arc<dyn PayloadSink>> = vec![
+            Arc::new(OwnBacklog(Arc::new(Recording::default()), own.clone())),
+            blocked.clone(),
+        ];
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(Dispatcher::new(rx, sinks, one_at_a_time()).run(shutdown.clone()));
+        for _ in 0..4 {
+            offer(&handoff);
+            settle().await;
+        }
+        assert!(handoff.backlog().is_behind());
+        assert!(!own.is_behind());
+        began.recv().await.unwrap();
+        blocked.release.add_permits(5);
         shutdown.cancel();
         task.await.unwrap();
     }

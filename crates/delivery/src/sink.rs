@@ -76,6 +76,13 @@ pub trait PayloadSink: Send + Sync {
     /// far behind) and the batch is dropped for it: `<sink>_queue_full`.
     fn queue_full(&self) -> DropReason;
     fn write(&self, batch: Arc<[EncodedPayload]>) -> BoxFuture<'_, Outcome>;
+    /// The backlog this sink's queue in the dispatcher reports to, when its threads follow one
+    /// of their own (Datadog's lane) rather than delivery's: a remote sink falling behind then
+    /// raises only its own threads, and the hand-off or another sink falling behind does not
+    /// raise it. `None`: delivery's.
+    fn backlog(&self) -> Option<Arc<crate::Backlog>> {
+        None
+    }
 }
 
 /// What became of a batch a sink was given (after Vector's `EventStatus`).

@@ -15,6 +15,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use insights::background::{DATADOG_MAX_LAG, Lane, follow};
@@ -157,6 +158,10 @@ async fn pipeline(brokers: &str, payloads: Vec<Payload>, spool: &std::path::Path
 /// Part 1's path; with `datadog` (a URL and whether an intake answers there), the Datadog sink
 /// is given every payload too, as in a server sending to both. The rate is Kafka's; the Datadog
 /// sink is then checked to have delivered everything (intake up) or spooled everything (down).
+#[path = "threads.rs"]
+#[allow(dead_code)] // the runtime bench's helper; this bench uses a part of it
+mod threads;
+
 async fn pipeline_beside(
     brokers: &str,
     payloads: Vec<Payload>,
@@ -169,7 +174,7 @@ async fn pipeline_beside(
     let _ = std::fs::remove_dir_all(&dd_spool);
     let dd = datadog.map(|(url, intake)| {
         // As the server runs it: below Kafka's priority (here the bench's, nice 0), under
-        // SCHED_IDLE while delivery keeps up and Datadog lags less than a minute.
+        // SCHED_IDLE while its own queue keeps up and Datadog lags less than a minute.
         let lane = Lane::datadog(0, true);
         let d = Arc::new(
             DatadogDelivery::start(DatadogConfig {
@@ -198,13 +203,26 @@ async fn pipeline_beside(
     if let Some((d, _, _)) = &dd {
         sinks.push(d.clone());
     }
-    let _follower = follow(
-        handoff.backlog(),
-        dd.iter().map(|(_, _, lane)| lane.clone()).collect(),
-    );
+    // Datadog's lane follows its own queue, as in the server.
+    let _follower = dd
+        .as_ref()
+        .map(|(d, _, lane)| follow(d.lane_backlog(), vec![lane.clone()]));
     let dispatcher =
         tokio::spawn(Dispatcher::new(rx, sinks, DispatcherConfig::default()).run(shutdown.clone()));
     let start = Instant::now();
+    let cpu_before = threads::ThreadUse::now();
+    // Whether the Datadog lane is raised (out of SCHED_IDLE), sampled every millisecond.
+    let raised = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let sampler = dd.as_ref().map(|(_, _, lane)| {
+        let (lane, raised) = (lane.clone(), raised.clone());
+        tokio::spawn(async move {
+            loop {
+                raised[0].fetch_add(u64::from(!lane.is_idle()), Ordering::Relaxed);
+                raised[1].fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    });
     for p in payloads {
         handoff.offer(p);
         tokio::task::yield_now().await;
@@ -213,6 +231,24 @@ async fn pipeline_beside(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
+    // Where the round's CPU went, by thread group (the broker is another process).
+    let used = threads::ThreadUse::now().since(&cpu_before);
+    let mut line = format!(
+        "    Datadog {}: {rate:.0}/s; CPU ms by thread:",
+        if dd.is_some() { "on " } else { "off" }
+    );
+    for (group, cpu_ns, _) in used.groups().filter(|g| g.1 >= 5_000_000) {
+        line += &format!(" {group} {}", cpu_ns / 1_000_000);
+    }
+    if let Some(s) = sampler {
+        s.abort();
+        line += &format!(
+            "; its lane raised in {} of {} samples",
+            raised[0].load(Ordering::Relaxed),
+            raised[1].load(Ordering::Relaxed)
+        );
+    }
+    eprintln!("{line}");
     let status = kafka.status();
     assert_eq!((status.dropped, status.waiting), (0, 0));
     if let Some((d, Intake::Up, _)) = &dd {

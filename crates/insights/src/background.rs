@@ -40,11 +40,15 @@
 //! Datadog delivery runs five steps lower still ([`datadog_nice`]): when the cores are short,
 //! Kafka (the pipeline the bridge and the exports read) goes first, and Datadog, whose spool
 //! holds an hour, catches up once the load passes. With `background_idle` it is a [`Lane`] of
-//! its own: under SCHED_IDLE while delivery keeps up and Datadog lags (has payloads it could
-//! send and has not sent them) less than [`DATADOG_MAX_LAG`], a minute; behind either way, at
-//! its niceness under SCHED_OTHER. So beside Kafka under load it takes only CPU nothing else
-//! wants, and it is never kept waiting for more than a minute on a machine that something
-//! else keeps busy. Its threads join the lane through the [`ThreadHooks`] the sink calls on
+//! its own: under SCHED_IDLE while its own queue in the dispatcher keeps up
+//! (`DatadogDelivery::lane_backlog`: under half full, and its appends progressing within
+//! [`Backlog::STALL`]) and Datadog lags (has payloads it could send and has not sent them) less
+//! than [`DATADOG_MAX_LAG`], a minute; behind either way, at its niceness under SCHED_OTHER.
+//! It does not follow delivery's backlog: a flood that puts the hand-off or Kafka behind
+//! would raise Datadog to take CPU from them, the opposite of what they need (in
+//! `scripts/bench-delivery` it did, and Kafka beside Datadog ran at 0.79 of its speed alone).
+//! So beside Kafka under load it takes only CPU nothing else wants, and it is never kept
+//! waiting for more than a minute on a machine that something else keeps busy. Its threads join the lane through the [`ThreadHooks`] the sink calls on
 //! each one it starts; a thread that is not ours (librdkafka's) cannot be followed that way,
 //! which is why Kafka's threads stay at the background niceness under SCHED_OTHER.
 
@@ -234,8 +238,9 @@ impl Lane {
     }
 
     /// Datadog delivery's threads, when the rest of the background runs at `background_nice`:
-    /// at [`datadog_nice`] always, and under SCHED_IDLE (with `idle`) while delivery keeps up
-    /// and Datadog lags less than [`DATADOG_MAX_LAG`] ([`Self::with_lag`]). Behind, they run
+    /// at [`datadog_nice`] always, and under SCHED_IDLE (with `idle`) while the backlog they
+    /// follow (Datadog's own queue: `follow(datadog.lane_backlog(), …)`) keeps up and Datadog
+    /// lags less than [`DATADOG_MAX_LAG`] ([`Self::with_lag`]). Behind, they run
     /// at their niceness under SCHED_OTHER, as they would without SCHED_IDLE: Kafka still
     /// goes first.
     pub fn datadog(background_nice: u8, idle: bool) -> Lane {
@@ -292,8 +297,9 @@ impl Drop for Follower {
     }
 }
 
-/// From now on, every lane that may run under SCHED_IDLE does while delivery keeps up
-/// (`backlog`) and its sink does not lag too long, and runs at its behind priority otherwise.
+/// From now on, every lane that may run under SCHED_IDLE does while `backlog` keeps up
+/// (delivery's, or a remote sink's own queue) and its sink does not lag too long, and runs at
+/// its behind priority otherwise.
 /// The task runs on the caller's runtime (the request path's), so that background work starved
 /// of CPU is raised all the same.
 pub fn follow(backlog: Arc<Backlog>, lanes: Vec<Lane>) -> Follower {
@@ -355,12 +361,10 @@ impl BackgroundRuntime {
         self.lane.is_idle()
     }
 
-    /// From now on, the runtime's threads (and those of `others`) follow `backlog` ([`follow`]);
-    /// the follower stops with the runtime.
-    pub fn follow(&mut self, backlog: Arc<Backlog>, others: Vec<Lane>) {
-        let mut lanes = vec![self.lane.clone()];
-        lanes.extend(others);
-        self.follower = Some(follow(backlog, lanes));
+    /// From now on, the runtime's threads follow `backlog` ([`follow`]); the follower stops
+    /// with the runtime.
+    pub fn follow(&mut self, backlog: Arc<Backlog>) {
+        self.follower = Some(follow(backlog, vec![self.lane.clone()]));
     }
 }
 
@@ -524,7 +528,7 @@ mod tests {
         let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         // A hand-off of 100: one payload is nowhere near half full.
         let (handoff, _rx) = insights_delivery::Handoff::channel(100);
-        rt.follow(handoff.backlog(), vec![]);
+        rt.follow(handoff.backlog());
         handoff.offer(payload());
         // Nobody takes it. Under paused time the clock moves when every task waits.
         tokio::time::sleep(insights_delivery::Backlog::STALL / 2).await;
@@ -542,7 +546,7 @@ mod tests {
         );
         let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         let (handoff, rx) = insights_delivery::Handoff::channel(2);
-        rt.follow(handoff.backlog(), vec![]);
+        rt.follow(handoff.backlog());
         assert_eq!(
             priorities_on(&rt).await,
             [(10, 5); 2],
@@ -595,7 +599,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn datadog_runs_under_sched_idle_until_delivery_falls_behind_or_it_lags_too_long() {
+    async fn datadog_runs_under_sched_idle_until_the_backlog_it_follows_falls_behind_or_it_lags_too_long()
+     {
         assert!(sched::can_leave_idle(), "see the test above");
         let nice = datadog_nice(BACKGROUND_NICE) as i32;
         let keeping_up = Lane::datadog(BACKGROUND_NICE, true)
@@ -619,7 +624,8 @@ mod tests {
         assert_eq!(priority_of(&a), (nice, 5), "the other lane keeps up");
         // A thread that starts now joins in the lane's state.
         assert_eq!(priority_of(&thread_of(&lagging)), (nice, 0));
-        // Delivery falls behind (a hand-off of two, half full): every lane is raised.
+        // The backlog they follow falls behind (here a hand-off's: of two, half full): every
+        // lane following it is raised.
         handoff.offer(payload());
         while keeping_up.is_idle() {
             tokio::task::yield_now().await;

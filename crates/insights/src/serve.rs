@@ -26,7 +26,9 @@ use insights_server::{
 };
 use insights_store::{ConfigStore, Store};
 
-use crate::background::{BackgroundRuntime, DATADOG_MAX_LAG, Lane, on_background_thread};
+use crate::background::{
+    BackgroundRuntime, DATADOG_MAX_LAG, Follower, Lane, follow, on_background_thread,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -129,6 +131,8 @@ pub struct RunningServer {
     /// SCHED_IDLE with `background_idle`); dropped (after everything it ran has stopped) with
     /// the server.
     background: BackgroundRuntime,
+    /// Keeps Datadog's lane following its queue.
+    _datadog_follower: Follower,
     /// Alerting runs here, at the background priority but never under SCHED_IDLE: a deadman
     /// check must run when no payloads come, which is when nothing would raise it.
     alerting: BackgroundRuntime,
@@ -324,7 +328,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
-    background.follow(handoff.backlog(), vec![datadog_lane]);
+    background.follow(handoff.backlog());
+    // Datadog's threads follow their own queue, not delivery's backlog: a flood of payloads
+    // that puts the hand-off or Kafka behind must not raise them to take CPU from Kafka.
+    let datadog_follower = follow(datadog.lane_backlog(), vec![datadog_lane]);
     let series = Arc::new(
         on_background_thread(low, || {
             insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
@@ -407,6 +414,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dispatcher,
         alerts_tasks,
         background,
+        _datadog_follower: datadog_follower,
         alerting,
         _data_dir_lock: lock,
     })

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::service::{DeliveryThread, Event, health::Problem, redact};
 use super::{DatadogConfig, DatadogSettings};
 use crate::spool::{Spool, SpoolConfig};
-use crate::{BoxFuture, DropReason, EncodedPayload, Lag, Outcome, PayloadSink};
+use crate::{Backlog, BoxFuture, DropReason, EncodedPayload, Lag, Outcome, PayloadSink};
 
 /// The state of Datadog delivery, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -55,6 +55,8 @@ pub struct DatadogDelivery {
     /// `configure` calls so far: a state published for older settings is not shown as theirs.
     requested: AtomicU64,
     lag: Arc<Lag>,
+    /// Its queue in the dispatcher, which its lane follows instead of delivery's backlog.
+    backlog: Arc<Backlog>,
 }
 
 impl DatadogDelivery {
@@ -82,6 +84,7 @@ impl DatadogDelivery {
             configured: AtomicBool::new(false),
             requested: AtomicU64::new(0),
             lag,
+            backlog: Arc::default(),
         })
     }
 
@@ -89,6 +92,15 @@ impl DatadogDelivery {
     /// the server tells when Datadog, which runs on idle CPU, has waited for it long enough.
     pub fn lag(&self) -> Arc<Lag> {
         self.lag.clone()
+    }
+
+    /// Whether its queue in the dispatcher is falling behind (half full, or waiting for the
+    /// delivery thread without progress): what its lane follows, rather than delivery's
+    /// backlog, so that the hand-off or Kafka falling behind does not raise Datadog's threads
+    /// (they would take CPU from what is behind) while Datadog's own queue filling does (its
+    /// payloads are not in its spool until the thread appends them).
+    pub fn lane_backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Uses `settings` from now on (or none: payloads are no longer taken for Datadog; those
@@ -139,6 +151,10 @@ impl PayloadSink for DatadogDelivery {
 
     fn queue_full(&self) -> DropReason {
         DropReason::DatadogQueueFull
+    }
+
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        Some(self.backlog.clone())
     }
 
     /// Returns once the batch is in the spool: from there the delivery thread delivers each
