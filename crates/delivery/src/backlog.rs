@@ -17,6 +17,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub struct Backlog {
+    /// Whose threads follow it, for `/metrics`: `delivery` (the background runtime) or a remote
+    /// sink's lane (`datadog`).
+    lane: &'static str,
     behind: AtomicBool,
     changed: Notify,
     /// The hand-off's depth, as last seen (at an offer; when the dispatcher settles).
@@ -30,7 +33,16 @@ pub struct Backlog {
 
 impl Default for Backlog {
     fn default() -> Self {
+        Backlog::of_lane("delivery")
+    }
+}
+
+impl Backlog {
+    /// The backlog a remote sink's own lane follows (see `PayloadSink::backlog`), counted in
+    /// `/metrics` under `lane`.
+    pub fn of_lane(lane: &'static str) -> Backlog {
         Backlog {
+            lane,
             behind: AtomicBool::new(false),
             changed: Notify::new(),
             handoff_depth: AtomicUsize::new(0),
@@ -39,9 +51,7 @@ impl Default for Backlog {
             epoch: Instant::now(),
         }
     }
-}
 
-impl Backlog {
     /// How long waiting work may go without progress before delivery counts as behind.
     pub const STALL: Duration = Duration::from_millis(250);
 
@@ -79,7 +89,8 @@ impl Backlog {
         self.changed.notified().await;
     }
 
-    fn is_waiting(&self) -> bool {
+    /// Whether anything waits: in the hand-off, or in a sink's queue.
+    pub fn is_waiting(&self) -> bool {
         self.handoff_depth.load(Ordering::Acquire) > 0
             || self.busy_sinks.load(Ordering::Acquire) > 0
     }
@@ -132,9 +143,14 @@ impl Backlog {
 
     fn set(&self, behind: bool) {
         if self.behind.swap(behind, Ordering::AcqRel) != behind {
-            metrics::gauge!("insights_background_behind").set(if behind { 1.0 } else { 0.0 });
+            metrics::gauge!("insights_background_behind", "lane" => self.lane).set(if behind {
+                1.0
+            } else {
+                0.0
+            });
             if behind {
-                metrics::counter!("insights_background_behind_total").increment(1);
+                metrics::counter!("insights_background_behind_total", "lane" => self.lane)
+                    .increment(1);
             }
             // A permit is kept when nobody waits, so a watcher that is not waiting yet still
             // sees it.

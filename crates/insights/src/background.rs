@@ -303,25 +303,57 @@ impl Drop for Follower {
 /// The task runs on the caller's runtime (the request path's), so that background work starved
 /// of CPU is raised all the same.
 pub fn follow(backlog: Arc<Backlog>, lanes: Vec<Lane>) -> Follower {
-    let lanes: Vec<Lane> = lanes.into_iter().filter(|l| l.threads.follows).collect();
+    follow_each(vec![(backlog, lanes)])
+}
+
+/// How often a follower looks at backlogs that have nothing waiting (a lane's lag, and work
+/// that began to wait since, whose stall counts from when it began): an idle server's
+/// follower wakes once a second, not at the stall check's rate.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`follow`] for several backlogs, each with the lanes that follow it, in one task: the server
+/// has delivery's and Datadog's, and one timer serves both.
+pub fn follow_each(groups: Vec<(Arc<Backlog>, Vec<Lane>)>) -> Follower {
+    let groups: Vec<(Arc<Backlog>, Vec<Lane>)> = groups
+        .into_iter()
+        .map(|(b, lanes)| (b, lanes.into_iter().filter(|l| l.threads.follows).collect()))
+        .filter(|(_, lanes): &(_, Vec<Lane>)| !lanes.is_empty())
+        .collect();
     Follower(tokio::spawn(async move {
-        if lanes.is_empty() {
+        if groups.is_empty() {
             return;
         }
-        // Work that waits without progress is noticed here, on a thread of the request
-        // path's priority: the threads that would notice it may be the starved ones.
-        let mut tick = tokio::time::interval(Backlog::STALL / 2);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Work that waits without progress is noticed here, on a thread of the request
+            // path's priority (the threads that would notice it may be the starved ones): at
+            // twice the stall's rate while anything waits.
+            let period = if groups.iter().any(|(b, _)| b.is_waiting()) {
+                Backlog::STALL / 2
+            } else {
+                IDLE_CHECK
+            };
+            let mut changes: Vec<_> = groups.iter().map(|(b, _)| Box::pin(b.changed())).collect();
+            let any_changed = std::future::poll_fn(|cx| {
+                let ready = changes.iter_mut().any(|c| c.as_mut().poll(cx).is_ready());
+                if ready {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            });
             tokio::select! {
-                () = backlog.changed() => {}
-                _ = tick.tick() => {
-                    backlog.check_stalled();
+                () = any_changed => {}
+                () = tokio::time::sleep(period) => {
+                    for (backlog, _) in &groups {
+                        backlog.check_stalled();
+                    }
                 }
             }
-            let behind = backlog.is_behind();
-            for lane in &lanes {
-                lane.follow(behind);
+            for (backlog, lanes) in &groups {
+                let behind = backlog.is_behind();
+                for lane in lanes {
+                    lane.follow(behind);
+                }
             }
         }
     }))
@@ -359,6 +391,11 @@ impl BackgroundRuntime {
     /// Whether the runtime's threads run under SCHED_IDLE now.
     pub fn is_idle(&self) -> bool {
         self.lane.is_idle()
+    }
+
+    /// Its threads, for a follower shared with other lanes ([`follow_each`]).
+    pub fn lane(&self) -> Lane {
+        self.lane.clone()
     }
 
     /// From now on, the runtime's threads follow `backlog` ([`follow`]); the follower stops
@@ -529,11 +566,15 @@ mod tests {
         // A hand-off of 100: one payload is nowhere near half full.
         let (handoff, _rx) = insights_delivery::Handoff::channel(100);
         rt.follow(handoff.backlog());
+        // Under paused time the clock moves when every task waits: the follower, with nothing
+        // waiting, sleeps for its idle period.
+        tokio::time::sleep(IDLE_CHECK / 2).await;
         handoff.offer(payload());
-        // Nobody takes it. Under paused time the clock moves when every task waits.
+        // Nobody takes it.
         tokio::time::sleep(insights_delivery::Backlog::STALL / 2).await;
         assert!(rt.is_idle(), "not stalled yet");
-        tokio::time::sleep(insights_delivery::Backlog::STALL * 2).await;
+        // Noticed at the follower's next look, however idle it was when the work came.
+        tokio::time::sleep(IDLE_CHECK).await;
         assert!(!rt.is_idle(), "stalled: raised");
         assert_eq!(priorities_on(&rt).await, [(0, 0); 2]);
     }

@@ -27,7 +27,7 @@ use insights_server::{
 use insights_store::{ConfigStore, Store};
 
 use crate::background::{
-    BackgroundRuntime, DATADOG_MAX_LAG, Follower, Lane, follow, on_background_thread,
+    BackgroundRuntime, DATADOG_MAX_LAG, Follower, Lane, follow_each, on_background_thread,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -131,8 +131,8 @@ pub struct RunningServer {
     /// SCHED_IDLE with `background_idle`); dropped (after everything it ran has stopped) with
     /// the server.
     background: BackgroundRuntime,
-    /// Keeps Datadog's lane following its queue.
-    _datadog_follower: Follower,
+    /// Keeps the background runtime following delivery's backlog, and Datadog's lane its queue.
+    _follower: Follower,
     /// Alerting runs here, at the background priority but never under SCHED_IDLE: a deadman
     /// check must run when no payloads come, which is when nothing would raise it.
     alerting: BackgroundRuntime,
@@ -281,7 +281,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .save(&settings)
             .map_err(|e| data_err(e.to_string()))?;
     }
-    let mut background = BackgroundRuntime::new(
+    let background = BackgroundRuntime::new(
         "insights-background",
         config.background_nice,
         config.background_idle,
@@ -328,10 +328,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
 
     let (handoff, handoff_rx) = Handoff::channel(config.handoff_capacity);
-    background.follow(handoff.backlog());
     // Datadog's threads follow their own queue, not delivery's backlog: a flood of payloads
     // that puts the hand-off or Kafka behind must not raise them to take CPU from Kafka.
-    let datadog_follower = follow(datadog.lane_backlog(), vec![datadog_lane]);
+    let follower = follow_each(vec![
+        (handoff.backlog(), vec![background.lane()]),
+        (datadog.lane_backlog(), vec![datadog_lane]),
+    ]);
     let series = Arc::new(
         on_background_thread(low, || {
             insights_series::SeriesStore::open(&config.data_dir, config.series.clone())
@@ -414,7 +416,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dispatcher,
         alerts_tasks,
         background,
-        _datadog_follower: datadog_follower,
+        _follower: follower,
         alerting,
         _data_dir_lock: lock,
     })

@@ -84,7 +84,7 @@ impl DatadogDelivery {
             configured: AtomicBool::new(false),
             requested: AtomicU64::new(0),
             lag,
-            backlog: Arc::default(),
+            backlog: Arc::new(Backlog::of_lane("datadog")),
         })
     }
 
