@@ -14,7 +14,8 @@
 //! One thread owns the spool and the producer, so their state needs no locks; everything
 //! reaches it as an event on one channel. Each payload gets attempts for `window` after it
 //! was handed over: librdkafka retries within one attempt (`attempt_timeout`), the thread starts
-//! another attempt while the window lasts, and after it the payload is dropped and counted.
+//! another attempt while the window lasts (twice as long after each one that timed out with
+//! nothing acknowledged, up to 8 times), and after it the payload is dropped and counted.
 //!
 //! The state the admin sees is what delivery sees: *connected* only once a broker connection is
 //! up and the topic's metadata shows it can take writes (every partition with a leader);

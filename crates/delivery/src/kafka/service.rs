@@ -142,7 +142,17 @@ pub(super) struct ProducerThread {
     last_create: Option<Instant>,
     /// When a payload was last acknowledged.
     last_success: Option<Instant>,
+    /// Attempts in a row that timed out with nothing acknowledged: each new producer's attempt
+    /// is twice as long as the last (see [`MAX_ATTEMPT_GROWTH`]).
+    timeouts_in_a_row: u32,
 }
+
+/// How many times longer than `attempt_timeout` an attempt may grow after attempts in a row
+/// timed out with nothing acknowledged. A new producer must connect, get its producer id and
+/// have a batch acknowledged within one attempt; on a broker (or a machine) slower than that,
+/// attempts of a fixed length would each time out in turn and nothing would ever get through
+/// (seen on a loaded machine with a 300 ms attempt). The window still bounds the whole.
+const MAX_ATTEMPT_GROWTH: u32 = 8;
 
 const TICK: Duration = Duration::from_millis(100);
 impl ProducerThread {
@@ -181,6 +191,7 @@ impl ProducerThread {
             unlogged_drops: 0,
             last_create: None,
             last_success: None,
+            timeouts_in_a_row: 0,
         };
         // The thread logs to the subscriber of the caller (the process's, or a test's).
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
@@ -260,6 +271,7 @@ impl ProducerThread {
             }
             self.finish_resolve(&mut resolved);
             if std::mem::take(&mut self.renew_producer) {
+                self.timeouts_in_a_row = self.timeouts_in_a_row.saturating_add(1);
                 self.renew("an attempt timed out with nothing acknowledged");
             }
             // A producer that could not be created is tried again, every few seconds.
@@ -415,10 +427,7 @@ impl ProducerThread {
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                self.config.attempt_timeout.as_millis().to_string(),
-            )
+            .set("message.timeout.ms", self.attempt().as_millis().to_string())
             .set(
                 "queue.buffering.max.messages",
                 self.config.max_in_flight.to_string(),
@@ -437,7 +446,7 @@ impl ProducerThread {
                 self.producer = Some(Arc::new(p));
                 self.topic = settings.topic.to_string();
                 // Not "connected": nothing is known yet (see `derive_state`).
-                tracing::debug!(topic = %self.topic, brokers = %settings.brokers.joined(), why, "new Kafka producer");
+                tracing::debug!(topic = %self.topic, brokers = %settings.brokers.joined(), why, attempt_ms = self.attempt().as_millis() as u64, "new Kafka producer");
             }
             Err(e) => {
                 let message = format!(
@@ -485,6 +494,7 @@ impl ProducerThread {
                     self.last_topic_check = None;
                 }
                 self.last_success = Some(Instant::now());
+                self.timeouts_in_a_row = 0;
                 self.count_delivered(seq, resolved);
             }
             Err((code, message)) => {
@@ -527,6 +537,16 @@ impl ProducerThread {
                 }
             }
         }
+    }
+
+    /// How long the next producer's attempt lasts: `attempt_timeout`, doubled for each attempt
+    /// in a row that timed out with nothing acknowledged, up to [`MAX_ATTEMPT_GROWTH`] times.
+    fn attempt(&self) -> Duration {
+        let growth = 1u32
+            .checked_shl(self.timeouts_in_a_row)
+            .unwrap_or(u32::MAX)
+            .min(MAX_ATTEMPT_GROWTH);
+        self.config.attempt_timeout * growth
     }
 
     fn count_delivered(&mut self, seq: u64, resolved: &mut Vec<u64>) {

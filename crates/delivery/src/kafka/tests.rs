@@ -351,6 +351,26 @@ async fn payloads_timing_out_are_failing_timed_out() {
         s.delivered == 2 && s.state == "connected"
     })
     .await;
+    // Each attempt after one that timed out with nothing acknowledged is twice as long, up to
+    // eight times the configured one: a new producer slower than one attempt (a loaded
+    // machine) would otherwise time out in turn, forever (this test did, on a loaded machine).
+    let attempts: Vec<u64> = h
+        .log
+        .lines()
+        .iter()
+        .filter(|l| l.message == "new Kafka producer" && l.fields.contains("timed out"))
+        .map(|l| {
+            l.fields
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("attempt_ms="))
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("no attempt_ms in {:?}", l.fields))
+        })
+        .collect();
+    assert_eq!(attempts.first(), Some(&600), "{attempts:?}");
+    for pair in attempts.windows(2) {
+        assert_eq!(pair[1], (pair[0] * 2).min(2400), "{attempts:?}");
+    }
     h.warnings_each_said_once();
     h.delivery.stop().await;
 }
