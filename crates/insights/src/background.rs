@@ -324,6 +324,13 @@ pub fn follow_each(groups: Vec<(Arc<Backlog>, Vec<Lane>)>) -> Follower {
             return;
         }
         loop {
+            // First, so that lanes follow from the start (a sink lagging already, say).
+            for (backlog, lanes) in &groups {
+                let behind = backlog.is_behind();
+                for lane in lanes {
+                    lane.follow(behind);
+                }
+            }
             // Work that waits without progress is noticed here, on a thread of the request
             // path's priority (the threads that would notice it may be the starved ones): at
             // twice the stall's rate while anything waits.
@@ -347,12 +354,6 @@ pub fn follow_each(groups: Vec<(Arc<Backlog>, Vec<Lane>)>) -> Follower {
                     for (backlog, _) in &groups {
                         backlog.check_stalled();
                     }
-                }
-            }
-            for (backlog, lanes) in &groups {
-                let behind = backlog.is_behind();
-                for lane in lanes {
-                    lane.follow(behind);
                 }
             }
         }
