@@ -51,7 +51,7 @@ impl Default for AlertsConfig {
 }
 
 /// What is configured, as one snapshot: an evaluation sees one consistent set.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Loaded {
     pub(crate) checks: Vec<Check>,
     pub(crate) endpoints: Vec<Endpoint>,
@@ -132,10 +132,30 @@ impl Loaded {
         }
     }
 
+    /// When `id` of `table`, about to be saved again, was first made: the readable one's
+    /// `existing` time, or the unreadable one's; not found if neither is stored.
+    fn created_at(
+        &self,
+        table: Table,
+        id: &str,
+        existing: Option<&String>,
+        what: &str,
+    ) -> Result<String> {
+        match (existing, self.unreadable(table, id)) {
+            (Some(at), _) => Ok(at.clone()),
+            (None, Some(unreadable)) => Ok(unreadable.created_at()),
+            (None, None) => Err(AlertError::NotFound(format!("{what} {id}"))),
+        }
+    }
+
     /// It was saved again or deleted.
     fn mended(&mut self, table: Table, id: &str) {
         self.unreadable
             .retain(|u| !(u.table == table && u.id == id));
+        self.count_unreadable();
+    }
+
+    fn count_unreadable(&self) {
         metrics::gauge!("insights_alerts_unreadable_documents").set(self.unreadable.len() as f64);
     }
 }
@@ -238,7 +258,7 @@ impl Alerts {
                 }
             }
         }
-        metrics::gauge!("insights_alerts_unreadable_documents").set(loaded.unreadable.len() as f64);
+        loaded.count_unreadable();
         Ok(Arc::new(Alerts {
             db,
             series,
@@ -269,12 +289,7 @@ impl Alerts {
             .loaded
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut next = Loaded {
-            checks: guard.checks.clone(),
-            endpoints: guard.endpoints.clone(),
-            rules: guard.rules.clone(),
-            unreadable: guard.unreadable.clone(),
-        };
+        let mut next = Loaded::clone(&guard);
         f(&mut next);
         *guard = Arc::new(next);
         drop(guard);
@@ -421,11 +436,8 @@ impl Alerts {
     /// Saves check `id` again; an unreadable one is replaced by it.
     pub fn update_check(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
-        let created_at = match (loaded.check(id), loaded.unreadable(Table::Checks, id)) {
-            (Some(old), _) => old.created_at.clone(),
-            (None, Some(unreadable)) => unreadable.created_at(),
-            (None, None) => return Err(AlertError::NotFound(format!("check {id}"))),
-        };
+        let old = loaded.check(id).map(|c| &c.created_at);
+        let created_at = loaded.created_at(Table::Checks, id, old, "check")?;
         let c = Check::from_document(body, id.to_string(), created_at, rfc3339(self.now_us()))?;
         let doc = c.document();
         self.db.put(Table::Checks, id, &doc)?;
@@ -562,13 +574,12 @@ impl Alerts {
     pub fn update_endpoint(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
         let old = loaded.endpoints.iter().find(|e| e.id == id);
-        let created_at = match (old, loaded.unreadable(Table::Endpoints, id)) {
-            (Some(old), _) => old.created_at.clone(),
-            (None, Some(unreadable)) => unreadable.created_at(),
-            (None, None) => {
-                return Err(AlertError::NotFound(format!("notification endpoint {id}")));
-            }
-        };
+        let created_at = loaded.created_at(
+            Table::Endpoints,
+            id,
+            old.map(|e| &e.created_at),
+            "notification endpoint",
+        )?;
         let e = Endpoint::from_document(
             body,
             old,
@@ -720,11 +731,12 @@ impl Alerts {
     pub fn update_rule(&self, id: &str, body: &Value) -> Result<Value> {
         let loaded = self.loaded();
         let old = loaded.rules.iter().find(|r| r.id == id);
-        let created_at = match (old, loaded.unreadable(Table::Rules, id)) {
-            (Some(old), _) => old.created_at.clone(),
-            (None, Some(unreadable)) => unreadable.created_at(),
-            (None, None) => return Err(AlertError::NotFound(format!("notification rule {id}"))),
-        };
+        let created_at = loaded.created_at(
+            Table::Rules,
+            id,
+            old.map(|r| &r.created_at),
+            "notification rule",
+        )?;
         let r = Rule::from_document(body, id.to_string(), created_at, rfc3339(self.now_us()))?;
         self.validate_references(&r)?;
         let doc = r.document();

@@ -93,15 +93,7 @@ fn world() -> World {
         )
         .unwrap(),
     );
-    let catalog = Arc::new(Published::default());
-    let alerts = open(&dir, &clock, &series, &catalog, AlertsConfig::default());
-    World {
-        dir,
-        clock,
-        series,
-        catalog,
-        alerts,
-    }
+    World::opened(dir, clock, series, Arc::new(Published::default()))
 }
 
 fn open(
@@ -544,6 +536,23 @@ async fn every_bad_field_is_named_and_references_are_checked() {
 }
 
 impl World {
+    /// Alerting opened, with the defaults, on these parts.
+    fn opened(
+        dir: tempfile::TempDir,
+        clock: ManualClock,
+        series: Arc<SeriesStore>,
+        catalog: Arc<Published>,
+    ) -> World {
+        let alerts = open(&dir, &clock, &series, &catalog, AlertsConfig::default());
+        World {
+            dir,
+            clock,
+            series,
+            catalog,
+            alerts,
+        }
+    }
+
     /// Closes alerting, runs `between` on the data directory, and opens it again.
     fn restart(self, between: impl FnOnce(&std::path::Path)) -> World {
         let World {
@@ -555,14 +564,7 @@ impl World {
         } = self;
         drop(alerts);
         between(dir.path());
-        let alerts = open(&dir, &clock, &series, &catalog, AlertsConfig::default());
-        World {
-            dir,
-            clock,
-            series,
-            catalog,
-            alerts,
-        }
+        World::opened(dir, clock, series, catalog)
     }
 }
 

@@ -86,9 +86,8 @@ impl Dispatcher {
         let mut queues: Vec<SinkQueue> = sinks
             .into_iter()
             .map(|sink| {
-                let own = sink.backlog();
-                let backlog = own.clone().unwrap_or_else(|| rx.backlog.clone());
-                SinkQueue::start(sink, capacity, max, room.clone(), backlog, own.is_some())
+                let backlog = sink.backlog().unwrap_or_else(|| rx.backlog.clone());
+                SinkQueue::start(sink, capacity, max, room.clone(), backlog)
             })
             .collect();
         let mut batch = Vec::with_capacity(max);
@@ -102,16 +101,17 @@ impl Dispatcher {
                     }
                     linger(&mut rx, &mut batch, &config).await;
                     deliver(&mut queues, &room, &mut batch).await;
-                    let fullest = queues
-                        .iter()
-                        .filter(|q| !q.own_backlog)
-                        .map(SinkQueue::held)
-                        .max()
-                        .unwrap_or(0);
-                    rx.backlog.settle(rx.len(), fullest, capacity);
-                    for q in queues.iter().filter(|q| q.own_backlog) {
-                        q.backlog.settle(0, q.held(), capacity);
+                    // Delivery's backlog takes the fullest queue reporting to it; a sink with a
+                    // backlog of its own settles that one with its queue alone.
+                    let mut fullest = 0;
+                    for q in &queues {
+                        if Arc::ptr_eq(&q.backlog, &rx.backlog) {
+                            fullest = fullest.max(q.held());
+                        } else {
+                            q.backlog.settle(0, q.held(), capacity);
+                        }
                     }
+                    rx.backlog.settle(rx.len(), fullest, capacity);
                 }
             }
         }
@@ -167,10 +167,9 @@ struct SinkQueue {
     held: Arc<AtomicUsize>,
     capacity: usize,
     task: JoinHandle<()>,
-    /// Told when this queue starts holding payloads and when a write finishes.
+    /// Told when this queue starts holding payloads and when a write finishes: delivery's, or
+    /// the sink's own ([`PayloadSink::backlog`]).
     backlog: Arc<Backlog>,
-    /// `backlog` is the sink's own ([`PayloadSink::backlog`]), not delivery's.
-    own_backlog: bool,
     /// Drops for a full queue not logged yet: a sink that is stuck loses a batch every few
     /// milliseconds, and one line each would bury the rest of the log.
     unlogged: u64,
@@ -184,7 +183,6 @@ impl SinkQueue {
         max_batch: usize,
         room: Arc<Notify>,
         backlog: Arc<Backlog>,
-        own_backlog: bool,
     ) -> SinkQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         let held = Arc::new(AtomicUsize::new(0));
@@ -201,7 +199,6 @@ impl SinkQueue {
             tx,
             held,
             backlog,
-            own_backlog,
             capacity,
             task,
             unlogged: 0,

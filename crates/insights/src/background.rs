@@ -19,7 +19,7 @@
 //! EEVDF) before a woken call runs, and that was the p99 of a call with Insights on (4x that of
 //! Insights off in `scripts/bench-runtime`). Starving them is what SCHED_IDLE risks, so the
 //! hand-off and the dispatcher say when delivery falls behind ([`Backlog`]: a queue half full)
-//! and [`BackgroundRuntime::follow`] raises the threads to the request path's priority until
+//! and the follower ([`follow`]) raises the threads to the request path's priority until
 //! every queue is under a quarter: under overload the backlog drains on equal terms with the
 //! calls (their tail suffers) rather than overflowing its bound (payloads lost). At nice 10 it
 //! did not always: a server whose background had sat idle through a burst dropped payloads in
@@ -361,12 +361,12 @@ pub fn follow_each(groups: Vec<(Arc<Backlog>, Vec<Lane>)>) -> Follower {
 }
 
 /// A tokio runtime for background tasks (one worker thread and its blocking pool), all at the
-/// lower priority; with `idle`, under SCHED_IDLE too while delivery keeps up ([`Self::follow`]).
+/// lower priority; with `idle`, under SCHED_IDLE too while delivery keeps up (its [`Lane`],
+/// followed with [`follow_each`]).
 /// Dropped in an async context without blocking.
 pub struct BackgroundRuntime {
     rt: Option<tokio::runtime::Runtime>,
     lane: Lane,
-    follower: Option<Follower>,
 }
 
 impl BackgroundRuntime {
@@ -381,7 +381,6 @@ impl BackgroundRuntime {
         Ok(BackgroundRuntime {
             rt: Some(b.build()?),
             lane,
-            follower: None,
         })
     }
 
@@ -394,21 +393,14 @@ impl BackgroundRuntime {
         self.lane.is_idle()
     }
 
-    /// Its threads, for a follower shared with other lanes ([`follow_each`]).
+    /// Its threads, for the follower ([`follow`], [`follow_each`]).
     pub fn lane(&self) -> Lane {
         self.lane.clone()
-    }
-
-    /// From now on, the runtime's threads follow `backlog` ([`follow`]); the follower stops
-    /// with the runtime.
-    pub fn follow(&mut self, backlog: Arc<Backlog>) {
-        self.follower = Some(follow(backlog, vec![self.lane.clone()]));
     }
 }
 
 impl Drop for BackgroundRuntime {
     fn drop(&mut self) {
-        self.follower.take();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -563,10 +555,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn work_that_waits_past_the_stall_raises_the_threads_at_a_low_rate_too() {
         assert!(sched::can_leave_idle(), "see the test below");
-        let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
+        let rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         // A hand-off of 100: one payload is nowhere near half full.
         let (handoff, _rx) = insights_delivery::Handoff::channel(100);
-        rt.follow(handoff.backlog());
+        let _follower = follow(handoff.backlog(), vec![rt.lane()]);
         // Under paused time the clock moves when every task waits: the follower, with nothing
         // waiting, sleeps for its idle period.
         tokio::time::sleep(IDLE_CHECK / 2).await;
@@ -586,9 +578,9 @@ mod tests {
             sched::can_leave_idle(),
             "this test runs where a thread may come back from SCHED_IDLE (root, or RLIMIT_NICE)"
         );
-        let mut rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
+        let rt = BackgroundRuntime::new("insights-background", BACKGROUND_NICE, true).unwrap();
         let (handoff, rx) = insights_delivery::Handoff::channel(2);
-        rt.follow(handoff.backlog());
+        let _follower = follow(handoff.backlog(), vec![rt.lane()]);
         assert_eq!(
             priorities_on(&rt).await,
             [(10, 5); 2],

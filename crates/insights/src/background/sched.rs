@@ -52,6 +52,21 @@ pub(super) fn can_leave_idle() -> bool {
     .unwrap_or(false)
 }
 
+/// Thread `tid`'s scheduling attributes, as sched_getattr reports them.
+fn attributes(tid: i32) -> std::io::Result<libc::sched_attr> {
+    // SAFETY: sched_attr is plain integers, for which all zeroes is a valid value.
+    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
+    // SAFETY: `attr` is writable for `size` bytes and outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, &mut attr, size, 0) };
+    if rc == 0 {
+        attr.size = size;
+        Ok(attr)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Asks the scheduler to run thread `tid` in slices of `slice_ns` (0: the default slice),
 /// keeping its policy and niceness. This is EEVDF's custom slice (Linux 6.12+, clamped there to
 /// 0.1–100 ms): a thread's virtual deadline is its slice ahead of it, so a thread with a short
@@ -59,20 +74,12 @@ pub(super) fn can_leave_idle() -> bool {
 /// default the running thread keeps the CPU until its slice is used. Older kernels take the
 /// value and ignore it for SCHED_OTHER.
 pub(super) fn set_slice(tid: i32, slice_ns: u64) -> std::io::Result<()> {
-    // SAFETY: sched_attr is plain integers, for which all zeroes is a valid value.
-    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
-    // SAFETY: `attr` is writable for `size` bytes and outlives the call.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, &mut attr, size, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    attr.size = size;
+    let mut attr = attributes(tid)?;
     // Keep only what sched_getattr reports and sched_setattr takes back as it was.
     attr.sched_flags &= libc::SCHED_FLAG_RESET_ON_FORK as u64;
     attr.sched_runtime = slice_ns;
-    // SAFETY: `attr` is a valid sched_attr of `size` bytes that outlives the call, which only
-    // reads it.
+    // SAFETY: `attr` is a valid sched_attr of `attr.size` bytes that outlives the call, which
+    // only reads it.
     let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, tid, &attr, 0) };
     if rc == 0 {
         Ok(())
@@ -84,14 +91,5 @@ pub(super) fn set_slice(tid: i32, slice_ns: u64) -> std::io::Result<()> {
 /// The slice thread `tid` runs in, in nanoseconds (sched_getattr reports the slice in force,
 /// the default one included; 0 before Linux 6.12).
 pub(super) fn slice_of(tid: i32) -> std::io::Result<u64> {
-    // SAFETY: as in `set_slice`.
-    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
-    // SAFETY: `attr` is writable for `size` bytes and outlives the call.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_getattr, tid, &mut attr, size, 0) };
-    if rc == 0 {
-        Ok(attr.sched_runtime)
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    attributes(tid).map(|a| a.sched_runtime)
 }
