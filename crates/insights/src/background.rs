@@ -49,8 +49,21 @@
 //! `scripts/bench-delivery` it did, and Kafka beside Datadog ran at 0.79 of its speed alone).
 //! So beside Kafka under load it takes only CPU nothing else wants, and it is never kept
 //! waiting for more than a minute on a machine that something else keeps busy. Its threads join the lane through the [`ThreadHooks`] the sink calls on
-//! each one it starts; a thread that is not ours (librdkafka's) cannot be followed that way,
-//! which is why Kafka's threads stay at the background niceness under SCHED_OTHER.
+//! each one it starts.
+//!
+//! Kafka delivery is a [`Lane`] too ([`Lane::kafka`]), following delivery's backlog: at the
+//! background niceness always, under SCHED_IDLE while delivery keeps up and Kafka makes
+//! progress (payloads acknowledged or dropped) within [`KAFKA_MAX_LAG`], under SCHED_OTHER
+//! otherwise, as it ran before it followed anything. Its producer thread joins through the
+//! hooks; librdkafka's threads (`rdk:*`, which the producer thread starts and which inherit its
+//! state) cannot, since `rdkafka` has no thread-start hook, so the lane finds them by name
+//! each time it changes, and tells them from another client's by their priority
+//! ([`Threads::adopt`]). Without it, those threads (librdkafka's at nice 10, 1 to 5 µs of CPU
+//! per payload) were what a call with Insights on still waited behind.
+//!
+//! Each lane's state is in `/metrics`: `insights_background_raised{lane}` (1 while its threads
+//! are out of SCHED_IDLE) and `insights_background_raised_total{lane, cause}` (`backlog`: the
+//! backlog it follows fell behind; `lag`: its sink waited too long).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -81,7 +94,7 @@ pub const REQUEST_SLICE: std::time::Duration = std::time::Duration::from_micros(
 /// its policy and niceness. With EEVDF (Linux 6.12+) a thread that wakes with a shorter slice
 /// than the running thread's preempts it, where by default the running thread finishes its
 /// slice first: so the request path's threads, which run briefly between waits, preempt
-/// background threads and librdkafka's (whose threads we cannot name) without giving them any
+/// background threads (librdkafka's among them) without giving them any
 /// more CPU in the long run (the slice changes when a thread runs, not its share). Kernels
 /// before 6.12 ignore it.
 pub fn set_slice(tid: i32, slice: Option<std::time::Duration>) -> std::io::Result<()> {
@@ -129,13 +142,29 @@ fn lower_current_thread(nice: u8) {
 /// A group of threads (kernel ids) whose priority follows delivery: under SCHED_IDLE at
 /// `idle_nice` while it keeps up, under SCHED_OTHER at `behind_nice` while it is behind.
 struct Threads {
+    /// Its label in `/metrics` (`insights_background_raised{lane=…}`).
+    name: &'static str,
     idle_nice: u8,
     behind_nice: i32,
     /// Whether they follow at all (without it they stay at `idle_nice`, set as each starts).
     follows: bool,
-    state: Mutex<(HashSet<i32>, bool)>,
+    state: Mutex<LaneState>,
     /// Said once: a failure to change a thread's priority repeats at every change.
     warned: std::sync::atomic::AtomicBool,
+    /// Name prefixes of threads a library starts from the lane's threads (librdkafka's), which
+    /// the lane follows too though they cannot register: see [`Threads::adopt`].
+    adopts: &'static [&'static str],
+}
+
+struct LaneState {
+    /// Under SCHED_IDLE now.
+    idle: bool,
+    /// The threads that joined through the hooks.
+    registered: HashSet<i32>,
+    /// Threads found by name that inherited the lane's state ([`Threads::adopt`]).
+    adopted: HashSet<i32>,
+    /// Threads found by name that did not: another part's, left as they are.
+    strangers: HashSet<i32>,
 }
 
 impl Threads {
@@ -143,9 +172,9 @@ impl Threads {
     fn register(&self) {
         let tid = sched::current_tid();
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.insert(tid);
+        g.registered.insert(tid);
         if self.follows {
-            self.apply(tid, g.1);
+            self.apply(tid, g.idle);
         }
     }
 
@@ -153,24 +182,77 @@ impl Threads {
     fn unregister(&self) {
         let tid = sched::current_tid();
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.remove(&tid);
+        g.registered.remove(&tid);
     }
 
     fn is_idle(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).idle
     }
 
     /// Puts every thread in the state; answers whether that was a change.
     fn set_idle(&self, idle: bool) -> bool {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if g.1 == idle {
+        if g.idle == idle {
             return false;
         }
-        g.1 = idle;
-        for &tid in &g.0 {
+        if !self.adopts.is_empty() {
+            // Before the change, so that the threads that inherited the state are told by it;
+            // twice, for a thread started during the first pass by one not yet found.
+            for _ in 0..2 {
+                self.adopt(&mut g);
+            }
+        }
+        g.idle = idle;
+        for &tid in g.registered.iter().chain(&g.adopted) {
             self.apply(tid, idle);
         }
         true
+    }
+
+    /// Finds the threads of this process whose name starts with one of [`Self::adopts`] and
+    /// that are new since the last look: each is adopted if it is in the lane's state now
+    /// (policy and niceness), a stranger otherwise. Ids that are gone are forgotten.
+    ///
+    /// A thread inherits its creator's priority, so the threads a library starts from the
+    /// lane's threads are in the lane's state from their first instant, and only need finding
+    /// when the state changes. A thread of the same library started elsewhere is at another
+    /// priority when first seen (a connection test started from the request path, at nice 0;
+    /// another server's producer in the same process, under SCHED_OTHER while this lane is
+    /// idle, as it is from its start until its first change) and stays a stranger. What this
+    /// cannot tell apart: in a process running two servers, a thread started by the other's
+    /// producer while this lane is behind, at the same niceness; `insights serve` runs one.
+    fn adopt(&self, g: &mut LaneState) {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        let live: HashSet<i32> = tasks
+            .flatten()
+            .filter_map(|t| t.file_name().to_str()?.parse().ok())
+            .collect();
+        g.adopted.retain(|t| live.contains(t));
+        g.strangers.retain(|t| live.contains(t));
+        let want = if g.idle {
+            (libc::SCHED_IDLE as u32, i32::from(self.idle_nice))
+        } else {
+            (libc::SCHED_OTHER as u32, self.behind_nice)
+        };
+        for tid in live {
+            if g.registered.contains(&tid) || g.adopted.contains(&tid) || g.strangers.contains(&tid)
+            {
+                continue;
+            }
+            let Ok(comm) = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) else {
+                continue; // exited since it was listed
+            };
+            if !self.adopts.iter().any(|p| comm.starts_with(p)) {
+                continue;
+            }
+            match sched::priority_of(tid) {
+                Ok(p) if p == want => g.adopted.insert(tid),
+                Ok(_) => g.strangers.insert(tid),
+                Err(_) => false, // exited
+            };
+        }
     }
 
     fn apply(&self, tid: i32, idle: bool) {
@@ -211,6 +293,17 @@ fn may_idle(idle: bool, nice: u8) -> bool {
 /// on a dashboard is the price of never taking CPU that Kafka or a call wants.
 pub const DATADOG_MAX_LAG: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long Kafka delivery may wait without progress (nothing acknowledged or dropped while
+/// payloads wait) before its threads leave SCHED_IDLE: the stall after which a queue counts as
+/// behind. Under SCHED_IDLE librdkafka's threads could otherwise sit on the last payloads of a
+/// busy spell, unsent, for as long as the cores stay busy, and past the window drop them.
+pub const KAFKA_MAX_LAG: std::time::Duration = Backlog::STALL;
+
+/// The names (prefixes, as `/proc` shows them: 15 bytes at most) of the threads that
+/// librdkafka (`rdk:main`, `rdk:broker…`) and the `rdkafka` crate's `ThreadedProducer`
+/// ("producer polling thread") start.
+const KAFKA_LIBRARY_THREADS: &[&str] = &["rdk:", "producer poll"];
+
 /// A group of threads that follows delivery's backlog ([`follow`]): the background runtime's,
 /// or a remote sink's (their [`ThreadHooks`] register them), optionally also raised when the
 /// sink's own [`Lag`] passes a bound.
@@ -223,18 +316,51 @@ pub struct Lane {
 impl Lane {
     /// Threads at `idle_nice` (SCHED_IDLE too while delivery keeps up, with `idle`) and at
     /// `behind_nice` under SCHED_OTHER while it is behind.
-    fn new(idle_nice: u8, behind_nice: u8, idle: bool) -> Lane {
+    fn new(name: &'static str, idle_nice: u8, behind_nice: u8, idle: bool) -> Lane {
+        Lane::adopting(name, idle_nice, behind_nice, idle, &[])
+    }
+
+    fn adopting(
+        name: &'static str,
+        idle_nice: u8,
+        behind_nice: u8,
+        idle: bool,
+        adopts: &'static [&'static str],
+    ) -> Lane {
         let follows = may_idle(idle, idle_nice);
         Lane {
             threads: Arc::new(Threads {
+                name,
                 idle_nice,
                 behind_nice: i32::from(behind_nice),
                 follows,
-                state: Mutex::new((HashSet::new(), follows)),
+                state: Mutex::new(LaneState {
+                    idle: follows,
+                    registered: HashSet::new(),
+                    adopted: HashSet::new(),
+                    strangers: HashSet::new(),
+                }),
                 warned: Default::default(),
+                adopts,
             }),
             lag: None,
         }
+    }
+
+    /// Kafka delivery's threads, at `background_nice` always, and under SCHED_IDLE (with
+    /// `idle`) while delivery's backlog keeps up and Kafka makes progress within
+    /// [`KAFKA_MAX_LAG`] (`with_lag(kafka.lag(), KAFKA_MAX_LAG)`); behind, at their niceness
+    /// under SCHED_OTHER, as they ran before they followed anything. The producer thread joins
+    /// through the hooks (`KafkaConfig::threads`); librdkafka's threads (`rdk:*`) and the
+    /// `rdkafka` crate's polling thread, which it starts from there, are found by name.
+    pub fn kafka(background_nice: u8, idle: bool) -> Lane {
+        Lane::adopting(
+            "kafka",
+            background_nice,
+            background_nice,
+            idle,
+            KAFKA_LIBRARY_THREADS,
+        )
     }
 
     /// Datadog delivery's threads, when the rest of the background runs at `background_nice`:
@@ -245,7 +371,7 @@ impl Lane {
     /// goes first.
     pub fn datadog(background_nice: u8, idle: bool) -> Lane {
         let nice = datadog_nice(background_nice);
-        Lane::new(nice, nice, idle)
+        Lane::new("datadog", nice, nice, idle)
     }
 
     /// Also behind while `lag` says the sink has waited longer than `max` for its thread.
@@ -278,12 +404,25 @@ impl Lane {
             .lag
             .as_ref()
             .is_some_and(|(lag, max)| lag.lagging_for() > *max);
-        if self.threads.set_idle(!(backlog_behind || lagging)) {
+        let raised = backlog_behind || lagging;
+        if self.threads.set_idle(!raised) {
             tracing::debug!(
+                lane = self.threads.name,
                 backlog_behind,
                 lagging,
                 "background work's priority follows delivery"
             );
+            let lane = self.threads.name;
+            metrics::gauge!("insights_background_raised", "lane" => lane).set(if raised {
+                1.0
+            } else {
+                0.0
+            });
+            if raised {
+                let cause = if backlog_behind { "backlog" } else { "lag" };
+                metrics::counter!("insights_background_raised_total", "lane" => lane, "cause" => cause)
+                    .increment(1);
+            }
         }
     }
 }
@@ -374,7 +513,7 @@ impl BackgroundRuntime {
     pub fn new(name: &str, nice: u8, idle: bool) -> std::io::Result<Self> {
         // Behind, at the request path's priority: the backlog drains on equal terms with the
         // calls instead of overflowing its bound.
-        let lane = Lane::new(nice, 0, idle);
+        let lane = Lane::new("delivery", nice, 0, idle);
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1).thread_name(name).enable_all();
         lane.hooks().apply(&mut b);
@@ -630,6 +769,60 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         thread.send(tx).unwrap();
         rx.recv().unwrap()
+    }
+
+    /// A thread named `name` that answers its priority whenever asked, started from the
+    /// calling thread (so at its priority), as a library starts its threads.
+    fn library_thread(name: &str) -> std::sync::mpsc::Sender<std::sync::mpsc::Sender<(i32, i32)>> {
+        let (ask, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<(i32, i32)>>();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for reply in asked {
+                    let _ = reply.send(priority_of_current_thread());
+                }
+            })
+            .unwrap();
+        ask
+    }
+
+    #[test]
+    fn kafka_follows_with_the_threads_its_library_starts_and_leaves_others_alone() {
+        assert!(sched::can_leave_idle(), "see the test above");
+        let nice = i32::from(BACKGROUND_NICE);
+        let lane = Lane::kafka(BACKGROUND_NICE, true);
+        // The producer thread joins through the hooks and starts librdkafka's threads, which
+        // cannot join: they inherit its priority, and are found by name when it changes.
+        let hooks = lane.hooks();
+        let (broker, unrelated) = std::thread::spawn(move || {
+            let _lane = hooks.enter();
+            (library_thread("rdk:broker1"), library_thread("unrelated"))
+        })
+        .join()
+        .unwrap();
+        // The same library's threads started elsewhere: from the request path (a connection
+        // test), and from another producer at the background niceness without SCHED_IDLE.
+        let probe = library_thread("rdk:main");
+        let other = on_background_thread(BACKGROUND_NICE, || library_thread("rdk:broker2"));
+        assert_eq!(priority_of(&broker), (nice, 5), "inherited SCHED_IDLE");
+        assert_eq!(priority_of(&other), (nice, 0));
+
+        lane.follow(true);
+        assert_eq!(priority_of(&broker), (nice, 0), "raised with the lane");
+        assert_eq!(
+            priority_of(&unrelated),
+            (nice, 5),
+            "not the library's: left as it was"
+        );
+        assert_eq!(priority_of(&probe), (0, 0));
+        lane.follow(false);
+        assert_eq!(priority_of(&broker), (nice, 5), "back under SCHED_IDLE");
+        assert_eq!(
+            priority_of(&other),
+            (nice, 0),
+            "another producer's thread was not in the lane's state when found: never adopted"
+        );
+        assert_eq!(priority_of(&probe), (0, 0));
     }
 
     #[tokio::test]

@@ -27,7 +27,8 @@ use insights_server::{
 use insights_store::{ConfigStore, Store};
 
 use crate::background::{
-    BackgroundRuntime, DATADOG_MAX_LAG, Follower, Lane, follow_each, on_background_thread,
+    BackgroundRuntime, DATADOG_MAX_LAG, Follower, KAFKA_MAX_LAG, Lane, follow_each,
+    on_background_thread,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -288,14 +289,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )
     .map_err(|e| StartError::Config(format!("cannot start the background runtime: {e}")))?;
     let low = config.background_nice;
+    // Under SCHED_IDLE while delivery keeps up and Kafka makes progress: librdkafka's threads,
+    // started from the producer thread, with it.
+    let kafka_lane = Lane::kafka(low, config.background_idle);
+    let kafka_config = KafkaConfig {
+        threads: kafka_lane.hooks(),
+        ..config.kafka.clone()
+    };
     let kafka = Arc::new(
-        on_background_thread(low, || KafkaDelivery::start(config.kafka.clone())).map_err(|e| {
+        on_background_thread(low, || KafkaDelivery::start(kafka_config)).map_err(|e| {
             data_err(format!(
                 "opening the Kafka spool {}: {e}",
                 config.kafka.spool_dir.display()
             ))
         })?,
     );
+    let kafka_lane = kafka_lane.with_lag(kafka.lag(), KAFKA_MAX_LAG);
     match connection.load() {
         Ok(settings) => kafka.connect(settings),
         Err(e) => {
@@ -331,7 +340,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // Datadog's threads follow their own queue, not delivery's backlog: a flood of payloads
     // that puts the hand-off or Kafka behind must not raise them to take CPU from Kafka.
     let follower = follow_each(vec![
-        (handoff.backlog(), vec![background.lane()]),
+        (handoff.backlog(), vec![background.lane(), kafka_lane]),
         (datadog.lane_backlog(), vec![datadog_lane]),
     ]);
     let series = Arc::new(

@@ -304,7 +304,7 @@ async fn delivery_and_datadog_run_idle_alerting_at_nice_10_below_the_request_pat
         ("insights-backgr", (10, 5)),
         ("insights-alerti", (10, 0)),
         ("series-maintena", (10, 0)),
-        ("kafka-producer", (10, 0)),
+        ("kafka-producer", (10, 5)),
         ("datadog-deliver", (15, 5)),
     ] {
         let got = threads
@@ -351,4 +351,96 @@ fn slice_by_thread(pid: u32) -> std::collections::BTreeMap<String, HashSet<Durat
             .insert(slice);
     }
     out
+}
+
+/// The priorities of Kafka delivery's threads in process `pid`: the producer thread's, the
+/// `rdkafka` crate's polling thread's and librdkafka's (`rdk:*`).
+fn kafka_priorities(pid: u32) -> HashSet<(i32, i32)> {
+    priority_by_thread(pid)
+        .into_iter()
+        .filter(|(name, _)| {
+            name == "kafka-producer" || name == "producer pollin" || name.starts_with("rdk:")
+        })
+        .flat_map(|(_, p)| p)
+        .collect()
+}
+
+/// Waits until `pid`'s Kafka threads are at exactly `want` (they change when the server's
+/// follower looks); the deadline only keeps a broken build from hanging.
+async fn kafka_threads_become(pid: u32, what: &str, want: (i32, i32)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let threads = priority_by_thread(pid);
+        let librdkafka = threads.keys().filter(|n| n.starts_with("rdk:")).count();
+        if librdkafka > 0 && kafka_priorities(pid) == HashSet::from([want]) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {threads:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_threads_run_idle_until_payloads_wait_without_progress() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic(TOPIC, 1, 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let s = start(data.path());
+    let pid = s.child.id();
+    s.probe("waits", json!({"insights_enabled": true})).await;
+    s.admin(
+        Method::PUT,
+        "/v1/admin/insights/connection",
+        Some(json!({"topic": TOPIC, "brokers": mock.bootstrap_servers(), "connection_type": "plaintext"})),
+    )
+    .await;
+    s.wait_status("connected", |st| st["state"] == "connected")
+        .await;
+    // librdkafka's threads, started from the producer thread, inherited SCHED_IDLE from it.
+    kafka_threads_become(pid, "SCHED_IDLE, connected", (10, 5)).await;
+
+    mock.broker_down(1).unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/v1/algo/acme/waits", s.url))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    s.wait_status("1 waiting", |st| st["waiting"] == 1).await;
+    // Nothing acknowledged for longer than KAFKA_MAX_LAG: raised, at nice 10 still.
+    kafka_threads_become(pid, "SCHED_OTHER while the payload waits", (10, 0)).await;
+
+    mock.broker_up(1).unwrap();
+    s.wait_status("delivered", |st| st["delivered"] == 1 && st["waiting"] == 0)
+        .await;
+    kafka_threads_become(pid, "SCHED_IDLE again", (10, 5)).await;
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let raised = |line: &str| {
+        line.starts_with("insights_background_raised_total")
+            && line.contains("lane=\"kafka\"")
+            && line.contains("cause=\"lag\"")
+    };
+    assert!(metrics.lines().any(raised), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("insights_background_raised{")
+                && l.contains("lane=\"kafka\"")
+                && l.ends_with(" 0")),
+        "{metrics}"
+    );
 }

@@ -26,6 +26,9 @@ pub struct KafkaConfig {
     /// A warning that repeats (the same kind of failure) is logged at most this often, with the
     /// number of repeats.
     pub log_interval: Duration,
+    /// Called on the producer thread as it starts and stops: how the server schedules it (none
+    /// by default). librdkafka's threads are started from it and inherit its priority.
+    pub threads: crate::ThreadHooks,
 }
 
 impl KafkaConfig {
@@ -40,6 +43,7 @@ impl KafkaConfig {
             max_in_flight: 20_000,
             key: MessageKey::Algorithm,
             log_interval: Duration::from_secs(30),
+            threads: crate::ThreadHooks::default(),
         }
     }
 }

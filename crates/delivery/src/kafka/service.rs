@@ -26,7 +26,7 @@ use health::{Problem, Topic, TopicCheck, kind_of};
 use super::context::Context;
 use super::{KafkaConfig, KafkaStatus, logs, request_builder};
 use crate::spool::{Record, Spool};
-use crate::{DropReason, EncodedPayload};
+use crate::{DropReason, EncodedPayload, Lag};
 
 /// Everything the producer thread hears of, on its one channel.
 pub(super) enum Event {
@@ -145,6 +145,9 @@ pub(super) struct ProducerThread {
     /// Attempts in a row that timed out with nothing acknowledged: each new producer's attempt
     /// is twice as long as the last (see [`MAX_ATTEMPT_GROWTH`]).
     timeouts_in_a_row: u32,
+    /// Since when payloads have waited with nothing acknowledged or dropped (see
+    /// [`KafkaDelivery::lag`](super::KafkaDelivery::lag)).
+    lag: Arc<Lag>,
 }
 
 /// How many times longer than `attempt_timeout` an attempt may grow after attempts in a row
@@ -163,6 +166,7 @@ impl ProducerThread {
         events_tx: mpsc::Sender<Event>,
         events: mpsc::Receiver<Event>,
         status: Arc<Mutex<KafkaStatus>>,
+        lag: Arc<Lag>,
     ) -> std::io::Result<()> {
         let thread = ProducerThread {
             limiter: logs::Limiter::new(config.log_interval),
@@ -192,12 +196,15 @@ impl ProducerThread {
             last_create: None,
             last_success: None,
             timeouts_in_a_row: 0,
+            lag,
         };
+        let hooks = thread.config.threads.clone();
         // The thread logs to the subscriber of the caller (the process's, or a test's).
         let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
         std::thread::Builder::new()
             .name("kafka-producer".into())
             .spawn(move || {
+                let _lane = hooks.enter();
                 let _logs = tracing::dispatcher::set_default(&dispatch);
                 thread.run(events)
             })?;
@@ -221,6 +228,7 @@ impl ProducerThread {
         self.sweep();
         let mut busy = false;
         loop {
+            let resolved_before = self.counts.delivered + self.counts.dropped;
             let first = if !busy && self.has_nothing_to_do() {
                 // No connection and nothing unresolved: only an event can give work, so an
                 // idle server's thread sleeps until one comes instead of ticking.
@@ -293,6 +301,13 @@ impl ProducerThread {
             if self.last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.sweep();
             }
+            // Progress is a payload resolved (acknowledged, or dropped and counted). Without a
+            // producer there is nothing this thread could do, whatever CPU it got.
+            self.lag.turn(
+                self.producer.is_none()
+                    || self.spool.unresolved() == 0
+                    || self.counts.delivered + self.counts.dropped != resolved_before,
+            );
             self.publish();
         }
     }

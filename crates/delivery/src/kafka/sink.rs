@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::KafkaConfig;
 use super::service::{Event, ProducerThread};
 use crate::spool::{Spool, SpoolConfig};
-use crate::{BoxFuture, DropReason, EncodedPayload, Outcome, PayloadSink};
+use crate::{BoxFuture, DropReason, EncodedPayload, Lag, Outcome, PayloadSink};
 
 /// The state of the connection, for the admin API and panel.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -42,6 +42,7 @@ pub struct KafkaDelivery {
     events: mpsc::Sender<Event>,
     status: Arc<Mutex<KafkaStatus>>,
     configured: Arc<AtomicBool>,
+    lag: Arc<Lag>,
 }
 
 impl KafkaDelivery {
@@ -61,12 +62,22 @@ impl KafkaDelivery {
             ..Default::default()
         }));
         let configured = Arc::new(AtomicBool::new(false));
-        ProducerThread::spawn(config, spool, tx.clone(), rx, status.clone())?;
+        let lag = Arc::new(Lag::default());
+        ProducerThread::spawn(config, spool, tx.clone(), rx, status.clone(), lag.clone())?;
         Ok(KafkaDelivery {
             events: tx,
             status,
             configured,
+            lag,
         })
+    }
+
+    /// How long payloads have waited on Kafka delivery without progress (nothing acknowledged,
+    /// nothing dropped): how the server tells when the producer's threads, which run on idle
+    /// CPU, have waited for it long enough. Waiting on a broker that is away counts too; the
+    /// threads raised then mostly sleep.
+    pub fn lag(&self) -> Arc<Lag> {
+        self.lag.clone()
     }
 
     /// Uses `settings` from now on (or none: disconnect). Payloads waiting for the previous

@@ -375,6 +375,43 @@ async fn payloads_timing_out_are_failing_timed_out() {
     h.delivery.stop().await;
 }
 
+/// What the server's scheduler reads to tell when Kafka's threads, under SCHED_IDLE, have
+/// waited long enough: it counts while payloads wait with nothing acknowledged, and is zero
+/// again once they are.
+#[tokio::test]
+async fn its_lag_counts_while_payloads_wait_without_progress_and_ends_when_they_are_acknowledged() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic(TOPIC, 1, 1).unwrap();
+    let h = start(|_| {});
+    h.connect(&mock.bootstrap_servers());
+    let mut seen = Vec::new();
+    h.wait("connected", &mut seen, |s, _| s.state == "connected")
+        .await;
+    let lag = h.delivery.lag();
+    assert_eq!(lag.lagging_for(), Duration::ZERO, "nothing waits");
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 1000],
+    );
+    h.write(2).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lag.lagging_for() < Duration::from_millis(300) {
+        assert!(
+            Instant::now() < deadline,
+            "no lag: {:?}",
+            h.delivery.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.delivery.status().delivered, 0);
+    mock.clear_request_errors(rdkafka::types::RDKafkaApiKey::Produce);
+    // The turn that resolves them says so before it publishes the count.
+    h.wait("delivered", &mut seen, |s, _| s.delivered == 2)
+        .await;
+    assert_eq!(lag.lagging_for(), Duration::ZERO);
+    h.delivery.stop().await;
+}
+
 /// Regression (issue 10): while the brokers were unreachable, every failed connection attempt
 /// was logged twice (librdkafka's own log line, and the error callback's warning), about six
 /// lines a second.

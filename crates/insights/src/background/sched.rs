@@ -88,6 +88,11 @@ pub(super) fn set_slice(tid: i32, slice_ns: u64) -> std::io::Result<()> {
     }
 }
 
+/// Thread `tid`'s scheduling policy (`SCHED_OTHER`, `SCHED_IDLE`, …) and niceness.
+pub(super) fn priority_of(tid: i32) -> std::io::Result<(u32, i32)> {
+    attributes(tid).map(|a| (a.sched_policy, a.sched_nice))
+}
+
 /// The slice thread `tid` runs in, in nanoseconds (sched_getattr reports the slice in force,
 /// the default one included; 0 before Linux 6.12).
 pub(super) fn slice_of(tid: i32) -> std::io::Result<u64> {
