@@ -506,6 +506,15 @@ async fn main() {
     {
         println!("dropped (both servers): {line}");
     }
+    // How often the valve raised a lane out of SCHED_IDLE in all rounds, and why (the registry
+    // is the process's, so the servers' lanes count together; only the default server's
+    // follow).
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("insights_background_raised_total"))
+    {
+        println!("raised (all rounds): {line}");
+    }
     drop(mock);
     server.shutdown().await;
     mid.shutdown().await;
