@@ -195,23 +195,39 @@ impl Threads {
         if g.idle == idle {
             return false;
         }
+        // The threads that inherited the state are told by it, so they are looked for before
+        // the change.
+        let before = self.priority(g.idle);
         if !self.adopts.is_empty() {
-            // Before the change, so that the threads that inherited the state are told by it;
-            // twice, for a thread started during the first pass by one not yet found.
-            for _ in 0..2 {
-                self.adopt(&mut g);
-            }
+            self.adopt(&mut g, before);
         }
         g.idle = idle;
         for &tid in g.registered.iter().chain(&g.adopted) {
             self.apply(tid, idle);
         }
+        if !self.adopts.is_empty() {
+            // A thread started by one of them between that look and its change inherited the
+            // state before: once they have all changed, a second look finds every such one.
+            for tid in self.adopt(&mut g, before) {
+                self.apply(tid, idle);
+            }
+        }
         true
     }
 
+    /// (policy, niceness) of the lane's threads while idle or behind, as sched_getattr says.
+    fn priority(&self, idle: bool) -> (u32, i32) {
+        if idle {
+            (libc::SCHED_IDLE as u32, i32::from(self.idle_nice))
+        } else {
+            (libc::SCHED_OTHER as u32, self.behind_nice)
+        }
+    }
+
     /// Finds the threads of this process whose name starts with one of [`Self::adopts`] and
-    /// that are new since the last look: each is adopted if it is in the lane's state now
-    /// (policy and niceness), a stranger otherwise. Ids that are gone are forgotten.
+    /// that are new since the last look: each is adopted if it is at `want` (the lane's state
+    /// before the change it is looked for at: policy and niceness), a stranger otherwise; answers
+    /// those adopted. Ids that are gone are forgotten.
     ///
     /// A thread inherits its creator's priority, so the threads a library starts from the
     /// lane's threads are in the lane's state from their first instant, and only need finding
@@ -221,9 +237,10 @@ impl Threads {
     /// idle, as it is from its start until its first change) and stays a stranger. What this
     /// cannot tell apart: in a process running two servers, a thread started by the other's
     /// producer while this lane is behind, at the same niceness; `insights serve` runs one.
-    fn adopt(&self, g: &mut LaneState) {
+    fn adopt(&self, g: &mut LaneState, want: (u32, i32)) -> Vec<i32> {
+        let mut found = Vec::new();
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return;
+            return found;
         };
         let live: HashSet<i32> = tasks
             .flatten()
@@ -231,11 +248,6 @@ impl Threads {
             .collect();
         g.adopted.retain(|t| live.contains(t));
         g.strangers.retain(|t| live.contains(t));
-        let want = if g.idle {
-            (libc::SCHED_IDLE as u32, i32::from(self.idle_nice))
-        } else {
-            (libc::SCHED_OTHER as u32, self.behind_nice)
-        };
         for tid in live {
             if g.registered.contains(&tid) || g.adopted.contains(&tid) || g.strangers.contains(&tid)
             {
@@ -248,11 +260,17 @@ impl Threads {
                 continue;
             }
             match sched::priority_of(tid) {
-                Ok(p) if p == want => g.adopted.insert(tid),
-                Ok(_) => g.strangers.insert(tid),
-                Err(_) => false, // exited
-            };
+                Ok(p) if p == want => {
+                    g.adopted.insert(tid);
+                    found.push(tid);
+                }
+                Ok(_) => {
+                    g.strangers.insert(tid);
+                }
+                Err(_) => {} // exited
+            }
         }
+        found
     }
 
     fn apply(&self, tid: i32, idle: bool) {
@@ -328,6 +346,10 @@ impl Lane {
         adopts: &'static [&'static str],
     ) -> Lane {
         let follows = may_idle(idle, idle_nice);
+        if follows {
+            // Present from the start, not only after the first change.
+            metrics::gauge!("insights_background_raised", "lane" => name).set(0.0);
+        }
         Lane {
             threads: Arc::new(Threads {
                 name,
