@@ -149,7 +149,7 @@ impl Mapping {
             line.float(number);
         }
         line.raw(b" ");
-        line.display(timestamp);
+        line.raw(itoa::Buffer::new().format(timestamp).as_bytes());
         line.raw(b"\n");
         debug_assert!(std::str::from_utf8(&out[start..]).is_ok());
         Ok(encoded)
@@ -266,18 +266,31 @@ impl Line<'_> {
         self.0.extend_from_slice(&bytes[copied..]);
     }
 
-    /// As `f64`'s `Display` writes it (never an exponent), with a shortcut for whole numbers,
-    /// which most reported metrics are.
+    /// As `f64`'s `Display` writes it (never an exponent), without `core::fmt`: whole numbers
+    /// (most reported metrics) as integers with `itoa`; other values with `ryu`, which writes
+    /// the same shortest round-trip digits as `Display`, and the same text wherever it needs
+    /// no exponent (magnitudes from 1e-5 to 1e16, where nearly every metric is); `Display`
+    /// for the rest. The property test against the crate's builder holds the three to it.
     fn float(&mut self, value: f64) {
         const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every whole number below is exact
         if value.fract() == 0.0
             && value.abs() < EXACT
             && !(value == 0.0 && value.is_sign_negative())
         {
-            self.display(value as i64);
-        } else {
-            self.display(value);
+            self.raw(itoa::Buffer::new().format(value as i64).as_bytes());
+            return;
         }
+        // Not whole, so finite: ryu writes a whole number as `1e16` or `2.0`, `Display`
+        // as `10000000000000000` or `2`.
+        if value.fract() != 0.0 {
+            let mut digits = ryu::Buffer::new();
+            let text = digits.format_finite(value);
+            if !text.contains('e') {
+                self.raw(text.as_bytes());
+                return;
+            }
+        }
+        self.display(value);
     }
 
     fn display(&mut self, value: impl std::fmt::Display) {
@@ -344,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_take_a_shortcut_that_writes_what_display_writes() {
+    fn numbers_are_written_as_display_writes_them() {
         for v in [
             0.0,
             -0.0,
@@ -356,6 +369,19 @@ mod tests {
             -9_007_199_254_740_993.0,
             1e300,
             f64::MIN_POSITIVE,
+            0.1,
+            0.3,
+            -0.2,
+            1e-5,
+            1.5e-5,
+            9.99e-6,
+            123456789.123,
+            2.5e15 + 0.5,
+            9.5e15 + 1.0,
+            1.0 / 3.0,
+            -1e-300,
+            f64::MAX,
+            f64::EPSILON,
         ] {
             let mut out = Vec::new();
             Line(&mut out).float(v);

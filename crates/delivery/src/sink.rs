@@ -11,47 +11,55 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use insights_payload::{AlgorithmRef, Payload};
+use insights_payload::{AlgorithmRef, MetricSet, Payload};
 
-/// A payload encoded once, shared by every sink.
+/// A payload encoded once, shared by every sink: its JSON, and the values it was made from,
+/// so that a sink that needs the values (Datadog's series) reads them here instead of parsing
+/// the JSON again. Made only from a [`Payload`], so the two always agree.
 #[derive(Debug, Clone)]
 pub struct EncodedPayload {
-    pub algorithm: AlgorithmRef,
-    pub request_id: String,
+    pub(crate) algorithm: AlgorithmRef,
+    pub(crate) request_id: String,
+    pub(crate) session_id: String,
     /// The payload's `time` in microseconds since the Unix epoch.
-    pub time_us: i64,
+    pub(crate) time_us: i64,
+    pub(crate) duration_milliseconds: u64,
+    /// The reported metrics, in the order [`Payload::to_json`] writes them.
+    pub(crate) metrics: MetricSet,
     /// The exact JSON object, as [`Payload::to_json`] made it.
-    pub json: Arc<str>,
+    pub(crate) json: Arc<str>,
     /// Whether the execution failed (see [`Payload::failed`]).
-    pub failed: bool,
+    pub(crate) failed: bool,
 }
 
 impl EncodedPayload {
     pub fn new(p: &Payload) -> Self {
-        Self::with_algorithm(p, p.algorithm.clone())
+        Self::from_payload(p.clone())
     }
 
-    /// The same as [`EncodedPayload::new`], taking the payload's algorithm instead of copying
-    /// its three strings (the dispatcher owns each payload, and drops it once encoded).
+    /// The same as [`EncodedPayload::new`], taking the payload's strings and metrics instead
+    /// of copying them (the dispatcher owns each payload, and drops it once encoded).
     pub fn from_payload(p: Payload) -> Self {
-        let none = AlgorithmRef {
-            owner: String::new(),
-            name: String::new(),
-            version: String::new(),
-        };
-        let mut e = Self::with_algorithm(&p, none);
-        e.algorithm = p.algorithm;
-        e
-    }
-
-    fn with_algorithm(p: &Payload, algorithm: AlgorithmRef) -> Self {
+        let json = p.to_json().into();
         Self {
-            algorithm,
-            request_id: p.request_id.as_str().to_string(),
             time_us: (p.time.unix_timestamp_nanos() / 1000) as i64,
-            json: p.to_json().into(),
+            algorithm: p.algorithm,
+            request_id: p.request_id.into_string(),
+            session_id: p.session_id.into_string(),
+            duration_milliseconds: p.duration_milliseconds,
+            metrics: p.metrics,
+            json,
             failed: p.failed,
         }
+    }
+
+    /// The exact JSON object, as [`Payload::to_json`] made it.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
     }
 }
 
@@ -244,17 +252,22 @@ mod tests {
     fn a_payload_taken_is_encoded_as_a_payload_borrowed() {
         let mut p = crate::handoff::tests::payload();
         p.failed = true;
+        let half = serde_json::Number::from_f64(0.5).unwrap();
+        p.metrics.insert("risk", half.into()).unwrap();
         let (a, b) = (
             EncodedPayload::new(&p),
             EncodedPayload::from_payload(p.clone()),
         );
-        assert_eq!(a.algorithm, b.algorithm);
-        assert_eq!(b.algorithm, p.algorithm);
-        assert_eq!(
-            (&a.request_id, a.time_us, &a.json, a.failed),
-            (&b.request_id, b.time_us, &b.json, b.failed)
-        );
-        assert_eq!(*b.json, p.to_json());
+        for e in [&a, &b] {
+            assert_eq!(e.algorithm, p.algorithm);
+            assert_eq!(e.request_id, p.request_id.as_str());
+            assert_eq!(e.session_id, p.session_id.as_str());
+            assert_eq!(e.time_us, (p.time.unix_timestamp_nanos() / 1000) as i64);
+            assert_eq!(e.duration_milliseconds, p.duration_milliseconds);
+            assert_eq!(e.metrics, p.metrics);
+            assert_eq!(*e.json, p.to_json());
+            assert!(e.failed);
+        }
     }
 
     /// The labels as they were when reasons were strings (`<sink>_error` for a sink's error):

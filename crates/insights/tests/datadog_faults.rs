@@ -14,7 +14,7 @@ use insights_delivery::datadog::{DatadogRequest, DatadogSettings};
 use insights_delivery::{
     DatadogConfig, DatadogDelivery, DatadogStatus, EncodedPayload, Outcome, PayloadSink,
 };
-use insights_payload::AlgorithmRef;
+use insights_payload::{AlgorithmRef, MetricSet, Payload, RequestId, SessionId};
 use serde_json::json;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -37,24 +37,25 @@ fn settings(url: &str, key: &str) -> DatadogSettings {
     .unwrap()
 }
 
-/// A payload of `demo/credit` 1.0.0 with one metric, `time` `age` ago.
+/// A payload of `demo/credit` 1.0.0 with one metric (`risk_score` i.5), `time` `age` ago.
 fn payload(i: usize, age: Duration) -> EncodedPayload {
-    let t = time::OffsetDateTime::now_utc() - age;
-    let json = format!(
-        r#"{{"risk_score":{i}.5,"duration_milliseconds":{i},"algorithm_version":"1.0.0","request_id":"req-{i}","time":"{}","algorithm_name":"credit","session_id":"ses","algorithm_owner":"demo"}}"#,
-        insights_payload::format_time(t)
-    );
-    EncodedPayload {
+    let mut metrics = MetricSet::new();
+    let risk = serde_json::Number::from_f64(i as f64 + 0.5).unwrap();
+    metrics.insert("risk_score", risk.into()).unwrap();
+    EncodedPayload::from_payload(Payload {
         algorithm: AlgorithmRef {
             owner: "demo".into(),
             name: "credit".into(),
             version: "1.0.0".into(),
         },
-        request_id: format!("req-{i}"),
-        time_us: (t.unix_timestamp_nanos() / 1000) as i64,
-        json: json.into(),
+        session_id: SessionId::new(),
+        request_id: RequestId::new(),
+        duration_milliseconds: i as u64,
+        time: time::OffsetDateTime::now_utc() - age,
+        metrics,
+        status: None,
         failed: false,
-    }
+    })
 }
 
 async fn write(sink: &DatadogDelivery, batch: Vec<EncodedPayload>) {
@@ -259,14 +260,12 @@ async fn points_past_the_hour_are_dropped_and_counted_not_sent() {
     let dir = tempfile::tempdir().unwrap();
     let sink = DatadogDelivery::start(config(dir.path())).unwrap();
     sink.configure(Some(settings(&intake.url(), KEY)));
-    write(
-        &sink,
-        vec![
-            payload(1, Duration::from_secs(2 * 3600)),
-            payload(2, Duration::from_secs(60)),
-        ],
-    )
-    .await;
+    let (old, recent) = (
+        payload(1, Duration::from_secs(2 * 3600)),
+        payload(2, Duration::from_secs(60)),
+    );
+    let recent_id = recent.request_id().to_string();
+    write(&sink, vec![old, recent]).await;
     let s = wait_status(&sink, "one delivered, one dropped", |s| {
         s.delivered == 1 && s.dropped == 1
     })
@@ -274,7 +273,7 @@ async fn points_past_the_hour_are_dropped_and_counted_not_sent() {
     assert_eq!(s.dropped_by_reason.get("too_old"), Some(&1));
     assert_eq!(s.window_seconds, 3600 - 60);
     let ids = accepted_ids(&intake);
-    assert_eq!(ids.keys().collect::<Vec<_>>(), ["req-2"]);
+    assert_eq!(ids.keys().collect::<Vec<_>>(), [&recent_id]);
     sink.stop().await;
 }
 

@@ -217,9 +217,10 @@ const WANTED: [&str; 6] = [
     keys::REQUEST_ID,
 ];
 
-/// Reads a spooled payload (its JSON, whether it was just appended or read back from disk
-/// after a restart) and writes its series, in one pass over the object: numbers become points
-/// as they come, and only the strings the series need are kept, borrowed from the record.
+/// Reads a spooled payload (its JSON: one read back from disk after a restart, or one whose
+/// values are no longer at hand) and writes its series, in one pass over the object: numbers
+/// become points as they come, and only the strings the series need are kept, borrowed from
+/// the record.
 pub(super) fn encode(
     record: &Record,
     settings: &DatadogSettings,
@@ -229,9 +230,7 @@ pub(super) fn encode(
         shared,
         prefix: &settings.metric_prefix,
         strs: Default::default(),
-        points: Vec::with_capacity(8),
-        names_len: 0,
-        refused: Vec::new(),
+        points: Points::default(),
     };
     let mut de = serde_json::Deserializer::from_str(&record.value);
     serde::de::DeserializeSeed::deserialize(&mut read, &mut de)
@@ -241,8 +240,6 @@ pub(super) fn encode(
         shared,
         strs,
         points,
-        names_len,
-        refused,
         ..
     } = read;
     let [name, owner, version, time, session_id, request_id] = strs;
@@ -263,31 +260,116 @@ pub(super) fn encode(
     );
     let (time_s, _) = insights_payload::parse_time(&time)
         .ok_or_else(|| Unreadable(format!("`time` cannot be read: {time:?}")))?;
+    let payload = Strings {
+        name: &name,
+        owner: &owner,
+        version: &version,
+        identifiers: [session_id.as_deref(), request_id.as_deref()],
+    };
+    Ok(finish(
+        record.seq, time_s, payload, points, settings, shared,
+    ))
+}
+
+/// Writes the series of a payload whose values are at hand (one the dispatcher handed over a
+/// moment ago), without reading its JSON: the same series [`encode`] reads from that JSON,
+/// which `Payload::to_json` wrote from these values (the reported metrics in their order, then
+/// `duration_milliseconds`; no other key of it is a number).
+pub(super) fn encode_known(
+    seq: u64,
+    p: &EncodedPayload,
+    settings: &DatadogSettings,
+    shared: &mut Shared,
+) -> Encoded {
+    let prefix = &settings.metric_prefix;
+    let mut points = Points::default();
+    for (key, value) in p.metrics.iter() {
+        points.push(shared, prefix, key, value.as_f64());
+    }
+    points.push(
+        shared,
+        prefix,
+        keys::DURATION_MILLISECONDS,
+        p.duration_milliseconds as f64,
+    );
+    let payload = Strings {
+        name: &p.algorithm.name,
+        owner: &p.algorithm.owner,
+        version: &p.algorithm.version,
+        identifiers: [Some(p.session_id.as_str()), Some(p.request_id.as_str())],
+    };
+    let time_s = p.time_us.div_euclid(1_000_000);
+    finish(seq, time_s, payload, points, settings, shared)
+}
+
+/// The strings of a payload its series are tagged with.
+struct Strings<'a> {
+    name: &'a str,
+    owner: &'a str,
+    version: &'a str,
+    /// `session_id`, `request_id`: tags only with `legacy_id_tags`.
+    identifiers: [Option<&'a str>; 2],
+}
+
+/// A payload's points as they are read: each metric's id in [`Shared`] and its value.
+#[derive(Default)]
+struct Points {
+    points: Vec<(u32, f64)>,
+    /// The unquoted lengths of the points' metric names, summed.
+    names_len: usize,
+    refused: Vec<NameRefused>,
+}
+
+impl Points {
+    fn push(&mut self, shared: &mut Shared, prefix: &str, key: &str, value: f64) {
+        match shared.name(prefix, key) {
+            Ok(id) => {
+                self.names_len += shared.names[id as usize].1;
+                self.points.push((id, value));
+            }
+            Err(why) => self.refused.push(why),
+        }
+    }
+}
+
+fn finish(
+    seq: u64,
+    time_s: i64,
+    payload: Strings<'_>,
+    points: Points,
+    settings: &DatadogSettings,
+    shared: &mut Shared,
+) -> Encoded {
+    let Strings {
+        name,
+        owner,
+        version,
+        identifiers,
+    } = payload;
     let (tags, tags_len) = if settings.legacy_id_tags {
-        let own = tag_array(
-            &name,
-            &owner,
-            &version,
-            [session_id.as_deref(), request_id.as_deref()],
-            settings,
-        );
+        let own = tag_array(name, owner, version, identifiers, settings);
         let len = own.len();
         (Tags::Own(own.into()), len)
     } else {
-        let id = shared.version_tags(&name, &owner, &version, settings);
+        let id = shared.version_tags(name, owner, version, settings);
         (Tags::Shared(id), shared.tags[id as usize].len())
     };
+    let Points {
+        points,
+        names_len,
+        refused,
+    } = points;
     // `{"metric":"…","type":3,"points":[{"timestamp":…,"value":…}],"tags":[…]},`, with room
     // for the longest number, per point.
     let len = names_len + points.len() * (64 + 2 + 20 + 24 + tags_len);
-    Ok(Encoded {
-        seq: record.seq,
+    Encoded {
+        seq,
         time_s,
         tags,
         points,
         len,
         refused,
-    })
+    }
 }
 
 /// The visitor of [`encode`]'s one pass: a payload object's keys and values in their order,
@@ -297,10 +379,7 @@ struct Fields<'a, 's> {
     prefix: &'s str,
     /// The first string value of each of [`WANTED`].
     strs: [Option<Cow<'a, str>>; 6],
-    points: Vec<(u32, f64)>,
-    /// The unquoted lengths of the points' metric names, summed.
-    names_len: usize,
-    refused: Vec<NameRefused>,
+    points: Points,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for &mut Fields<'de, '_> {
@@ -327,13 +406,7 @@ impl<'de> serde::de::Visitor<'de> for &mut Fields<'de, '_> {
                     {
                         continue;
                     }
-                    match self.shared.name(self.prefix, &key) {
-                        Ok(id) => {
-                            self.names_len += self.shared.names[id as usize].1;
-                            self.points.push((id, v));
-                        }
-                        Err(why) => self.refused.push(why),
-                    }
+                    self.points.push(self.shared, self.prefix, &key, v);
                 }
                 FlatValue::Str(s) => {
                     if let Some(i) = WANTED.iter().position(|k| *k == key)
@@ -787,6 +860,101 @@ mod tests {
                     .collect();
                 assert_eq!(body_of(&parts, &shared), reference(round, &s));
             }
+        }
+    }
+
+    /// Payloads as the dispatcher hands them over, of the shapes [`varied`] has (names that
+    /// need escaping, keys Datadog maps or refuses, numbers at the edges, the status keys):
+    /// the series made from their values are, byte for byte, those read from their JSON.
+    #[test]
+    fn series_from_the_values_are_those_read_from_the_json() {
+        use insights_payload::{
+            AlgorithmRef, ExecutionStatus, MetricSet, Payload, RequestId, SessionId,
+        };
+        let names = ["credit", "fr\"aud\\", "crédit", "tab\there", "ctl\u{1}x"];
+        let keys = ["risk score", "a-b/c", "é", "count", "9lives", "ok.name"];
+        let values = [
+            "0.25",
+            "-3",
+            "18446744073709551615",
+            "1e300",
+            "-0.0",
+            "12345678.125",
+        ];
+        let session = SessionId::new();
+        let payloads: Vec<EncodedPayload> = (0..300)
+            .map(|i| {
+                let mut metrics = MetricSet::new();
+                for j in 0..(i % 4 + 1) {
+                    let value: serde_json::Number =
+                        serde_json::from_str(values[(i * 7 + j) % values.len()]).unwrap();
+                    metrics
+                        .insert(keys[(i + j) % keys.len()], value.into())
+                        .unwrap();
+                }
+                if i % 5 == 0 {
+                    metrics.insert(&"y".repeat(250), 1.into()).unwrap();
+                }
+                let nanos = 1_796_000_000_000_000_000 + i as i128 * 1_234_567_891;
+                EncodedPayload::from_payload(Payload {
+                    algorithm: AlgorithmRef {
+                        owner: "demo".into(),
+                        name: names[i % names.len()].into(),
+                        version: format!("1.{}.0", i % 3),
+                    },
+                    session_id: session.clone(),
+                    request_id: RequestId::new(),
+                    duration_milliseconds: (i % 50) as u64,
+                    time: time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap(),
+                    metrics,
+                    status: match i % 3 {
+                        0 => Some(ExecutionStatus::Error {
+                            error_type: "AlgorithmError".into(),
+                        }),
+                        1 => Some(ExecutionStatus::Success),
+                        _ => None,
+                    },
+                    failed: i % 3 == 0,
+                })
+            })
+            .collect();
+        let jsons: Vec<String> = payloads.iter().map(|p| p.json.to_string()).collect();
+        for (legacy, prefix) in [(false, "algorithmia."), (true, "algorithmia."), (false, "")] {
+            let mut s = settings(legacy);
+            s.metric_prefix = prefix.into();
+            let (mut by_json, mut by_values) = (Shared::default(), Shared::default());
+            let (mut read, mut made) = (Vec::new(), Vec::new());
+            for (i, p) in payloads.iter().enumerate() {
+                let seq = i as u64 + 10;
+                read.push(encode(&record(seq, &p.json), &s, &mut by_json).unwrap());
+                made.push(encode_known(seq, p, &s, &mut by_values));
+            }
+            for (a, b) in read.iter().zip(&made) {
+                assert_eq!(
+                    (a.seq, a.time_s, a.len, &a.refused),
+                    (b.seq, b.time_s, b.len, &b.refused)
+                );
+            }
+            let body = json_body(&read, &by_json);
+            assert_eq!(
+                String::from_utf8(json_body(&made, &by_values)).unwrap(),
+                String::from_utf8(body.clone()).unwrap(),
+                "legacy {legacy}, prefix {prefix:?}"
+            );
+            // And both say what the JSON says, read plainly.
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, reference(&jsons, &s));
+            let refused: usize = made.iter().map(|p| p.refused.len()).sum();
+            let expected = payloads
+                .iter()
+                .flat_map(|p| p.metrics.iter())
+                .filter(|(k, _)| {
+                    k.len() > 200
+                        || (prefix.is_empty() && !k.starts_with(|c: char| c.is_ascii_alphabetic()))
+                })
+                .count();
+            assert!(expected >= 60, "the names over 200 characters at least");
+            assert_eq!(refused, expected, "prefix {prefix:?}");
         }
     }
 

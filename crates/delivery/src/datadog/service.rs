@@ -80,10 +80,29 @@ impl DatadogDrop {
     }
 }
 
+/// A record to send. One taken straight from the append keeps the payload it was made from
+/// (its batch, and its place in it), so that its series are made from the payload's values
+/// rather than read again from its JSON: the same series (`request_builder::encode_known`).
+/// A record read back from the spool, or put back after a failed request, has only its JSON,
+/// so a batch is held only while its records wait to be sent the first time or are in flight.
+struct Pending {
+    record: Record,
+    known: Option<(Arc<[EncodedPayload]>, usize)>,
+}
+
+impl Pending {
+    fn read_back(record: Record) -> Pending {
+        Pending {
+            record,
+            known: None,
+        }
+    }
+}
+
 /// A request's answer, back on the delivery thread.
 struct Sent {
     generation: u64,
-    records: Vec<Record>,
+    records: Vec<Pending>,
     answer: Result<(StatusCode, reqwest::header::HeaderMap, String), reqwest::Error>,
 }
 
@@ -99,7 +118,7 @@ pub(super) struct DeliveryThread {
     settings: Option<Arc<DatadogSettings>>,
     generation: u64,
     /// Answered with a retry (or held back), to send before anything new from the spool.
-    retry: VecDeque<Record>,
+    retry: VecDeque<Pending>,
     in_flight: JoinSet<Sent>,
     /// The sequence numbers of the payloads in `in_flight`.
     sending: HashSet<u64, FastHash>,
@@ -242,8 +261,14 @@ impl DeliveryThread {
                 match self.spool.append(&rows, now_micros()) {
                     Ok((records, evicted)) => {
                         if straight {
+                            debug_assert_eq!(records.len(), batch.len());
                             self.spool.hand_out_all();
-                            self.retry.extend(records);
+                            self.retry.extend(records.into_iter().enumerate().map(
+                                |(i, record)| Pending {
+                                    record,
+                                    known: Some((batch.clone(), i)),
+                                },
+                            ));
                         }
                         if !evicted.is_empty() {
                             // Those in flight are counted when their answer comes, and not at
@@ -256,7 +281,7 @@ impl DeliveryThread {
                                     dropped.insert(seq);
                                 }
                             }
-                            self.retry.retain(|r| !dropped.contains(&r.seq));
+                            self.retry.retain(|r| !dropped.contains(&r.record.seq));
                             self.drop_count(DatadogDrop::SpoolFull, dropped.len() as u64);
                         }
                         let _ = reply.send(Ok(()));
@@ -298,7 +323,7 @@ impl DeliveryThread {
             return;
         }
         while self.in_flight.len() < self.config.concurrency {
-            let mut records: Vec<Record> = Vec::new();
+            let mut records: Vec<Pending> = Vec::new();
             while records.len() < self.take {
                 match self.retry.pop_front() {
                     Some(r) => records.push(r),
@@ -307,7 +332,7 @@ impl DeliveryThread {
             }
             if records.is_empty() {
                 match self.spool.next(self.take) {
-                    Ok(r) => records = r,
+                    Ok(r) => records = r.into_iter().map(Pending::read_back).collect(),
                     Err(e) => {
                         tracing::error!(error = %e, "reading the Datadog spool failed");
                         return;
@@ -324,23 +349,33 @@ impl DeliveryThread {
     }
 
     /// Encodes `records` into bodies and starts a request for each.
-    fn send(&mut self, settings: &Arc<DatadogSettings>, records: Vec<Record>) {
+    fn send(&mut self, settings: &Arc<DatadogSettings>, records: Vec<Pending>) {
         let cutoff = now_micros() / 1_000_000 - self.config.max_point_age.as_secs() as i64;
         // Ids into `shared` live until the bodies are made, below.
         self.shared.trim();
         let mut parts: Vec<Encoded> = Vec::with_capacity(records.len());
         // The records of `parts`, in the same order.
-        let mut kept: Vec<Record> = Vec::with_capacity(records.len());
+        let mut kept: Vec<Pending> = Vec::with_capacity(records.len());
         let (mut too_old, mut rejected, mut empty) = (Vec::new(), Vec::new(), Vec::new());
-        for record in records {
-            match request_builder::encode(&record, settings, &mut self.shared) {
+        for pending in records {
+            let seq = pending.record.seq;
+            let encoded = match &pending.known {
+                Some((batch, i)) => Ok(request_builder::encode_known(
+                    seq,
+                    &batch[*i],
+                    settings,
+                    &mut self.shared,
+                )),
+                None => request_builder::encode(&pending.record, settings, &mut self.shared),
+            };
+            match encoded {
                 Err(why) => {
                     self.warn(
                         "unreadable",
                         "a spooled payload cannot be read; it is dropped",
                         &why.0,
                     );
-                    rejected.push(record.seq);
+                    rejected.push(seq);
                 }
                 Ok(e) if e.time_s < cutoff => too_old.push(e.seq),
                 Ok(e) => {
@@ -357,7 +392,7 @@ impl DeliveryThread {
                     if e.is_empty() {
                         empty.push(e.seq);
                     } else {
-                        kept.push(record);
+                        kept.push(pending);
                         parts.push(e);
                     }
                 }
@@ -376,7 +411,7 @@ impl DeliveryThread {
             self.config.max_request_bytes,
             self.config.max_uncompressed_bytes,
         ) {
-            let records: Vec<Record> = kept.by_ref().take(body.parts.len()).collect();
+            let records: Vec<Pending> = kept.by_ref().take(body.parts.len()).collect();
             let bytes = body.compressed.len();
             let request = self
                 .client
@@ -391,7 +426,7 @@ impl DeliveryThread {
                 uncompressed = body.uncompressed_len,
                 "request to Datadog"
             );
-            self.sending.extend(records.iter().map(|r| r.seq));
+            self.sending.extend(records.iter().map(|r| r.record.seq));
             let generation = self.generation;
             self.in_flight.spawn(async move {
                 let answer = async {
@@ -418,7 +453,7 @@ impl DeliveryThread {
             answer,
         } = sent;
         for r in &records {
-            self.sending.remove(&r.seq);
+            self.sending.remove(&r.record.seq);
         }
         let delivered = matches!(&answer, Ok((status, headers, _)) if classify(*status, headers) == Answer::Delivered);
         // Evicted from the spool while in flight: accepted after all, or dropped for the bound.
@@ -427,14 +462,14 @@ impl DeliveryThread {
             let before = records.len();
             if delivered {
                 for r in &records {
-                    self.orphans.remove(&r.seq);
+                    self.orphans.remove(&r.record.seq);
                 }
             } else {
-                records.retain(|r| !self.orphans.remove(&r.seq));
+                records.retain(|r| !self.orphans.remove(&r.record.seq));
                 self.drop_count(DatadogDrop::SpoolFull, (before - records.len()) as u64);
             }
         }
-        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = records.iter().map(|r| r.record.seq).collect();
         let (answer, detail) = match answer {
             Ok((status, headers, body)) => {
                 let a = classify(status, &headers);
@@ -569,10 +604,13 @@ impl DeliveryThread {
         self.counts.last_error = Some(detail.to_string());
     }
 
-    fn requeue(&mut self, mut records: Vec<Record>) {
-        records.sort_by_key(|r| r.seq);
+    /// Puts `records` back, to be sent before anything new. Without their payloads: a record
+    /// put back is read from its JSON next time, so that a batch is not held for as long as
+    /// any one of its records waits (an outage can hold records for the whole window).
+    fn requeue(&mut self, mut records: Vec<Pending>) {
+        records.sort_by_key(|r| r.record.seq);
         for r in records.into_iter().rev() {
-            self.retry.push_front(r);
+            self.retry.push_front(Pending::read_back(r.record));
         }
     }
 
@@ -638,12 +676,12 @@ impl DeliveryThread {
             DatadogDrop::TooOld
         };
         let before = now_micros() - window.as_micros() as i64;
-        let (expired, kept): (Vec<Record>, Vec<Record>) = self
+        let (expired, kept): (Vec<Pending>, Vec<Pending>) = self
             .retry
             .drain(..)
-            .partition(|r| r.created_micros < before);
+            .partition(|r| r.record.created_micros < before);
         self.retry = kept.into();
-        let seqs: Vec<u64> = expired.iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = expired.iter().map(|r| r.record.seq).collect();
         self.resolve_dropped(why, &seqs);
         match self.spool.expire(before) {
             Ok(n) => self.drop_count(why, n),
