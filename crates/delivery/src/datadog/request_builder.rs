@@ -784,19 +784,22 @@ mod tests {
         json!({ "series": series })
     }
 
+    /// Algorithm names that need escaping, keys Datadog maps or refuses, numbers at the edges.
+    const NAMES: [&str; 5] = ["credit", "fr\"aud\\", "crédit", "tab\there", "ctl\u{1}x"];
+    const KEYS: [&str; 6] = ["risk score", "a-b/c", "é", "count", "9lives", "ok.name"];
+    const VALUES: [&str; 6] = [
+        "0.25",
+        "-3",
+        "18446744073709551615",
+        "1e300",
+        "-0.0",
+        "12345678.125",
+    ];
+
     /// Payloads of every shape the encoder must read alike: keys Datadog maps or refuses,
     /// strings that need escaping, values that are not metrics, numbers at the edges.
     fn varied(n: usize) -> Vec<String> {
-        let names = ["credit", "fr\"aud\\", "crédit", "tab\there", "ctl\u{1}x"];
-        let keys = ["risk score", "a-b/c", "é", "count", "9lives", "ok.name"];
-        let values = [
-            "0.25",
-            "-3",
-            "18446744073709551615",
-            "1e300",
-            "-0.0",
-            "12345678.125",
-        ];
+        let (names, keys, values) = (NAMES, KEYS, VALUES);
         (0..n)
             .map(|i| {
                 let mut p = serde_json::Map::new();
@@ -871,16 +874,7 @@ mod tests {
         use insights_payload::{
             AlgorithmRef, ExecutionStatus, MetricSet, Payload, RequestId, SessionId,
         };
-        let names = ["credit", "fr\"aud\\", "crédit", "tab\there", "ctl\u{1}x"];
-        let keys = ["risk score", "a-b/c", "é", "count", "9lives", "ok.name"];
-        let values = [
-            "0.25",
-            "-3",
-            "18446744073709551615",
-            "1e300",
-            "-0.0",
-            "12345678.125",
-        ];
+        let (names, keys, values) = (NAMES, KEYS, VALUES);
         let session = SessionId::new();
         let payloads: Vec<EncodedPayload> = (0..300)
             .map(|i| {
