@@ -73,11 +73,11 @@ impl NameRefused {
 #[derive(Default)]
 pub(super) struct Shared {
     /// A payload key → its metric's id in `names`, or why Datadog refuses it.
-    by_key: HashMap<Box<str>, Result<u32, NameRefused>>,
+    by_key: foldhash::HashMap<Box<str>, Result<u32, NameRefused>>,
     /// Each metric name as a JSON string (quoted), and its length unquoted.
     names: Vec<(Box<[u8]>, usize)>,
     /// An algorithm version (its three strings, each after its length) → its id in `tags`.
-    by_version: HashMap<Box<[u8]>, u32>,
+    by_version: foldhash::HashMap<Box<[u8]>, u32>,
     /// Each algorithm version's tag array (JSON), the configured tags included.
     tags: Vec<Box<[u8]>>,
     /// Where a version's key is put together before it is looked up.

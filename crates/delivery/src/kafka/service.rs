@@ -25,7 +25,7 @@ use health::{Problem, Topic, TopicCheck, kind_of};
 
 use super::context::Context;
 use super::{KafkaConfig, KafkaStatus, logs, request_builder};
-use crate::spool::{Record, Spool};
+use crate::spool::{FastHash, Record, Spool};
 use crate::{DropReason, EncodedPayload, Lag};
 
 /// Everything the producer thread hears of, on its one channel.
@@ -107,13 +107,14 @@ pub(super) struct ProducerThread {
     producer: Option<Arc<ThreadedProducer<Context>>>,
     topic: String,
     generation: u64,
-    /// Handed to the producer, not yet acknowledged.
-    in_flight: HashMap<u64, Record>,
+    /// Handed to the producer, not yet acknowledged. Inserted and removed once per message on
+    /// this thread, which SipHash made a tenth of the thread's samples.
+    in_flight: HashMap<u64, Record, FastHash>,
     /// To hand to the producer again (an attempt ended inside the window, or the producer was
     /// replaced), before anything new from the spool.
     retry: VecDeque<Record>,
     /// In flight when the spool evicted their segment: dropped unless delivered after all.
-    orphans: HashSet<u64>,
+    orphans: HashSet<u64, FastHash>,
     last_sweep: Instant,
     counts: KafkaStatus,
     /// What the connection's errors and the delivery reports say is wrong, until a payload is
@@ -177,9 +178,9 @@ impl ProducerThread {
             producer: None,
             topic: String::new(),
             generation: 0,
-            in_flight: HashMap::new(),
+            in_flight: HashMap::default(),
             retry: VecDeque::new(),
-            orphans: HashSet::new(),
+            orphans: HashSet::default(),
             last_sweep: Instant::now(),
             counts: KafkaStatus::default(),
             link: None,
