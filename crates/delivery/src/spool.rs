@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -631,48 +630,11 @@ fn private_file(path: &Path) -> std::io::Result<fs::File> {
         .open(path)
 }
 
-/// Hashes keys this crate makes itself (sequence numbers, ids, arrays it wrote) with a multiply
-/// per word, as rustc's `FxHasher` does, instead of SipHash: the spool and the Datadog thread
-/// hash several of them per payload, and SipHash showed in the profile. Never for keys an
-/// outside party chooses.
-pub(crate) type FastHash = BuildHasherDefault<FastHasher>;
-
-#[derive(Default)]
-pub(crate) struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Hashes keys this crate makes itself (sequence numbers, ids, arrays it wrote) with foldhash's
+/// fixed-seed hasher instead of SipHash: the spool and the delivery threads hash several of them
+/// per payload, and SipHash showed in their profiles. Never for keys an outside party chooses
+/// (those get foldhash's seeded `RandomState`).
+pub(crate) type FastHash = foldhash::fast::FixedState;
 
 #[cfg(test)]
 mod tests {
