@@ -48,6 +48,11 @@ struct Args {
     /// `--only NAME`: run that one configuration's rounds and print its throughput, nothing
     /// else (for a profiler attached to this process: `perf record -p`).
     only: Option<String>,
+    /// `--broker-nice N`: the niceness of librdkafka's mock broker, the Kafka broker every
+    /// server here delivers to (0, the default: a broker sharing the machine at the request
+    /// path's priority). A broker on another machine, as Kafka runs in production, takes no
+    /// CPU from the calls; a niced one here is the nearest this machine has to that.
+    broker_nice: i32,
 }
 
 fn args() -> Args {
@@ -56,13 +61,21 @@ fn args() -> Args {
         concurrency: 2,
         rounds: 3,
         only: None,
+        broker_nice: 0,
     };
-    let usage =
-        "usage: bench_runtime [--calls N] [--concurrency N] [--rounds N] [--only CONFIGURATION]";
+    let usage = "usage: bench_runtime [--calls N] [--concurrency N] [--rounds N] [--broker-nice N] [--only CONFIGURATION]";
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         if pair[0] == "--only" {
             a.only = Some(pair.get(1).expect(usage).clone());
+            continue;
+        }
+        if pair[0] == "--broker-nice" {
+            a.broker_nice = pair
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .filter(|n| (0..=19).contains(n))
+                .unwrap_or_else(|| panic!("--broker-nice takes 0 to 19; {usage}"));
             continue;
         }
         let value = pair
@@ -238,6 +251,9 @@ async fn main() {
     let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     mock.create_topic("insights", 1, 1).expect("topic");
     let brokers = mock.bootstrap_servers();
+    if a.broker_nice != 0 {
+        renice_broker(a.broker_nice);
+    }
     let client = reqwest::Client::new();
     // The server under test (the defaults), and two that differ in one setting, each with its
     // data and algorithms under `dir/<name>`.
@@ -552,6 +568,40 @@ fn request_slice(slice: bool) {
         // A thread may have exited since it was listed.
         let _ = insights::background::set_slice(tid, slice);
     }
+}
+
+/// Sets the niceness of the mock broker's threads: before any server starts, this process's
+/// only librdkafka threads (`rdk:*`) are the mock cluster's.
+fn renice_broker(nice: i32) {
+    let tids: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("rdk:"))
+        })
+        .filter_map(|t| t.file_name().to_str().map(str::to_string))
+        .collect();
+    assert!(
+        !tids.is_empty(),
+        "the mock cluster has no rdk:* threads to renice"
+    );
+    for tid in &tids {
+        // Linux's setpriority on a thread id changes that thread alone.
+        let status = Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p", tid])
+            .stdout(Stdio::null())
+            .status()
+            .expect("renice");
+        assert!(status.success(), "renice -n {nice} -p {tid} failed");
+        // Whether `-n` is absolute or an increment differs between renice versions: read it back.
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        assert_eq!(
+            insights::background::niceness_in_stat(&stat),
+            Some(nice),
+            "thread {tid} is not at nice {nice} after renice"
+        );
+    }
+    eprintln!("mock broker: {} rdk:* threads at nice {nice}", tids.len());
 }
 
 /// `insights_payloads_dropped_total`, every reason, as `/metrics` says now.
