@@ -102,6 +102,12 @@ pub fn set_slice(tid: i32, slice: Option<std::time::Duration>) -> std::io::Resul
     sched::set_slice(tid, ns)
 }
 
+/// Sets thread `tid`'s niceness (`setpriority` on a thread id changes that thread alone): what
+/// the lanes do to their threads, for a benchmark that stands a neighbour's threads aside.
+pub fn set_nice(tid: i32, nice: i32) -> std::io::Result<()> {
+    sched::set_nice(tid, nice)
+}
+
 /// The slice thread `tid` runs in (the default where it asked for none; zero on kernels before
 /// 6.12, which have no slice to report).
 pub fn slice_of(tid: i32) -> std::io::Result<std::time::Duration> {
