@@ -1301,3 +1301,86 @@ async fn a_restart_keeps_algorithms_versions_keys_and_payloads() {
     assert_eq!(t.wait_payloads("algorithm=acme/durable", 2).await.len(), 2);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_worker_that_prints_is_read_between_calls_and_its_output_goes_to_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "murmur", 1, false).await;
+    let key = t.new_key().await;
+    let (go, done) = (dir.path().join("go"), dir.path().join("done"));
+    // 2 MB printed between calls: thirty times what a pipe holds. Unread, the printing thread
+    // would block for good on a full pipe.
+    let (lines, width) = (2000, 1000);
+    let (s, _, first) = t
+        .call(
+            &key,
+            "acme/murmur",
+            json!({"idle_print": {"go": go, "lines": lines, "width": width, "done": done}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{first}");
+    std::fs::write(&go, "go").unwrap();
+    eventually(
+        "the idle worker's printing thread never finished",
+        async || done.exists(),
+    )
+    .await;
+    let printed_between = (lines * (width + 1)) as f64;
+    eventually("the idle output was not all read", async || {
+        t.metric("insights_worker_idle_output_bytes_total{algorithm=\"acme/murmur\"")
+            .await
+            == printed_between
+    })
+    .await;
+    // None of it is the next caller's; the same worker serves it.
+    let got = printed(&t, &key, "murmur", json!({"print": "mine"})).await;
+    assert_eq!(got, "mine\n");
+    let (_, _, after) = t.call(&key, "acme/murmur", json!({})).await;
+    assert_eq!(after["result"]["pid"], first["result"]["pid"]);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_exits_between_calls_is_noticed_and_the_next_call_gets_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestServer::start(dir.path()).await;
+    t.probe("acme", "quitter", 1, true).await;
+    let key = t.new_key().await;
+    let go = dir.path().join("go");
+    let (_, _, first) = t
+        .call(
+            &key,
+            "acme/quitter",
+            json!({"idle_exit": {"go": go, "status": 4}}),
+        )
+        .await;
+    let pid = first["result"]["pid"].as_u64().unwrap();
+    std::fs::write(&go, "go").unwrap();
+    // Noticed with no call in flight: counted, and the process reaped (no zombie left).
+    eventually("the exit between calls was not noticed", async || {
+        t.metric("insights_worker_crashes_total{algorithm=\"acme/quitter\"")
+            .await
+            == 1.0
+    })
+    .await;
+    let metrics = t.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("insights_worker_crashes_total")
+                && l.contains("acme/quitter")
+                && l.contains("reason=\"crash\"")),
+        "{metrics}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is still there"
+    );
+    // The next caller is not handed the dead worker: a new one serves it.
+    let (s, _, second) = t.call(&key, "acme/quitter", json!({})).await;
+    assert_eq!(s, 200, "{second}");
+    assert_ne!(second["result"]["pid"].as_u64().unwrap(), pid);
+    t.wait_payloads("algorithm=acme/quitter", 2).await;
+    t.stop().await;
+}

@@ -191,8 +191,9 @@ impl WorkerShared {
         self.lock().as_mut().map(f)
     }
 
-    /// Appends a line to the log of the execution in flight (bounded).
-    pub(crate) fn append_log(&self, line: &str) {
+    /// Appends a line to the log of the execution in flight (bounded). Whether one was in
+    /// flight: a line printed between calls belongs to no caller.
+    pub(crate) fn append_log(&self, line: &str) -> bool {
         let max = self.max_log_bytes;
         self.with_current(|c| {
             if c.log.len() + line.len() + 1 > max {
@@ -201,7 +202,8 @@ impl WorkerShared {
                 c.log.push_str(line);
                 c.log.push('\n');
             }
-        });
+        })
+        .is_some()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<CurrentExecution>> {
@@ -488,6 +490,7 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
         ("version", shared.algorithm.version.clone()),
     ];
     metrics::counter!("insights_worker_starts_total", &labels).increment(1);
+    let idle_output = metrics::counter!("insights_worker_idle_output_bytes_total", &labels);
     let mut proc = match start(&spec, &shared) {
         Ok(p) => p,
         Err(detail) => {
@@ -569,7 +572,12 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                         tail.pop_front();
                     }
                     tail.push_back(line.clone());
-                    shared.append_log(&line);
+                    if !shared.append_log(&line) && ready {
+                        // Printed between calls: read and dropped all the same, since an
+                        // unread pipe would block the algorithm's next print for good. (What
+                        // it prints while loading is quoted if the start fails.)
+                        idle_output.increment(line.len() as u64 + 1);
+                    }
                     tracing::debug!(target: "algorithm", "{line}");
                 }
                 // `LogLines` never fails: an error here is the pipe's own.

@@ -108,6 +108,10 @@ fn describe() {
         "Workers that ended abnormally, by reason (crash, timeout, bad_output, start_failed)."
     );
     describe_counter!(
+        "insights_worker_idle_output_bytes_total",
+        "Bytes a worker printed between calls: read (so that it never blocks) and dropped, since they belong to no caller."
+    );
+    describe_counter!(
         "insights_worker_restarts_total",
         "Workers started to replace one that ended abnormally."
     );

@@ -19,6 +19,11 @@ Standard library only; speaks the ADK protocol by hand. Input (JSON object), all
   garbage:      write a line that is not an answer to /tmp/algoout
   error:        answer with an AlgorithmError carrying this message
   echo:         returned as the result
+  idle_print:   {"go": path, "lines": N, "width": W, "done": path}: after answering, a thread
+                waits for `go` to exist, prints N lines of W characters (between calls: nobody's
+                output), flushes, then writes `done`
+  idle_exit:    {"go": path, "status": S}: after answering, a thread waits for `go` to exist,
+                then exits the process with status S (a crash between calls)
 Text input is echoed back as text, binary input is returned reversed as binary.
 The result always includes "pid".
 """
@@ -55,6 +60,17 @@ def answer(obj):
         f.write(json.dumps(obj) + "\n")
 
 
+def wait_for_file(path):
+    """Polls: the probe is standard library only, and the test creates the file when it wants."""
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+
+def after_answer(then):
+    """Runs `then` in a thread, so that the answer is written first."""
+    threading.Thread(target=then, daemon=True).start()
+
+
 def handle(request):
     ct, data = request["content_type"], request["data"]
     if ct == "text":
@@ -75,8 +91,7 @@ def handle(request):
         time.sleep(data["sleep"])
     reports = [post_report(b) for b in data.get("reports", [])]
     if "wait_for" in data:
-        while not os.path.exists(data["wait_for"]):
-            time.sleep(0.01)
+        wait_for_file(data["wait_for"])
     if data.get("crash"):
         print("about to crash")
         sys.stdout.flush()
@@ -108,8 +123,7 @@ def handle(request):
             # once this execution's answer has reached it), and `late_done` is written once
             # the report was answered: no timing decides which execution the report meets.
             if go:
-                while not os.path.exists(go):
-                    time.sleep(0.01)
+                wait_for_file(go)
             else:
                 time.sleep(0.3)
             late["status"] = post_report(body)
@@ -117,7 +131,22 @@ def handle(request):
                 with open(done, "w") as f:
                     f.write(json.dumps(late["status"]))
 
-        threading.Thread(target=later, daemon=True).start()
+        after_answer(later)
+    if "idle_print" in data:
+        spec = data["idle_print"]
+
+        def chatter():
+            wait_for_file(spec["go"])
+            for _ in range(spec["lines"]):
+                print("i" * spec["width"])
+            sys.stdout.flush()
+            with open(spec["done"], "w") as f:
+                f.write("done")
+
+        after_answer(chatter)
+    if "idle_exit" in data:
+        spec = data["idle_exit"]
+        after_answer(lambda: (wait_for_file(spec["go"]), os._exit(spec["status"])))
     return {"result": result, "metadata": {"content_type": "json"}}
 
 
