@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use insights_testkit::{Driver, chromedriver};
 use serde_json::{Value, json};
@@ -80,26 +81,44 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{}: no {css}: {e}", self.test))
     }
 
+    /// Runs `op` on the element `css` names. The page re-renders its tables when a fetch or the
+    /// status poll answers, so an element found a moment ago may have been replaced: then it is
+    /// found again, as a user would see the new one (a stale element took no input).
+    async fn on<T>(&self, css: &str, op: impl AsyncFn(&Element) -> Result<T, CmdError>) -> T {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match op(&self.find(css).await).await {
+                Ok(v) => return v,
+                Err(e)
+                    if e.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {
+                }
+                Err(e) => panic!("{}: {css}: {e}", self.test),
+            }
+        }
+    }
+
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        self.on(css, async |e| e.text().await).await
     }
 
     pub async fn displayed(&self, css: &str) -> bool {
-        self.find(css).await.is_displayed().await.unwrap()
+        self.on(css, async |e| e.is_displayed().await).await
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
-        let e = self.find(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(value).await.unwrap();
+        self.on(css, async |e| {
+            e.clear().await?;
+            e.send_keys(value).await
+        })
+        .await
     }
 
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        self.on(css, async |e| e.click().await).await
     }
 
     pub async fn select(&self, css: &str, value: &str) {
-        self.find(css).await.select_by_value(value).await.unwrap();
+        self.on(css, async |e| e.select_by_value(value).await).await
     }
 
     /// Waits until the text of `css` satisfies `ok` (the page changes asynchronously: a reload,
