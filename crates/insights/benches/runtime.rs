@@ -608,8 +608,8 @@ async fn dropped_so_far(client: &reqwest::Client, url: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// CPU per call by thread group, over all rounds of each configuration (the echo workers are
-/// other processes and not counted).
+/// CPU per call by thread group, over all rounds of each configuration; the echo workers (child
+/// processes) in a column of their own, outside the total, which stays the bench process's.
 fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], dropped: &[u64], calls: usize) {
     const GROUPS: [(&str, &str); 5] = [
         (
@@ -632,9 +632,9 @@ fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], dropped: &[u64], 
         print!(" {label} |");
     }
     println!(
-        " other | process total (exited threads too) | context switches per call | payloads dropped |"
+        " other | process total (exited threads too) | context switches per call | payloads dropped | echo worker processes (not in total) | their context switches per call |"
     );
-    println!("| --- |{}", " ---: |".repeat(GROUPS.len() + 5));
+    println!("| --- |{}", " ---: |".repeat(GROUPS.len() + 7));
     for ((name, rounds), dropped) in names.iter().zip(used).zip(dropped) {
         let n = (calls * rounds.len()) as f64;
         let mut per = [0u64; GROUPS.len() + 1];
@@ -653,10 +653,16 @@ fn cpu_table(names: &[&str], used: &[Vec<threads::ThreadUse>], dropped: &[u64], 
         for v in per {
             print!(" {:.1} |", v as f64 / n / 1e3);
         }
+        let (child_cpu, child_switches) = rounds
+            .iter()
+            .map(|u| u.children())
+            .fold((0, 0), |(c, s), (cpu, sw)| (c + cpu, s + sw));
         println!(
-            " {:.1} | {:.2} | {dropped} |",
+            " {:.1} | {:.2} | {dropped} | {:.1} | {:.2} |",
             process as f64 / n / 1e3,
-            switches as f64 / n
+            switches as f64 / n,
+            child_cpu as f64 / n / 1e3,
+            child_switches as f64 / n
         );
     }
 }

@@ -5,8 +5,37 @@
 /// threads have their own names). Read from `/proc/self/task/*/{comm,schedstat,status}`.
 /// Threads that exited between two readings (tokio's blocking threads end after 10 s idle) are
 /// in the process's total (`/proc/self/stat`, in clock ticks) but in no group.
+/// The child processes (the algorithms' workers) are counted apart, by pid: they are where the
+/// worker's side of a call goes, which the threads alone leave out. A worker that exited between
+/// two readings is not counted.
 #[derive(Clone, Default)]
-pub(crate) struct ThreadUse(std::collections::BTreeMap<String, (u64, u64)>, u64);
+pub(crate) struct ThreadUse(
+    std::collections::BTreeMap<String, (u64, u64)>,
+    u64,
+    std::collections::BTreeMap<u32, (u64, u64)>,
+);
+
+/// CPU nanoseconds (schedstat) and context switches of the threads under `/proc/.../task`.
+fn tasks_use(task_dir: &std::path::Path, mut each: impl FnMut(&str, u64, u64)) {
+    let Ok(tasks) = std::fs::read_dir(task_dir) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let cpu_ns: u64 = read("schedstat")
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let switches: u64 = read("status")
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        each(read("comm").trim(), cpu_ns, switches);
+    }
+}
 
 /// The process's user + system CPU in nanoseconds, threads that exited included.
 fn process_cpu_ns() -> u64 {
@@ -20,28 +49,42 @@ impl ThreadUse {
     pub(crate) fn now() -> ThreadUse {
         let mut by_name = std::collections::BTreeMap::new();
         let total = process_cpu_ns();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-            return ThreadUse(by_name, total);
-        };
-        for task in tasks.flatten() {
-            let dir = task.path();
-            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-            let name = group(read("comm").trim());
-            let cpu_ns: u64 = read("schedstat")
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let switches: u64 = read("status")
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum();
-            let e = by_name.entry(name).or_insert((0, 0));
-            e.0 += cpu_ns;
-            e.1 += switches;
+        let mut children = Vec::new();
+        tasks_use(std::path::Path::new("/proc/self/task"), |comm, cpu, sw| {
+            let e = by_name.entry(group(comm)).or_insert((0, 0));
+            e.0 += cpu;
+            e.1 += sw;
+        });
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let list =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                children.extend(
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
         }
-        ThreadUse(by_name, total)
+        let mut by_child = std::collections::BTreeMap::new();
+        for pid in children {
+            let mut used = (0, 0);
+            tasks_use(
+                std::path::Path::new(&format!("/proc/{pid}/task")),
+                |_, cpu, sw| {
+                    used.0 += cpu;
+                    used.1 += sw;
+                },
+            );
+            by_child.insert(pid, used);
+        }
+        ThreadUse(by_name, total, by_child)
+    }
+
+    /// CPU nanoseconds and context switches of the child processes (the algorithms' workers).
+    pub(crate) fn children(&self) -> (u64, u64) {
+        self.2
+            .values()
+            .fold((0, 0), |(c, s), (cpu, sw)| (c + cpu, s + sw))
     }
 
     /// The process's CPU nanoseconds (threads that exited included).
@@ -59,6 +102,11 @@ impl ThreadUse {
         }
         out.0.retain(|_, (cpu, sw)| *cpu > 0 || *sw > 0);
         out.1 = self.1.saturating_sub(before.1);
+        for (pid, (cpu, sw)) in &mut out.2 {
+            let (b_cpu, b_sw) = before.2.get(pid).copied().unwrap_or((0, 0));
+            *cpu = cpu.saturating_sub(b_cpu);
+            *sw = sw.saturating_sub(b_sw);
+        }
         out
     }
 
