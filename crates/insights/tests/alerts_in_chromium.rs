@@ -213,7 +213,7 @@ async fn wait_metric(t: &TestServer) {
 }
 
 async fn attr(b: &Browser, css: &str, name: &str) -> Option<String> {
-    b.find(css).await.attr(name).await.unwrap()
+    b.on(css, async |e| e.attr(name).await).await
 }
 
 /// Nothing wider than the window (phone width), and no unnamed control.

@@ -467,11 +467,14 @@ async fn new_dashboard(b: &Browser, name: &str) -> String {
 }
 
 async fn value_of(b: &Browser, css: &str) -> String {
-    b.find(css).await.prop("value").await.unwrap().unwrap()
+    b.on(css, async |e| e.prop("value").await).await.unwrap()
 }
 
 async fn checked(b: &Browser, css: &str) -> bool {
-    b.find(css).await.prop("checked").await.unwrap().as_deref() == Some("true")
+    b.on(css, async |e| e.prop("checked").await)
+        .await
+        .as_deref()
+        == Some("true")
 }
 
 /// What the gauge of the first cell shows, once its value is `value`.

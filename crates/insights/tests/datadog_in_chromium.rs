@@ -33,14 +33,12 @@ async fn the_datadog_card_tests_saves_and_shows_delivery() {
     b.click("#test-datadog").await;
     let e = b.wait_text("#error-tags", |s| s.contains("Tag 2")).await;
     assert!(e.contains("bad tag"), "{e}");
-    b.find("#dd-tags").await.clear().await.unwrap();
     b.fill("#dd-tags", "env:prod").await;
     b.click("#test-datadog").await;
     b.wait_text("#datadog-verdict", |s| {
         s.contains("The API key was refused")
     })
     .await;
-    b.find("#dd-api-key").await.clear().await.unwrap();
     b.fill("#dd-api-key", KEY).await;
     b.click("#test-datadog").await;
     b.wait_text("#datadog-verdict", |s| s.contains("accepts the API key"))

@@ -84,7 +84,7 @@ impl Browser {
     /// Runs `op` on the element `css` names. The page re-renders its tables when a fetch or the
     /// status poll answers, so an element found a moment ago may have been replaced: then it is
     /// found again, as a user would see the new one (a stale element took no input).
-    async fn on<T>(&self, css: &str, op: impl AsyncFn(&Element) -> Result<T, CmdError>) -> T {
+    pub async fn on<T>(&self, css: &str, op: impl AsyncFn(&Element) -> Result<T, CmdError>) -> T {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             match op(&self.find(css).await).await {
