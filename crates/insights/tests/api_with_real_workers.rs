@@ -1310,13 +1310,14 @@ async fn an_idle_worker_that_prints_is_read_between_calls_and_its_output_goes_to
     let key = t.new_key().await;
     let (go, done) = (dir.path().join("go"), dir.path().join("done"));
     // 2 MB printed between calls: thirty times what a pipe holds. Unread, the printing thread
-    // would block for good on a full pipe.
-    let (lines, width) = (2000, 1000);
+    // would block for good on a full pipe. Then a line begun and not ended, as a progress bar
+    // leaves it: the next caller's output must not start with it.
+    let (lines, width, tail) = (2000, 1000, "progress 42%\r");
     let (s, _, first) = t
         .call(
             &key,
             "acme/murmur",
-            json!({"idle_print": {"go": go, "lines": lines, "width": width, "done": done}}),
+            json!({"idle_print": {"go": go, "lines": lines, "width": width, "tail": tail, "done": done}}),
         )
         .await;
     assert_eq!(s, 200, "{first}");
@@ -1333,9 +1334,15 @@ async fn an_idle_worker_that_prints_is_read_between_calls_and_its_output_goes_to
             == printed_between
     })
     .await;
-    // None of it is the next caller's; the same worker serves it.
+    // None of it is the next caller's; the same worker serves it. The unended line is dropped
+    // and counted as the call begins, before the request is written.
     let got = printed(&t, &key, "murmur", json!({"print": "mine"})).await;
     assert_eq!(got, "mine\n");
+    assert_eq!(
+        t.metric("insights_worker_idle_output_bytes_total{algorithm=\"acme/murmur\"")
+            .await,
+        printed_between + tail.len() as f64
+    );
     let (_, _, after) = t.call(&key, "acme/murmur", json!({})).await;
     assert_eq!(after["result"]["pid"], first["result"]["pid"]);
     t.stop().await;

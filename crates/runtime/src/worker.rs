@@ -556,13 +556,8 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
                         ready = true;
                         tracing::debug!("worker ready");
                         if let Some(job) = pending.take().and_then(still_wanted) {
-                            match send_job(proc.stdin.as_mut(), &shared, job).await {
-                                Ok(r) => {
-                                    // A crash message quotes only this execution's output:
-                                    // earlier lines may hold another caller's data.
-                                    tail.clear();
-                                    running = Some(r);
-                                }
+                            match send_job(&mut proc, &shared, job, &mut tail, &idle_output).await {
+                                Ok(r) => running = Some(r),
                                 Err(f) => break f,
                             }
                         }
@@ -631,11 +626,8 @@ async fn drive(spec: Arc<WorkerSpec>, shared: Arc<WorkerShared>, mut jobs: mpsc:
             job = jobs.recv(), if pending.is_none() && running.is_none() => match job {
                 Some(job) if ready => {
                     let Some(job) = still_wanted(job) else { continue };
-                    match send_job(proc.stdin.as_mut(), &shared, job).await {
-                        Ok(r) => {
-                            tail.clear(); // as above: only this execution's output is quoted
-                            running = Some(r);
-                        }
+                    match send_job(&mut proc, &shared, job, &mut tail, &idle_output).await {
+                        Ok(r) => running = Some(r),
                         Err(f) => break f,
                     }
                 }
@@ -754,18 +746,31 @@ fn still_wanted(job: Job) -> Option<Job> {
     None
 }
 
+/// Starts `job` on the worker. What came before it is nobody's: a crash message quotes only
+/// this execution's output (`tail`), and a line the algorithm began between calls without
+/// ending it (a progress bar's `\r`, a print with `end=""`) is dropped and counted rather than
+/// left to start this caller's log.
 async fn send_job(
-    stdin: Option<&mut ChildStdin>,
+    proc: &mut Process,
     shared: &WorkerShared,
     job: Job,
+    tail: &mut VecDeque<String>,
+    idle_output: &metrics::Counter,
 ) -> Result<Running, Failure> {
+    tail.clear();
+    if let Some(partial) = take_partial_line(&mut proc.log) {
+        idle_output.increment(partial.len() as u64);
+    }
     let mut bytes = job.line.into_bytes();
     bytes.push(b'\n');
     // From here on, the worker's reports and log lines belong to this execution.
     shared.begin(job.request_id);
     let started = Instant::now();
     let write = async {
-        let stdin = stdin.ok_or_else(|| std::io::Error::other("stdin is closed"))?;
+        let stdin = proc
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("stdin is closed"))?;
         stdin.write_all(&bytes).await?;
         stdin.flush().await
     };

@@ -19,9 +19,9 @@ Standard library only; speaks the ADK protocol by hand. Input (JSON object), all
   garbage:      write a line that is not an answer to /tmp/algoout
   error:        answer with an AlgorithmError carrying this message
   echo:         returned as the result
-  idle_print:   {"go": path, "lines": N, "width": W, "done": path}: after answering, a thread
-                waits for `go` to exist, prints N lines of W characters (between calls: nobody's
-                output), flushes, then writes `done`
+  idle_print:   {"go": path, "lines": N, "width": W, "tail": T, "done": path}: after answering,
+                a thread waits for `go` to exist, prints N lines of W characters and then T with
+                no newline (between calls: nobody's output), flushes, then writes `done`
   idle_exit:    {"go": path, "status": S}: after answering, a thread waits for `go` to exist,
                 then exits the process with status S (a crash between calls)
 Text input is echoed back as text, binary input is returned reversed as binary.
@@ -139,6 +139,7 @@ def handle(request):
             wait_for_file(spec["go"])
             for _ in range(spec["lines"]):
                 print("i" * spec["width"])
+            print(spec.get("tail", ""), end="")
             sys.stdout.flush()
             with open(spec["done"], "w") as f:
                 f.write("done")
@@ -146,7 +147,12 @@ def handle(request):
         after_answer(chatter)
     if "idle_exit" in data:
         spec = data["idle_exit"]
-        after_answer(lambda: (wait_for_file(spec["go"]), os._exit(spec["status"])))
+
+        def leave():
+            wait_for_file(spec["go"])
+            os._exit(spec["status"])
+
+        after_answer(leave)
     return {"result": result, "metadata": {"content_type": "json"}}
 
 
