@@ -15,8 +15,9 @@ pub(crate) struct ThreadUse(
     std::collections::BTreeMap<u32, (u64, u64)>,
 );
 
-/// CPU nanoseconds (schedstat) and context switches of the threads under `/proc/.../task`.
-fn tasks_use(task_dir: &std::path::Path, mut each: impl FnMut(&str, u64, u64)) {
+/// CPU nanoseconds (schedstat) and context switches of each thread under `/proc/.../task`, with
+/// the thread's directory.
+fn tasks_use(task_dir: &std::path::Path, mut each: impl FnMut(&std::path::Path, &str, u64, u64)) {
     let Ok(tasks) = std::fs::read_dir(task_dir) else {
         return;
     };
@@ -33,7 +34,7 @@ fn tasks_use(task_dir: &std::path::Path, mut each: impl FnMut(&str, u64, u64)) {
             .filter(|l| l.contains("ctxt_switches:"))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
-        each(read("comm").trim(), cpu_ns, switches);
+        each(&dir, read("comm").trim(), cpu_ns, switches);
     }
 }
 
@@ -50,27 +51,25 @@ impl ThreadUse {
         let mut by_name = std::collections::BTreeMap::new();
         let total = process_cpu_ns();
         let mut children = Vec::new();
-        tasks_use(std::path::Path::new("/proc/self/task"), |comm, cpu, sw| {
-            let e = by_name.entry(group(comm)).or_insert((0, 0));
-            e.0 += cpu;
-            e.1 += sw;
-        });
-        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-            for task in tasks.flatten() {
-                let list =
-                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        tasks_use(
+            std::path::Path::new("/proc/self/task"),
+            |dir, comm, cpu, sw| {
+                let e = by_name.entry(group(comm)).or_insert((0, 0));
+                e.0 += cpu;
+                e.1 += sw;
+                let list = std::fs::read_to_string(dir.join("children")).unwrap_or_default();
                 children.extend(
                     list.split_whitespace()
                         .filter_map(|p| p.parse::<u32>().ok()),
                 );
-            }
-        }
+            },
+        );
         let mut by_child = std::collections::BTreeMap::new();
         for pid in children {
             let mut used = (0, 0);
             tasks_use(
                 std::path::Path::new(&format!("/proc/{pid}/task")),
-                |_, cpu, sw| {
+                |_, _, cpu, sw| {
                     used.0 += cpu;
                     used.1 += sw;
                 },

@@ -430,7 +430,7 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     let verdict = b
         .wait_text("#verdict", |t| !t.is_empty() && !t.starts_with("Testing"))
         .await;
-    let code = b.find("#verdict").await.attr("data-code").await.unwrap();
+    let code = b.on("#verdict", async |e| e.attr("data-code").await).await;
     assert_eq!(code.as_deref(), Some("authentication_failed"), "{verdict}");
     assert!(b.displayed("#save-anyway").await);
     b.screenshot("wrong-password").await;
@@ -456,7 +456,7 @@ async fn sasl_fields_follow_the_type_a_wrong_password_gets_its_verdict_and_edits
     // Edit only the topic: the password field stays empty, the stored password is kept (the
     // test and the new producer both authenticate with it).
     b.click("#open-connection").await;
-    let password = b.find("#password").await.prop("value").await.unwrap();
+    let password = b.on("#password", async |e| e.prop("value").await).await;
     assert_eq!(password.as_deref(), Some(""));
     b.fill("#topic", OTHER_TOPIC).await;
     b.click("#connect").await;
@@ -492,7 +492,7 @@ async fn switching_insights_off_stops_payloads_from_the_next_call_on() {
     b.sign_in("/admin/insights").await;
     b.goto("/admin/algorithms").await;
     let switch = "input[role=switch][data-algorithm='acme/switch']";
-    assert!(b.find(switch).await.is_selected().await.unwrap());
+    assert!(b.on(switch, async |e| e.is_selected().await).await);
     b.screenshot("on").await;
 
     let enabled = || async {
